@@ -1,0 +1,51 @@
+# openslb — every target installs what it needs on first use (a .venv and pip; no root).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.openslb-installed
+SIM    ?= verilator
+export SIM
+
+.PHONY: all test sim bench run regdoc build-check clean help
+all: test
+
+help:
+	@echo "make run    - emulated appliance with the default config and generated traffic"
+	@echo "make test   - the whole pytest suite (model, unit and cocotb RTL tests)"
+	@echo "make sim    - only the cocotb HDL testbenches, with a pass/fail summary"
+	@echo "make bench  - benchmarks, JSON under bench/results/"
+	@echo "make clean  - remove build products (keeps .venv; 'make distclean' removes it too)"
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python >= 3.11"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "error: could not create $(VENV) (is python3-venv installed?)"; exit 1; }
+	@echo "installing openslb and its simulators into $(VENV) (first use only)..."
+	@$(PY) -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+	@$(PY) -m pip install -q -e '.[sim,fpga]' 2>&1 | grep -v '^WARNING: Location' ; \
+	  $(PY) -c "import openslb.hw.spec, cocotb, amaranth" 2>/dev/null || { \
+	  echo "error: pip could not install openslb's dependencies (see messages above);"; \
+	  echo "       check network access to the package registry and retry 'make'"; exit 1; }
+	@touch $(STAMP)
+
+test: $(STAMP)
+	@$(PY) -m pytest -q -rs tests; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
+
+sim: $(STAMP)
+	@$(PY) -m openslb sim
+
+bench: $(STAMP)
+	@$(PY) -m openslb bench
+
+run: $(STAMP)
+	@$(PY) -m openslb run
+
+regdoc: $(STAMP)
+	@$(PY) -m openslb regdoc > docs/registers.md
+
+clean:
+	rm -rf build sim_build out .pytest_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

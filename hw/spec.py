@@ -1,0 +1,335 @@
+"""The one description of the openslb dispatch core.
+
+Everything that the gateware, the reference model, the firmware and the docs must agree on is
+written here exactly once: design parameters, the register map, the global counters, the drop
+reasons, the table layouts, the Toeplitz default key and the Maglev index scaling.  The gateware
+decoder (:mod:`openslb.hw.regbank`), the firmware accessors (:mod:`openslb.firmware.regs`), the
+reference model (:mod:`openslb.model`) and ``docs/registers.md`` are all generated from, or import,
+this module.  It is pure Python (no Amaranth import) so that every layer can use it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Params", "Access", "Register", "REGISTERS", "REG", "Counter", "DropReason",
+    "EgressPort", "Mode", "RSS_DEFAULT_KEY", "maglev_indices", "render_register_doc",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Design parameters
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Params:
+    """Elaboration parameters of the dispatch core.
+
+    Attributes
+    ----------
+    width:
+        Stream data width in bits (8, 16, 32, 64, 128).  64 is the default core; 8 is what a
+        1 Gb/s RGMII MAC delivers.
+    n_vips:
+        Entries of the VIP (virtual service) table.
+    n_groups:
+        Real-server groups, each with its own Maglev lookup table.
+    n_reals:
+        Real servers (the health mask and the real MAC table have this many entries).
+    table_stride:
+        Words reserved per group in the Maglev memory; the table size ``M`` (a register, a prime,
+        default 4093) must not exceed it.
+    max_frame:
+        Longest frame (bytes, without FCS) that is forwarded; longer frames are dropped as
+        ``OVERSIZE``.  The packet buffer holds two such frames.
+    """
+
+    width: int = 64
+    n_vips: int = 16
+    n_groups: int = 16
+    n_reals: int = 256
+    table_stride: int = 4096
+    max_frame: int = 2048
+
+    def __post_init__(self) -> None:
+        if self.width not in (8, 16, 32, 64, 128):
+            raise ValueError(f"width must be 8, 16, 32, 64 or 128 bits, not {self.width}")
+        for name in ("n_vips", "n_groups", "n_reals", "table_stride"):
+            value = getattr(self, name)
+            if value < 1 or value & (value - 1):
+                raise ValueError(f"{name} must be a power of two, not {value}")
+        if self.n_reals > 256:
+            raise ValueError("a table entry is 8 bits: at most 256 reals")
+        if self.max_frame % 16 or self.max_frame < 128:
+            raise ValueError("max_frame must be a multiple of 16 and at least 128")
+
+    @property
+    def lanes(self) -> int:
+        """Bytes per stream beat."""
+        return self.width // 8
+
+    @property
+    def group_bits(self) -> int:
+        return max(1, (self.n_groups - 1).bit_length())
+
+    @property
+    def index_bits(self) -> int:
+        return (self.table_stride - 1).bit_length()
+
+    @property
+    def real_bits(self) -> int:
+        return max(1, (self.n_reals - 1).bit_length())
+
+    @property
+    def vip_bits(self) -> int:
+        return max(1, (self.n_vips - 1).bit_length())
+
+    @property
+    def buffer_beats(self) -> int:
+        """Depth of the packet buffer in beats (two maximum frames)."""
+        return 2 * self.max_frame // self.lanes
+
+
+DEFAULT_PARAMS = Params()
+
+#: Bytes of each frame the parser looks at (enough for VLAN + IPv4 with options + TCP flags).
+HEADER_WINDOW = 96
+#: Bytes at the start of a frame that the rewriter can replace (MACs and the ARP body).
+REWRITE_BYTES = 48
+#: Default Maglev table size: a prime below the 4096-word stride.
+DEFAULT_TABLE_SIZE = 4093
+
+# Packet format constants (Ethernet / IEEE 802.1Q / ARP / IPv4).
+ETH_HEADER = 14
+VLAN_TAG = 4
+ETHERTYPE_IPV4 = 0x0800
+ETHERTYPE_ARP = 0x0806
+ETHERTYPE_VLAN = 0x8100
+ETHERTYPE_IPV6 = 0x86DD
+ARP_BODY = 28
+IPV4_MIN_HEADER = 20
+PROTO_ICMP = 1
+PROTO_TCP = 6
+PROTO_UDP = 17
+#: Bytes of L4 header an unfragmented TCP/UDP datagram must carry (TCP flags sit at byte 13).
+L4_MIN_HEADER = {PROTO_TCP: 14, PROTO_UDP: 8}
+#: The frame length counter saturates here (RX_BYTES adds at most this per frame).
+LENGTH_SATURATE = 0xFFFF
+
+#: The RSS key of the Microsoft verification suite; the hardware resets to it.
+RSS_DEFAULT_KEY = bytes.fromhex(
+    "6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c6a42b73bbeac01fa")
+
+
+class EgressPort(enum.IntEnum):
+    """Where a frame leaves the core (the ``port`` field of the egress stream)."""
+    CLIENT = 0  #: back towards the clients (ARP replies)
+    SERVER = 1  #: towards the real servers (DSR forwarding)
+    HOST = 2    #: to the management host (traffic the data plane does not handle)
+
+
+class Mode(enum.IntEnum):
+    """Forwarding mode of a virtual service."""
+    DSR = 0
+
+
+class DropReason(enum.IntEnum):
+    """Why a frame was dropped.
+
+    Every dropped frame is counted under exactly one reason (``DROP_<NAME>`` counters): the
+    first that applies in the parser's check order (docs/pipeline.md, "Drop rules").
+    """
+    OVERSIZE = 0
+    RUNT = 1
+    TRUNCATED = 2
+    BAD_IP_HEADER = 3
+    BAD_TOTLEN = 4
+    BAD_CSUM = 5
+    NON_VIP = 6
+    NO_REAL = 7
+
+
+DROP_DOC = {
+    DropReason.OVERSIZE: "longer than `max_frame` bytes (the stored part is discarded)",
+    DropReason.RUNT: "shorter than an Ethernet header (14 bytes)",
+    DropReason.TRUNCATED: "VLAN tag, ARP body, IPv4 header or the ports of an unfragmented "
+                          "TCP (14 bytes) / UDP (8 bytes) header cut short",
+    DropReason.BAD_IP_HEADER: "IPv4 version is not 4, or IHL < 5",
+    DropReason.BAD_TOTLEN: "IPv4 total length < header length, or longer than the frame",
+    DropReason.BAD_CSUM: "IPv4 header checksum wrong",
+    DropReason.NON_VIP: "not for a VIP or the appliance, and the miss rule is drop",
+    DropReason.NO_REAL: "chosen real, rehash real and group backup all down",
+}
+
+
+#: Per-frame global counters, 64 bits each, in register order.
+COUNTERS: tuple[str, ...] = (
+    "RX_FRAMES", "RX_BYTES", "RX_ARP", "RX_IPV4", "RX_IPV6", "RX_OTHER", "RX_FRAGMENTS",
+    "TX_SERVER", "TX_CLIENT", "TX_HOST",
+) + tuple(f"DROP_{r.name}" for r in DropReason)
+
+
+#: Index of each global counter (see :data:`COUNTERS`).
+Counter = enum.IntEnum("Counter", {name: i for i, name in enumerate(COUNTERS)})
+
+
+# --------------------------------------------------------------------------------------------
+# Register map
+# --------------------------------------------------------------------------------------------
+
+class Access(enum.Enum):
+    RW = "rw"          #: storage register, read back as written
+    RO = "ro"          #: driven by the design
+    STROBE = "strobe"  #: a write pulses an action (the written value travels with it)
+
+
+@dataclass(frozen=True)
+class Register:
+    """One 32-bit register, or an array of ``count`` consecutive registers."""
+    name: str
+    offset: int
+    access: Access
+    doc: str
+    count: int = 1
+    reset: int = 0
+    fields: tuple[tuple[str, int, int], ...] = field(default=())  # (name, lsb, width)
+
+    def address(self, index: int = 0) -> int:
+        if not 0 <= index < self.count:
+            raise IndexError(f"{self.name}[{index}]: index out of range 0..{self.count - 1}")
+        return self.offset + index
+
+
+def _registers(p: Params) -> tuple[Register, ...]:
+    mac = int.from_bytes(b"\x02\x00\x5e\x00\x00\x01", "big")
+    key_words = [int.from_bytes(RSS_DEFAULT_KEY[4 * i:4 * i + 4], "big") for i in range(10)]
+    regs = [
+        Register("ID", 0x000, Access.RO, "Magic number 0x534C4231 ('SLB1')."),
+        Register("PARAMS", 0x001, Access.RO, "Elaboration parameters.",
+                 fields=(("width", 0, 8), ("vip_bits", 8, 4), ("group_bits", 12, 4),
+                         ("real_bits", 16, 4), ("index_bits", 20, 5))),
+        Register("CTRL", 0x002, Access.RW, "Global control.",
+                 fields=(("miss_to_host", 0, 1),)),
+        Register("COMMIT", 0x003, Access.STROBE,
+                 "Write 1: the shadow Maglev bank becomes active (atomic, between two lookups)."),
+        Register("ACTIVE_BANK", 0x004, Access.RO, "Maglev bank the selector reads (0/1)."),
+        Register("SNAPSHOT", 0x005, Access.STROBE,
+                 "Write 1: copy every global counter into its readable snapshot at once."),
+        Register("OWN_MAC_HI", 0x008, Access.RW, "Appliance MAC, bytes 0-1 (bits 15:0).",
+                 reset=mac >> 32),
+        Register("OWN_MAC_LO", 0x009, Access.RW, "Appliance MAC, bytes 2-5.",
+                 reset=mac & 0xFFFFFFFF),
+        Register("OWN_IP", 0x00A, Access.RW, "Appliance IPv4 address (answered to ARP)."),
+        Register("TABLE_SIZE", 0x00B, Access.RW,
+                 f"Maglev table size M (prime, <= {p.table_stride}).", reset=DEFAULT_TABLE_SIZE),
+        Register("RSS_KEY", 0x010, Access.RW,
+                 "Toeplitz key, 40 bytes, word 0 holds key bytes 0-3 (big-endian).",
+                 count=10, reset=0),  # resets per word below
+        Register("HEALTH", 0x020, Access.RW,
+                 "Health mask: bit r%32 of word r//32 is 1 when real r is up.",
+                 count=p.n_reals // 32 if p.n_reals >= 32 else 1),
+        Register("TABLE_ADDR", 0x030, Access.RW,
+                 "Shadow Maglev write address: group << index_bits | index.",
+                 fields=(("index", 0, p.index_bits), ("group", p.index_bits, p.group_bits))),
+        Register("TABLE_DATA", 0x031, Access.STROBE,
+                 "Write: real index into shadow[TABLE_ADDR], then TABLE_ADDR += 1."),
+        Register("REAL_SEL", 0x032, Access.RW, "Real whose MAC REAL_MAC_* writes."),
+        Register("REAL_MAC_HI", 0x033, Access.RW, "Real MAC bytes 0-1 (staged)."),
+        Register("REAL_MAC_LO", 0x034, Access.STROBE,
+                 "Write real MAC bytes 2-5; stores {REAL_MAC_HI, value} for real REAL_SEL."),
+        Register("VIP_IP", 0x040, Access.RW, "VIP table: destination IPv4 address.",
+                 count=p.n_vips),
+        Register("VIP_SERVICE", 0x060, Access.RW, "VIP table: service.", count=p.n_vips,
+                 fields=(("port", 0, 16), ("proto", 16, 8), ("enable", 24, 1),
+                         ("any_port", 25, 1), ("mode", 26, 2))),
+        Register("VIP_GROUP", 0x080, Access.RW, "VIP table: real-server group.", count=p.n_vips),
+        Register("GROUP_BACKUP", 0x0A0, Access.RW, "Per group: backup real.", count=p.n_groups,
+                 fields=(("real", 0, 8), ("enable", 8, 1))),
+        Register("COUNTER", 0x100, Access.RO,
+                 "Global counter snapshots: word 2n = low, 2n+1 = high half of counter n.",
+                 count=2 * len(COUNTERS)),
+        Register("STAT_SEL", 0x140, Access.STROBE,
+                 "Write: latch packets/bytes of one VIP (bit 15 = 0) or real (bit 15 = 1).",
+                 fields=(("index", 0, 8), ("real", 15, 1))),
+        Register("STAT", 0x141, Access.RO,
+                 "Latched entry: packets lo, packets hi, bytes lo, bytes hi.", count=4),
+    ]
+    out = []
+    for reg in regs:
+        if reg.name == "RSS_KEY":
+            # Arrays share one reset value, so the key is split into ten single registers.
+            out.extend(Register(f"RSS_KEY{i}", reg.offset + i, reg.access,
+                                f"Toeplitz key bytes {4 * i}-{4 * i + 3} (big-endian).",
+                                reset=key_words[i]) for i in range(10))
+        else:
+            out.append(reg)
+    return tuple(out)
+
+
+def registers(p: Params = DEFAULT_PARAMS) -> tuple[Register, ...]:
+    """The register map for a given parameter set (checked for overlaps)."""
+    regs = _registers(p)
+    used: dict[int, str] = {}
+    for reg in regs:
+        for i in range(reg.count):
+            addr = reg.offset + i
+            if addr in used:
+                raise AssertionError(f"register {reg.name} overlaps {used[addr]} at {addr:#x}")
+            used[addr] = reg.name
+    return regs
+
+
+REGISTERS = registers()
+REG = {r.name: r for r in REGISTERS}
+ID_MAGIC = 0x534C4231
+ADDR_BITS = 10
+
+
+def params_word(p: Params) -> int:
+    """Value of the PARAMS register for ``p``."""
+    return p.width | p.vip_bits << 8 | p.group_bits << 12 | p.real_bits << 16 | p.index_bits << 20
+
+
+# --------------------------------------------------------------------------------------------
+# Hash → table index
+# --------------------------------------------------------------------------------------------
+
+def maglev_indices(hash32: int, table_size: int) -> tuple[int, int]:
+    """Primary and rehash Maglev indices for a 32-bit flow hash.
+
+    The upper 16 bits scaled to ``[0, M)`` give the primary slot, the lower 16 bits the rehash
+    slot used when the primary real is down (a multiply and a shift: no divider in hardware).
+    """
+    hi, lo = hash32 >> 16, hash32 & 0xFFFF
+    return (hi * table_size) >> 16, (lo * table_size) >> 16
+
+
+def render_register_doc(p: Params = DEFAULT_PARAMS) -> str:
+    """Markdown register reference (``docs/registers.md`` is this text)."""
+    lines = [
+        "# openslb register map",
+        "",
+        "Generated by `openslb regdoc` from `hw/spec.py`; do not edit by hand.",
+        "",
+        f"Parameters: width {p.width} bits, {p.n_vips} VIPs, {p.n_groups} groups, "
+        f"{p.n_reals} reals, table stride {p.table_stride}. Word addresses, 32-bit registers.",
+        "",
+        "| address | name | access | reset | description |",
+        "|---|---|---|---|---|",
+    ]
+    for r in registers(p):
+        addr = f"{r.offset:#05x}" + (f"-{r.offset + r.count - 1:#05x}" if r.count > 1 else "")
+        desc = r.doc
+        if r.fields:
+            desc += " Fields: " + ", ".join(
+                f"`{n}` [{lsb + w - 1}:{lsb}]" if w > 1 else f"`{n}` [{lsb}]"
+                for n, lsb, w in r.fields)
+        lines.append(f"| {addr} | {r.name} | {r.access.value} | {r.reset:#x} | {desc} |")
+    lines += ["", "## Global counters (COUNTER word pairs)", "", "| n | name |", "|---|---|"]
+    lines += [f"| {i} | {n} |" for i, n in enumerate(COUNTERS)]
+    lines += ["", "## Drop reasons", "", "| n | reason | meaning |",
+              "|---|---|---|"]
+    lines += [f"| {r.value} | {r.name} | {DROP_DOC[r]} |" for r in DropReason]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,138 @@
+"""Typed appliance configuration: what the management plane builds from CLI commands and what the
+reference model, the firmware's register programmer and the testbenches consume."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from openslb.hw.spec import (DEFAULT_PARAMS, DEFAULT_TABLE_SIZE, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+                             RSS_DEFAULT_KEY, Mode, Params)
+from openslb.model import maglev
+
+__all__ = ["ConfigError", "RealServer", "Group", "VirtualService", "ApplianceConfig",
+           "default_config", "mac_bytes", "ip_int"]
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be programmed; the message names the object and field."""
+
+
+def mac_bytes(mac: str) -> bytes:
+    parts = mac.replace("-", ":").split(":")
+    if len(parts) != 6 or not all(len(p) == 2 for p in parts):
+        raise ConfigError(f"bad MAC address {mac!r}")
+    try:
+        return bytes(int(p, 16) for p in parts)
+    except ValueError:
+        raise ConfigError(f"bad MAC address {mac!r}") from None
+
+
+def ip_int(ip: str) -> int:
+    try:
+        return int(ipaddress.IPv4Address(ip))
+    except ValueError:
+        raise ConfigError(f"bad IPv4 address {ip!r}") from None
+
+
+@dataclass
+class RealServer:
+    """A real server: where DSR traffic is sent (its MAC) and how much of it (weight)."""
+    index: int
+    mac: str
+    ip: str | None = None
+    weight: int = 1
+    enabled: bool = True   #: operator state: a disabled real is left out of the Maglev tables
+    up: bool = True        #: health state: the hardware health mask bit
+
+
+@dataclass
+class Group:
+    index: int
+    reals: list[int] = field(default_factory=list)
+    backup: int | None = None
+
+
+@dataclass
+class VirtualService:
+    """One VIP table entry: VIP + protocol + port (None = any port) → group."""
+    index: int
+    vip: str
+    proto: int = PROTO_TCP
+    port: int | None = 80
+    group: int = 0
+    mode: Mode = Mode.DSR
+    enabled: bool = True
+
+
+@dataclass
+class ApplianceConfig:
+    own_mac: str = "02:00:5e:00:00:01"
+    own_ip: str = "10.0.0.1"
+    reals: dict[int, RealServer] = field(default_factory=dict)
+    groups: dict[int, Group] = field(default_factory=dict)
+    virts: dict[int, VirtualService] = field(default_factory=dict)
+    miss_to_host: bool = False
+    rss_key: bytes = RSS_DEFAULT_KEY
+    table_size: int = DEFAULT_TABLE_SIZE
+    params: Params = DEFAULT_PARAMS
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first bad object and field."""
+        p = self.params
+        mac_bytes(self.own_mac)
+        ip_int(self.own_ip)
+        if len(self.rss_key) != 40:
+            raise ConfigError(f"rss_key: 40 bytes needed, got {len(self.rss_key)}")
+        if not maglev.is_prime(self.table_size) or self.table_size > p.table_stride:
+            raise ConfigError(f"table_size: {self.table_size} must be a prime <= {p.table_stride}")
+        for r in self.reals.values():
+            where = f"real {r.index}"
+            if not 0 <= r.index < p.n_reals:
+                raise ConfigError(f"{where}: index out of range 0..{p.n_reals - 1}")
+            mac_bytes(r.mac)
+            if not 1 <= r.weight <= 48:
+                raise ConfigError(f"{where}: weight {r.weight} out of range 1..48")
+        for g in self.groups.values():
+            where = f"group {g.index}"
+            if not 0 <= g.index < p.n_groups:
+                raise ConfigError(f"{where}: index out of range 0..{p.n_groups - 1}")
+            for r in [*g.reals, *([g.backup] if g.backup is not None else [])]:
+                if r not in self.reals:
+                    raise ConfigError(f"{where}: real {r} is not defined")
+        for v in self.virts.values():
+            where = f"virt {v.index}"
+            if not 0 <= v.index < p.n_vips:
+                raise ConfigError(f"{where}: index out of range 0..{p.n_vips - 1}")
+            ip_int(v.vip)
+            if v.proto not in (PROTO_TCP, PROTO_UDP, PROTO_ICMP) and v.port is not None:
+                raise ConfigError(f"{where}: protocol {v.proto} has no ports; use port None")
+            if v.port is not None and not 0 <= v.port <= 0xFFFF:
+                raise ConfigError(f"{where}: port {v.port} out of range")
+            if v.enabled and v.group not in self.groups:
+                raise ConfigError(f"{where}: group {v.group} is not defined")
+            if v.enabled and not any(self.reals[r].enabled for r in self.groups[v.group].reals):
+                raise ConfigError(f"{where}: group {v.group} has no enabled real")
+
+    def table(self, group: int) -> np.ndarray:
+        """The Maglev table of ``group`` (enabled reals, by weight)."""
+        g = self.groups.get(group)
+        weights = {} if g is None else {
+            r: self.reals[r].weight for r in g.reals if self.reals[r].enabled}
+        return maglev.populate(weights, self.table_size)
+
+    def health_mask(self) -> int:
+        return sum(1 << r.index for r in self.reals.values() if r.up)
+
+
+def default_config(n_reals: int = 4) -> ApplianceConfig:
+    """The built-in configuration: VIP 10.0.0.100 TCP 80 → group 1 of ``n_reals`` reals."""
+    reals = {i: RealServer(i, f"02:00:00:00:01:{i:02x}", f"10.0.1.{10 + i}")
+             for i in range(1, n_reals + 1)}
+    return ApplianceConfig(
+        own_mac="02:00:5e:00:00:01", own_ip="10.0.0.1", reals=reals,
+        groups={1: Group(1, list(reals))},
+        virts={0: VirtualService(0, "10.0.0.100", PROTO_TCP, 80, group=1)},
+    )

@@ -1,0 +1,279 @@
+"""Bit-exact reference model of the dispatch core (parser → classifier → hasher → selector →
+rewriter → counters), the golden reference of every testbench.
+
+``Appliance(config).process(frames)`` returns the frames that leave each port, the dropped frames
+with their reasons, and every counter the hardware keeps, exactly as the RTL computes them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from openslb.hw import spec
+from openslb.hw.spec import DropReason, EgressPort
+from openslb.model.config import ApplianceConfig, ip_int, mac_bytes
+from openslb.model.maglev import EMPTY
+from openslb.model.toeplitz import key_windows
+
+__all__ = ["Appliance", "Decision", "Parsed", "Result", "parse"]
+
+
+def _be16(b: bytes, off: int) -> int:
+    return b[off] << 8 | b[off + 1]
+
+
+def _be32(b: bytes, off: int) -> int:
+    return int.from_bytes(b[off:off + 4], "big")
+
+
+@dataclass
+class Parsed:
+    """What the parser extracts from one frame (the metadata travelling beside the payload)."""
+    length: int
+    error: DropReason | None = None
+    l3: int = spec.ETH_HEADER
+    ethertype: int = 0
+    kind: str = "none"  # arp / ipv4 / ipv6 / other / none (header incomplete)
+    arp_request: bool = False
+    arp_tpa: int = 0
+    src: int = 0
+    dst: int = 0
+    proto: int = 0
+    fragment: bool = False
+    ports_known: bool = False
+    sport: int = 0
+    dport: int = 0
+    tcp_flags: int = 0
+
+
+def _ipv4_checksum_ok(header: bytes) -> bool:
+    words = np.frombuffer(header, dtype=">u2").astype(np.uint32)
+    total = int(words.sum())
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total == 0xFFFF
+
+
+def parse(frame: bytes, max_frame: int = spec.DEFAULT_PARAMS.max_frame) -> Parsed:
+    """Parse one frame with the hardware's check order (docs/pipeline.md, "Drop rules")."""
+    n = len(frame)
+    p = Parsed(length=min(n, spec.LENGTH_SATURATE))
+    if n > max_frame:
+        p.error = DropReason.OVERSIZE
+        return p
+    if n < spec.ETH_HEADER:
+        p.error = DropReason.RUNT
+        return p
+    et, l3 = _be16(frame, 12), spec.ETH_HEADER
+    if et == spec.ETHERTYPE_VLAN:
+        if n < spec.ETH_HEADER + spec.VLAN_TAG:
+            p.error = DropReason.TRUNCATED
+            return p
+        et, l3 = _be16(frame, 16), spec.ETH_HEADER + spec.VLAN_TAG
+    p.ethertype, p.l3 = et, l3
+    if et == spec.ETHERTYPE_ARP:
+        p.kind = "arp"
+        if n < l3 + spec.ARP_BODY:
+            p.error = DropReason.TRUNCATED
+            return p
+        p.arp_request = (_be16(frame, l3) == 1 and _be16(frame, l3 + 2) == spec.ETHERTYPE_IPV4
+                         and frame[l3 + 4] == 6 and frame[l3 + 5] == 4
+                         and _be16(frame, l3 + 6) == 1)
+        p.arp_tpa = _be32(frame, l3 + 24)
+        return p
+    if et == spec.ETHERTYPE_IPV6:
+        p.kind = "ipv6"
+        return p
+    if et != spec.ETHERTYPE_IPV4:
+        p.kind = "other"
+        return p
+    p.kind = "ipv4"
+    if n < l3 + spec.IPV4_MIN_HEADER:
+        p.error = DropReason.TRUNCATED
+        return p
+    version, ihl = frame[l3] >> 4, frame[l3] & 0xF
+    if version != 4 or ihl < 5:
+        p.error = DropReason.BAD_IP_HEADER
+        return p
+    hl = 4 * ihl
+    if n < l3 + hl:
+        p.error = DropReason.TRUNCATED
+        return p
+    total = _be16(frame, l3 + 2)
+    if total < hl or l3 + total > n:
+        p.error = DropReason.BAD_TOTLEN
+        return p
+    if not _ipv4_checksum_ok(frame[l3:l3 + hl]):
+        p.error = DropReason.BAD_CSUM
+        return p
+    flags_frag = _be16(frame, l3 + 6)
+    p.fragment = bool(flags_frag & 0x2000) or (flags_frag & 0x1FFF) != 0
+    p.proto = frame[l3 + 9]
+    p.src, p.dst = _be32(frame, l3 + 12), _be32(frame, l3 + 16)
+    need = spec.L4_MIN_HEADER.get(p.proto)
+    if need is not None and not p.fragment:
+        if total < hl + need:
+            p.error = DropReason.TRUNCATED
+            return p
+        l4 = l3 + hl
+        p.ports_known = True
+        p.sport, p.dport = _be16(frame, l4), _be16(frame, l4 + 2)
+        if p.proto == spec.PROTO_TCP:
+            p.tcp_flags = frame[l4 + 13]
+    return p
+
+
+@dataclass
+class Decision:
+    """What the pipeline does with one frame."""
+    port: EgressPort | None            # None: dropped
+    drop: DropReason | None = None
+    frame: bytes = b""                 # the frame as it leaves (rewritten)
+    vip: int | None = None
+    real: int | None = None
+    hash: int | None = None
+
+
+@dataclass
+class Result:
+    outputs: list[tuple[EgressPort, bytes]] = field(default_factory=list)
+    drops: list[tuple[int, DropReason]] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+    vip_stats: dict[int, tuple[int, int]] = field(default_factory=dict)
+    real_stats: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+
+class Appliance:
+    """The reference model of one dispatch core programmed with ``config``.
+
+    State (counters and per-VIP / per-real statistics) accumulates over :meth:`process` calls,
+    as in the hardware.  Change the health of a real with :meth:`set_up`.
+    """
+
+    def __init__(self, config: ApplianceConfig) -> None:
+        config.validate()
+        self.config = config
+        self.params = config.params
+        self.own_mac = mac_bytes(config.own_mac)
+        self.own_ip = ip_int(config.own_ip)
+        self.windows = key_windows(config.rss_key)
+        self.tables = {g: config.table(g) for g in config.groups}
+        self.health = config.health_mask()
+        self.real_macs = {r.index: mac_bytes(r.mac) for r in config.reals.values()}
+        self.counters: Tally[str] = Tally({name: 0 for name in spec.COUNTERS})
+        self.vip_stats: dict[int, list[int]] = {}
+        self.real_stats: dict[int, list[int]] = {}
+
+    # -- state changes the management plane makes ------------------------------------------
+    def set_up(self, real: int, up: bool) -> None:
+        """Flip a real's health-mask bit (takes effect for the next frame)."""
+        self.health = self.health | (1 << real) if up else self.health & ~(1 << real)
+
+    # -- the blocks --------------------------------------------------------------------------
+    def hash_of(self, p: Parsed) -> int:
+        """Toeplitz over src, dst and (when known) the ports; fragments and ICMP use zeros."""
+        data = (p.src.to_bytes(4, "big") + p.dst.to_bytes(4, "big")
+                + (p.sport if p.ports_known else 0).to_bytes(2, "big")
+                + (p.dport if p.ports_known else 0).to_bytes(2, "big"))
+        bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8)).astype(bool)
+        return int(np.bitwise_xor.reduce(self.windows[:96][bits], initial=np.uint32(0)))
+
+    def match_vip(self, p: Parsed) -> int | None:
+        """Lowest-numbered enabled entry matching dst IP, protocol and port (or any port).
+
+        Fragments and protocols without ports match on IP and protocol alone, so every fragment
+        of a datagram meets the same entry (and, hashed on addresses only, the same real).
+        """
+        for v in sorted(self.config.virts.values(), key=lambda v: v.index):
+            if not v.enabled or ip_int(v.vip) != p.dst or v.proto != p.proto:
+                continue
+            if v.port is None or not p.ports_known or v.port == p.dport:
+                return v.index
+        return None
+
+    def is_up(self, real: int) -> bool:
+        return bool(self.health >> real & 1)
+
+    def select(self, group: int, h: int) -> int | None:
+        """Maglev slot, then the rehash slot, then the group backup: the first real that is up."""
+        table = self.tables.get(group)
+        m = self.config.table_size
+        for idx in spec.maglev_indices(h, m):
+            real = int(table[idx]) if table is not None else EMPTY
+            real = 0 if real == EMPTY else real  # unprogrammed slots read as real 0
+            if self.is_up(real):
+                return real
+        g = self.config.groups.get(group)
+        if g is not None and g.backup is not None and self.is_up(g.backup):
+            return g.backup
+        return None
+
+    def arp_targets(self) -> set[int]:
+        return {self.own_ip} | {ip_int(v.vip) for v in self.config.virts.values() if v.enabled}
+
+    def arp_reply(self, frame: bytes, l3: int) -> bytes:
+        out = bytearray(frame)
+        out[0:6] = frame[6:12]
+        out[6:12] = self.own_mac
+        out[l3 + 6:l3 + 8] = b"\x00\x02"
+        out[l3 + 8:l3 + 14] = self.own_mac
+        out[l3 + 14:l3 + 18] = frame[l3 + 24:l3 + 28]
+        out[l3 + 18:l3 + 24] = frame[l3 + 8:l3 + 14]
+        out[l3 + 24:l3 + 28] = frame[l3 + 14:l3 + 18]
+        return bytes(out)
+
+    def decide(self, frame: bytes) -> Decision:
+        """Run one frame through the pipeline and update the counters."""
+        c = self.counters
+        p = parse(frame, self.params.max_frame)
+        c["RX_FRAMES"] += 1
+        c["RX_BYTES"] += p.length
+        if p.kind != "none":
+            c[f"RX_{p.kind.upper()}"] += 1
+        if p.error is not None:
+            return self._drop(p.error)
+        if p.kind == "ipv4" and p.fragment:
+            c["RX_FRAGMENTS"] += 1
+        if p.kind == "arp" and p.arp_request and p.arp_tpa in self.arp_targets():
+            c["TX_CLIENT"] += 1
+            return Decision(EgressPort.CLIENT, frame=self.arp_reply(frame, p.l3))
+        vip = self.match_vip(p) if p.kind == "ipv4" else None
+        if vip is None:
+            if self.config.miss_to_host:
+                c["TX_HOST"] += 1
+                return Decision(EgressPort.HOST, frame=bytes(frame))
+            return self._drop(DropReason.NON_VIP)
+        h = self.hash_of(p)
+        real = self.select(self.config.virts[vip].group, h)
+        if real is None:
+            return self._drop(DropReason.NO_REAL, vip=vip, h=h)
+        c["TX_SERVER"] += 1
+        for stats, key in ((self.vip_stats, vip), (self.real_stats, real)):
+            entry = stats.setdefault(key, [0, 0])
+            entry[0] += 1
+            entry[1] += p.length
+        out = self.real_macs.get(real, b"\x00" * 6) + self.own_mac + bytes(frame[12:])
+        return Decision(EgressPort.SERVER, frame=out, vip=vip, real=real, hash=h)
+
+    def _drop(self, reason: DropReason, vip: int | None = None, h: int | None = None) -> Decision:
+        self.counters[f"DROP_{reason.name}"] += 1
+        return Decision(None, drop=reason, vip=vip, hash=h)
+
+    def process(self, frames: list[bytes]) -> Result:
+        """Run frames in order; returns outputs, drops and the counters after the last one."""
+        result = Result()
+        for i, frame in enumerate(frames):
+            d = self.decide(bytes(frame))
+            result.decisions.append(d)
+            if d.port is None:
+                result.drops.append((i, d.drop))
+            else:
+                result.outputs.append((d.port, d.frame))
+        result.counters = {k: self.counters[k] for k in spec.COUNTERS}
+        result.vip_stats = {k: (v[0], v[1]) for k, v in self.vip_stats.items()}
+        result.real_stats = {k: (v[0], v[1]) for k, v in self.real_stats.items()}
+        return result

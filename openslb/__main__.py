@@ -1,0 +1,5 @@
+import sys
+
+from openslb.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""openslb sim package."""
