@@ -1,0 +1,77 @@
+"""Compile an :class:`~openslb.model.config.ApplianceConfig` into register writes.
+
+The sequence fills the shadow Maglev bank and every other table first and switches banks with one
+COMMIT at the end, so traffic sees either the old tables or the new ones, never a mix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from openslb.firmware.regs import address, pack_fields
+from openslb.hw.spec import Mode
+from openslb.model.config import ApplianceConfig, ip_int, mac_bytes
+from openslb.model.maglev import EMPTY
+
+__all__ = ["program", "table_writes", "health_writes"]
+
+Write = tuple[int, int]
+
+
+def _mac_words(mac: str) -> tuple[int, int]:
+    value = int.from_bytes(mac_bytes(mac), "big")
+    return value >> 32, value & 0xFFFFFFFF
+
+
+def table_writes(group: int, table: np.ndarray, index_bits: int) -> list[Write]:
+    """Upload one group's Maglev table into the shadow bank (empty slots as real 0)."""
+    writes = [(address("TABLE_ADDR"), group << index_bits)]
+    data = address("TABLE_DATA")
+    writes += [(data, 0 if int(r) == EMPTY else int(r)) for r in table]
+    return writes
+
+
+def health_writes(mask: int, n_reals: int) -> list[Write]:
+    return [(address("HEALTH", k), (mask >> (32 * k)) & 0xFFFFFFFF)
+            for k in range(max(1, n_reals // 32))]
+
+
+def program(cfg: ApplianceConfig) -> list[Write]:
+    """Every register write that brings a freshly reset core to ``cfg``."""
+    cfg.validate()
+    p = cfg.params
+    hi, lo = _mac_words(cfg.own_mac)
+    w: list[Write] = [
+        (address("CTRL"), pack_fields("CTRL", miss_to_host=int(cfg.miss_to_host))),
+        (address("OWN_MAC_HI"), hi), (address("OWN_MAC_LO"), lo),
+        (address("OWN_IP"), ip_int(cfg.own_ip)),
+        (address("TABLE_SIZE"), cfg.table_size),
+    ]
+    w += [(address(f"RSS_KEY{k}"), int.from_bytes(cfg.rss_key[4 * k:4 * k + 4], "big"))
+          for k in range(10)]
+    for real in sorted(cfg.reals.values(), key=lambda r: r.index):
+        hi, lo = _mac_words(real.mac)
+        w += [(address("REAL_SEL"), real.index), (address("REAL_MAC_HI"), hi),
+              (address("REAL_MAC_LO"), lo)]
+    for g in range(p.n_groups):
+        group = cfg.groups.get(g)
+        backup = 0 if group is None or group.backup is None else (
+            pack_fields("GROUP_BACKUP", real=group.backup, enable=1))
+        w.append((address("GROUP_BACKUP", g), backup))
+    for k in range(p.n_vips):
+        v = cfg.virts.get(k)
+        if v is None or not v.enabled:
+            w += [(address("VIP_SERVICE", k), 0)]
+            continue
+        w += [
+            (address("VIP_IP", k), ip_int(v.vip)),
+            (address("VIP_GROUP", k), v.group),
+            (address("VIP_SERVICE", k), pack_fields(
+                "VIP_SERVICE", port=v.port or 0, proto=v.proto, enable=1,
+                any_port=int(v.port is None), mode=int(Mode(v.mode)))),
+        ]
+    for g in sorted(cfg.groups):
+        w += table_writes(g, cfg.table(g), p.index_bits)
+    w.append((address("COMMIT"), 1))
+    w += health_writes(cfg.health_mask(), p.n_reals)
+    return w

@@ -1,0 +1,112 @@
+"""Ingress capture: stores each frame in the packet buffer and snapshots its header window.
+
+Ports
+-----
+``i``   : In(stream of :func:`~openslb.hw.layouts.beat_layout`) — frames from the MAC.
+``buf`` : Out(stream of :func:`~openslb.hw.layouts.stored_beat_layout`) — beats to the buffer.
+``o``   : Out(stream of :func:`~openslb.hw.layouts.capture_layout`) — one record per frame.
+
+Frame boundaries come from ``last`` (``first`` is not trusted).  Bytes whose ``keep`` bit is 0 are
+stored and captured as zero.  A frame longer than ``max_frame`` is cut: the beat that reaches
+``max_frame`` is stored with ``last`` set and later beats are consumed but not stored, so an
+oversized (or endless) frame can never fill the buffer; the record says ``oversize``.
+
+Latency: the record is valid the cycle after the last beat.  Throughput: one beat per cycle;
+the last beat waits only if the previous record has not been taken.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from openslb.hw.layouts import beat_layout, capture_layout, stored_beat_layout
+from openslb.hw.spec import HEADER_WINDOW, LENGTH_SATURATE, Params
+
+__all__ = ["Capture"]
+
+
+class Capture(wiring.Component):
+    def __init__(self, params: Params) -> None:
+        self.params = params
+        super().__init__({
+            "i": In(stream.Signature(beat_layout(params))),
+            "buf": Out(stream.Signature(stored_beat_layout(params))),
+            "o": Out(stream.Signature(capture_layout())),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        lanes = p.lanes
+        window_beats = (HEADER_WINDOW + lanes - 1) // lanes
+
+        in_frame = Signal()       # a beat of the current frame has been taken
+        beat = Signal(range(window_beats + 1))
+        length = Signal(16)
+        cut = Signal()            # storage stopped: the frame is oversized
+        window = Signal(data.ArrayLayout(8, HEADER_WINDOW))
+
+        beat_in = self.i.payload
+        lane_bytes = [Mux(beat_in.keep[j], beat_in.data[8 * j:8 * j + 8], 0) for j in range(lanes)]
+        lane_count = Signal(range(lanes + 1))
+        m.d.comb += lane_count.eq(sum(beat_in.keep[j] for j in range(lanes)))
+
+        new_length = Signal(17)
+        m.d.comb += new_length.eq(length + lane_count)
+        sat_length = Signal(16)
+        m.d.comb += sat_length.eq(Mux(new_length > LENGTH_SATURATE, LENGTH_SATURATE, new_length))
+        reaches_max = Signal()
+        m.d.comb += reaches_max.eq(new_length >= p.max_frame)
+
+        record_free = Signal()
+        m.d.comb += record_free.eq(~self.o.valid | self.o.ready)
+        store = Signal()
+        m.d.comb += store.eq(~cut)
+
+        # valid never looks at ready (stream rule); ready may look at valid.
+        m.d.comb += [
+            self.buf.valid.eq(self.i.valid & store & (~beat_in.last | record_free)),
+            self.buf.payload.data.eq(Cat(*lane_bytes)),
+            self.buf.payload.keep.eq(beat_in.keep),
+            self.buf.payload.last.eq(beat_in.last | reaches_max),
+            self.i.ready.eq((~store | self.buf.ready) & (~beat_in.last | record_free)),
+        ]
+        take = Signal()
+        m.d.comb += take.eq(self.i.valid & self.i.ready)
+
+        # The window as it is after this beat (this beat's lanes merged in, older bytes cleared
+        # on the first beat of a frame).
+        next_window = Signal(data.ArrayLayout(8, HEADER_WINDOW))
+        for b in range(HEADER_WINDOW):
+            k, j = divmod(b, lanes)
+            with m.If(beat == k):
+                m.d.comb += next_window[b].eq(lane_bytes[j])
+            with m.Elif(~in_frame):
+                m.d.comb += next_window[b].eq(0)
+            with m.Else():
+                m.d.comb += next_window[b].eq(window[b])
+
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(take):
+            m.d.sync += window.eq(next_window)
+            with m.If(beat_in.last):
+                m.d.sync += [
+                    self.o.valid.eq(1),
+                    self.o.payload.window.eq(next_window),
+                    self.o.payload.length.eq(sat_length),
+                    self.o.payload.oversize.eq(cut | (new_length > p.max_frame)),
+                    in_frame.eq(0), beat.eq(0), length.eq(0), cut.eq(0),
+                ]
+            with m.Else():
+                m.d.sync += [
+                    in_frame.eq(1),
+                    length.eq(sat_length),
+                    beat.eq(Mux(beat == window_beats, beat, beat + 1)),
+                ]
+                with m.If(store & reaches_max):
+                    m.d.sync += cut.eq(1)
+        return m
+

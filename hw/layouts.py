@@ -1,0 +1,75 @@
+"""Stream beat and metadata layouts shared by every block (``lib.data`` layouts).
+
+Byte ``j`` of a beat is ``data[8*j : 8*j+8]`` (lane 0 first on the wire); ``keep`` has one bit per
+lane, contiguous from lane 0, and only the last beat of a frame may be partial.
+"""
+
+from __future__ import annotations
+
+from amaranth.lib import data
+
+from openslb.hw.spec import HEADER_WINDOW, Params
+
+__all__ = ["beat_layout", "stored_beat_layout", "egress_beat_layout", "capture_layout",
+           "meta_layout", "Action"]
+
+
+class Action:
+    """What the pipeline does with a frame (the ``action`` field of the metadata)."""
+    DROP = 0
+    HOST = 1
+    ARP = 2   # answer an ARP request for a VIP / the appliance
+    VIP = 3   # forward to a real (DSR)
+
+
+def beat_layout(p: Params) -> data.StructLayout:
+    """Ingress beat: ``{data, keep, first, last}``."""
+    return data.StructLayout({"data": p.width, "keep": p.lanes, "first": 1, "last": 1})
+
+
+def stored_beat_layout(p: Params) -> data.StructLayout:
+    """A beat in the packet buffer (``first`` is implied by position)."""
+    return data.StructLayout({"data": p.width, "keep": p.lanes, "last": 1})
+
+
+def egress_beat_layout(p: Params) -> data.StructLayout:
+    """Egress beat: ``{data, keep, first, last, port}`` (port: :class:`~openslb.hw.spec.EgressPort`)."""
+    return data.StructLayout({"data": p.width, "keep": p.lanes, "first": 1, "last": 1,
+                              "port": 2})
+
+
+def capture_layout() -> data.StructLayout:
+    """What the capture stage hands the parser at the end of a frame."""
+    return data.StructLayout({
+        "window": data.ArrayLayout(8, HEADER_WINDOW),
+        "length": 16,     # bytes, saturating at 0xFFFF
+        "oversize": 1,    # longer than max_frame (the stored copy was cut)
+    })
+
+
+def meta_layout(p: Params) -> data.StructLayout:
+    """Per-frame metadata; each stage fills its own fields and passes the rest along."""
+    return data.StructLayout({
+        # parser
+        "length": 16,
+        "error": 1,
+        "reason": 3,
+        "is_arp": 1, "is_ipv4": 1, "is_ipv6": 1, "is_other": 1,
+        "vlan": 1,
+        "arp_request": 1,
+        "eth_src": 48,
+        "arp_sha": 48, "arp_spa": 32, "arp_tpa": 32,
+        "src": 32, "dst": 32, "proto": 8,
+        "fragment": 1, "ports_known": 1,
+        "sport": 16, "dport": 16, "tcp_flags": 8,
+        # classifier
+        "action": 2,
+        "vip": p.vip_bits,
+        "group": p.group_bits,
+        # hasher
+        "hash": 32,
+        "idx1": p.index_bits, "idx2": p.index_bits,
+        # selector
+        "real": p.real_bits,
+        "real_mac": 48,
+    })

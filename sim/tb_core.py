@@ -1,0 +1,283 @@
+"""cocotb testbench of the whole dispatch core against the reference model.
+
+Frames are driven with random idle gaps, the output is taken under random backpressure, and a
+scoreboard compares every output frame (port and bytes, in order), every global counter and every
+per-VIP / per-real statistic with :class:`openslb.model.pipeline.Appliance`.
+
+Environment: ``OPENSLB_PARAMS`` (the :class:`~openslb.hw.spec.Params` as a dict literal, set by
+the runner), ``OPENSLB_SCENARIO`` (mixed / health / commit), ``OPENSLB_FLOWS``, ``OPENSLB_SEED``.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import random
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
+from openslb.firmware.program import health_writes, program, table_writes
+from openslb.firmware.regs import address
+from openslb.hw.spec import COUNTERS, EgressPort, Params
+from openslb.model.config import ApplianceConfig
+from openslb.model.pipeline import Appliance
+from openslb.sim import traffic
+
+CLOCK_NS = 6.4  # 156.25 MHz
+
+
+def _params() -> Params:
+    return Params(**ast.literal_eval(os.environ.get("OPENSLB_PARAMS", "{}")))
+
+
+class CoreBench:
+    """Drivers, monitor and register-bus access for one ``dispatch_core`` instance."""
+
+    def __init__(self, dut, params: Params, seed: int) -> None:
+        self.dut = dut
+        self.p = params
+        self.rng = random.Random(seed)
+        self.outputs: list[tuple[EgressPort, bytes]] = []
+        self.cycles = 0
+        self.errors: list[str] = []
+
+    async def start(self) -> None:
+        dut = self.dut
+        Clock(dut.clk, CLOCK_NS, unit="ns").start()
+        dut.rst.value = 1
+        dut.i__valid.value = 0
+        dut.o__ready.value = 0
+        dut.bus__w_en.value = 0
+        dut.bus__r_en.value = 0
+        for _ in range(3):
+            await RisingEdge(dut.clk)
+        await FallingEdge(dut.clk)
+        dut.rst.value = 0
+
+    # -- register bus (driven on the falling edge, committed on the rising edge) -------------
+    async def write_many(self, writes: list[tuple[int, int]]) -> None:
+        dut = self.dut
+        for addr, value in writes:
+            await FallingEdge(dut.clk)
+            dut.bus__addr.value = addr
+            dut.bus__w_data.value = value
+            dut.bus__w_en.value = 1
+        await FallingEdge(dut.clk)
+        dut.bus__w_en.value = 0
+
+    async def read(self, addr: int) -> int:
+        dut = self.dut
+        await FallingEdge(dut.clk)
+        dut.bus__addr.value = addr
+        dut.bus__r_en.value = 1
+        await FallingEdge(dut.clk)
+        dut.bus__r_en.value = 0
+        await ReadOnly()
+        assert dut.bus__r_valid.value == 1, "register read not acknowledged"
+        return int(dut.bus__r_data.value)
+
+    async def counters(self) -> dict[str, int]:
+        await self.write_many([(address("SNAPSHOT"), 1)])
+        out = {}
+        for n, name in enumerate(COUNTERS):
+            lo = await self.read(address("COUNTER", 2 * n))
+            hi = await self.read(address("COUNTER", 2 * n + 1))
+            out[name] = lo | hi << 32
+        return out
+
+    async def stat(self, index: int, real: bool) -> tuple[int, int]:
+        await self.write_many([(address("STAT_SEL"), index | (real << 15))])
+        words = [await self.read(address("STAT", k)) for k in range(4)]
+        return words[0] | words[1] << 32, words[2] | words[3] << 32
+
+    # -- packet stream ------------------------------------------------------------------------
+    async def drive(self, frames: list[bytes], idle: float) -> None:
+        dut, lanes, w = self.dut, self.p.lanes, self.p.width
+        for frame in frames:
+            chunks = [frame[k:k + lanes] for k in range(0, len(frame), lanes)]
+            for k, chunk in enumerate(chunks):
+                while self.rng.random() < idle:
+                    await FallingEdge(dut.clk)
+                    dut.i__valid.value = 0
+                await FallingEdge(dut.clk)
+                payload = (int.from_bytes(chunk, "little") | ((1 << len(chunk)) - 1) << w
+                           | int(k == 0) << (w + lanes) | int(k == len(chunks) - 1) << (w + lanes + 1))
+                dut.i__payload.value = payload
+                dut.i__valid.value = 1
+                await ReadOnly()
+                while not dut.i__ready.value:
+                    await FallingEdge(dut.clk)
+                    await ReadOnly()
+        await FallingEdge(dut.clk)
+        dut.i__valid.value = 0
+
+    async def monitor(self, backpressure: float) -> None:
+        dut, lanes, w = self.dut, self.p.lanes, self.p.width
+        current = bytearray()
+        while True:
+            await FallingEdge(dut.clk)
+            self.cycles += 1
+            dut.o__ready.value = int(self.rng.random() >= backpressure)
+            await ReadOnly()
+            if not (dut.o__valid.value and dut.o__ready.value):
+                continue
+            payload = dut.o__payload.value.to_unsigned()
+            data = payload & ((1 << w) - 1)
+            keep = payload >> w & ((1 << lanes) - 1)
+            first = payload >> (w + lanes) & 1
+            last = payload >> (w + lanes + 1) & 1
+            port = payload >> (w + lanes + 2) & 3
+            if bool(first) != (len(current) == 0):
+                self.errors.append(f"output frame {len(self.outputs)}: first flag {first} wrong")
+            if keep & (keep + 1) or (not last and keep != (1 << lanes) - 1):
+                self.errors.append(f"output frame {len(self.outputs)}: bad keep {keep:#x}")
+            current += data.to_bytes(lanes, "little")[:bin(keep).count("1")]
+            if last:
+                self.outputs.append((EgressPort(port), bytes(current)))
+                current = bytearray()
+
+    async def wait_outputs(self, count: int, budget_cycles: int) -> None:
+        for _ in range(budget_cycles):
+            if len(self.outputs) >= count:
+                break
+            await RisingEdge(self.dut.clk)
+        for _ in range(100):  # nothing more may come out
+            await RisingEdge(self.dut.clk)
+
+
+def compare_frames(got: list, want: list) -> list[str]:
+    problems = []
+    if len(got) != len(want):
+        problems.append(f"{len(got)} frames out, model expects {len(want)}")
+    for k, (g, e) in enumerate(zip(got, want)):
+        if g != e:
+            problems.append(f"frame {k}: got port {g[0].name} {g[1][:48].hex()}..., "
+                            f"model port {e[0].name} {e[1][:48].hex()}...")
+            if len(problems) > 5:
+                break
+    return problems
+
+
+async def send_and_check(tb: CoreBench, model: Appliance, frames: list[bytes], label: str,
+                         idle: float = 0.3) -> None:
+    """Send frames, wait for the model's outputs, compare frames and all counters."""
+    start = len(tb.outputs)
+    want = model.process(frames)
+    await tb.drive(frames, idle)
+    budget = 40 * sum(len(f) // tb.p.lanes + 4 for f in frames) + 2000
+    await tb.wait_outputs(start + len(want.outputs), budget)
+    problems = compare_frames(tb.outputs[start:], want.outputs) + tb.errors
+    got_counters = await tb.counters()
+    for name in COUNTERS:
+        if got_counters[name] != want.counters[name]:
+            problems.append(f"counter {name}: rtl {got_counters[name]}, model {want.counters[name]}")
+    for vip in range(tb.p.n_vips):
+        expect = want.vip_stats.get(vip, (0, 0))
+        got = await tb.stat(vip, real=False)
+        if got != expect:
+            problems.append(f"VIP {vip} packets/bytes: rtl {got}, model {expect}")
+    for real in sorted(model.config.reals):
+        expect = want.real_stats.get(real, (0, 0))
+        got = await tb.stat(real, real=True)
+        if got != expect:
+            problems.append(f"real {real} packets/bytes: rtl {got}, model {expect}")
+    c = want.counters
+    assert c["RX_FRAMES"] == (c["TX_SERVER"] + c["TX_CLIENT"] + c["TX_HOST"]
+                              + sum(v for k, v in c.items() if k.startswith("DROP_")))
+    tb.dut._log.info("%s: %d frames in, %d out, %d dropped, %d cycles", label, len(frames),
+                     len(want.outputs), len(want.drops), tb.cycles)
+    assert not problems, f"{label}: " + "; ".join(problems[:12])
+
+
+def _seed() -> int:
+    return int(os.environ.get("OPENSLB_SEED", "1"))
+
+
+def _flows(default: int) -> int:
+    return int(os.environ.get("OPENSLB_FLOWS", default))
+
+
+async def _bench(dut, cfg: ApplianceConfig) -> tuple[CoreBench, Appliance]:
+    tb = CoreBench(dut, cfg.params, _seed())
+    await tb.start()
+    cocotb.start_soon(tb.monitor(backpressure=0.3))
+    await tb.write_many(program(cfg))
+    assert await tb.read(address("ID")) == 0x534C4231
+    return tb, Appliance(cfg)
+
+
+def _config(miss_to_host: bool = False) -> ApplianceConfig:
+    cfg = traffic.test_config()
+    cfg.params = _params()
+    cfg.miss_to_host = miss_to_host
+    return cfg
+
+
+@cocotb.test()
+async def scenario(dut) -> None:
+    """Run the scenario named by OPENSLB_SCENARIO."""
+    name = os.environ.get("OPENSLB_SCENARIO", "mixed")
+    await SCENARIOS[name](dut)
+
+
+async def mixed(dut) -> None:
+    """Thousands of frames of every kind, both miss rules, checked frame by frame."""
+    p = _params()
+    flows = _flows(1200 if p.width >= 32 else 250)
+    cfg = _config()
+    tb, model = await _bench(dut, cfg)
+    frames = traffic.mixed_traffic(cfg, flows, _seed())
+    await send_and_check(tb, model, frames, "miss rule drop")
+    # The miss rule is a register: switch it and send more.
+    cfg.miss_to_host = True
+    await tb.write_many([(address("CTRL"), 1)])
+    model.config.miss_to_host = True
+    await send_and_check(tb, model, traffic.mixed_traffic(cfg, flows // 4, _seed() + 1),
+                         "miss rule host")
+
+
+async def health(dut) -> None:
+    """A real marked down stops receiving traffic at once (rehash / backup / NO_REAL)."""
+    cfg = _config()
+    tb, model = await _bench(dut, cfg)
+    rng_seed = _seed()
+    flows = _flows(300)
+    await send_and_check(tb, model, traffic.client_flows(cfg, flows, random.Random(rng_seed)),
+                         "all up")
+    for down in ([1], [1, 2], [1, 2, 4], [5, 6, 7], [5, 6, 7, 8]):
+        mask = cfg.health_mask()
+        for r in down:
+            mask &= ~(1 << r)
+        await tb.write_many(health_writes(mask, cfg.params.n_reals))
+        model.health = mask
+        before = {k: v for k, v in model.real_stats.items()}
+        await send_and_check(tb, model,
+                             traffic.client_flows(cfg, flows, random.Random(rng_seed + len(down))),
+                             f"down {down}")
+        for r in down:
+            assert model.real_stats.get(r) == before.get(r), f"real {r} got traffic while down"
+
+
+async def commit(dut) -> None:
+    """Shadow tables are invisible until COMMIT, which switches all groups at once."""
+    cfg = _config()
+    tb, model = await _bench(dut, cfg)
+    rng = random.Random(_seed())
+    await send_and_check(tb, model, traffic.client_flows(cfg, 200, rng), "initial tables")
+    new = _config()
+    new.reals[2].enabled = False
+    new.reals[5].weight = 10
+    writes = []
+    for g in sorted(new.groups):
+        writes += table_writes(g, new.table(g), new.params.index_bits)
+    await tb.write_many(writes)
+    await send_and_check(tb, model, traffic.client_flows(cfg, 200, rng), "shadow written")
+    await tb.write_many([(address("COMMIT"), 1)])
+    model.tables = {g: new.table(g) for g in new.groups}
+    await send_and_check(tb, model, traffic.client_flows(cfg, 200, rng), "after commit")
+    assert await tb.read(address("ACTIVE_BANK")) == 0
+
+
+SCENARIOS = {"mixed": mixed, "health": health, "commit": commit}
