@@ -46,7 +46,8 @@ class Counters(wiring.Component):
     def _increments(self, m: Module) -> dict[str, object]:
         """What each global counter adds for the current event."""
         e = self.ev
-        ok = ~e.error
+        # headers valid: no parse error (NON_VIP / NO_REAL are decisions, not parse errors)
+        ok = ~e.error | (e.reason >= DropReason.NON_VIP)
         inc = {
             "RX_FRAMES": 1,
             "RX_BYTES": e.length,

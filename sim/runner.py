@@ -122,6 +122,7 @@ TESTBENCHES = [
     ("core-w8-mixed", "openslb.sim.tb_core", "core", 8, "mixed"),
     ("core-w64-health", "openslb.sim.tb_core", "core", 64, "health"),
     ("core-w64-commit", "openslb.sim.tb_core", "core", 64, "commit"),
+    ("core-w64-default-config", "openslb.sim.tb_core", "core", 64, "run"),
 ]
 
 

@@ -11,8 +11,10 @@ the runner), ``OPENSLB_SCENARIO`` (mixed / health / commit), ``OPENSLB_FLOWS``, 
 from __future__ import annotations
 
 import ast
+import json
 import os
 import random
+from pathlib import Path
 
 import cocotb
 from cocotb.clock import Clock
@@ -40,7 +42,10 @@ class CoreBench:
         self.p = params
         self.rng = random.Random(seed)
         self.outputs: list[tuple[EgressPort, bytes]] = []
-        self.cycles = 0
+        self.cycles = 0                                # falling edges seen by the monitor
+        self.in_times: list[int] = []                  # cycle each frame's first beat went in
+        self.out_times: list[tuple[int, int]] = []     # cycles of each output frame's first/last beat
+        self.input_stalls = 0                          # cycles a beat was offered and refused
         self.errors: list[str] = []
 
     async def start(self) -> None:
@@ -108,8 +113,11 @@ class CoreBench:
                 dut.i__valid.value = 1
                 await ReadOnly()
                 while not dut.i__ready.value:
+                    self.input_stalls += 1
                     await FallingEdge(dut.clk)
                     await ReadOnly()
+                if k == 0:
+                    self.in_times.append(self.cycles)
         await FallingEdge(dut.clk)
         dut.i__valid.value = 0
 
@@ -133,9 +141,12 @@ class CoreBench:
                 self.errors.append(f"output frame {len(self.outputs)}: first flag {first} wrong")
             if keep & (keep + 1) or (not last and keep != (1 << lanes) - 1):
                 self.errors.append(f"output frame {len(self.outputs)}: bad keep {keep:#x}")
+            if not current:
+                first_cycle = self.cycles
             current += data.to_bytes(lanes, "little")[:bin(keep).count("1")]
             if last:
                 self.outputs.append((EgressPort(port), bytes(current)))
+                self.out_times.append((first_cycle, self.cycles))
                 current = bytearray()
 
     async def wait_outputs(self, count: int, budget_cycles: int) -> None:
@@ -280,4 +291,63 @@ async def commit(dut) -> None:
     assert await tb.read(address("ACTIVE_BANK")) == 0
 
 
-SCENARIOS = {"mixed": mixed, "health": health, "commit": commit}
+async def run(dut) -> None:
+    """``make run``: the default configuration and a client traffic mix; results to a file."""
+    from openslb.model.config import default_config
+    cfg = default_config()
+    cfg.params = _params()
+    tb, model = await _bench(dut, cfg)
+    frames = traffic.mixed_traffic(cfg, _flows(400), _seed())
+    await send_and_check(tb, model, frames, "make run", idle=0.1)
+    result = {
+        "frames_in": len(frames),
+        "outputs": [(int(port), frame.hex()) for port, frame in tb.outputs],
+        "counters": await tb.counters(),
+        "reals": {r: await tb.stat(r, real=True) for r in sorted(cfg.reals)},
+        "vips": {v: await tb.stat(v, real=False) for v in sorted(cfg.virts)},
+        "cycles": tb.cycles,
+        "model_agrees": True,   # send_and_check raised otherwise
+    }
+    if "OPENSLB_OUT" in os.environ:
+        Path(os.environ["OPENSLB_OUT"]).write_text(json.dumps(result))
+
+
+def _vip_frames(cfg: ApplianceConfig, size: int, n: int) -> list[bytes]:
+    """``n`` distinct-flow TCP frames of exactly ``size`` bytes to the first VIP."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+    v = cfg.virts[0]
+    out = []
+    for k in range(n):
+        pkt = (Ether(src=traffic.CLIENT_MAC, dst=cfg.own_mac)
+               / IP(src=f"192.168.{k // 250}.{k % 250 + 1}", dst=v.vip)
+               / TCP(sport=10000 + k, dport=v.port))
+        out.append(bytes(pkt / Raw(bytes(size - len(pkt)))))
+    return out
+
+
+async def bench(dut) -> None:
+    """Latency of one frame into an idle core; cycles per frame at saturation (no idle gaps,
+    output always ready) for 64- and 1500-byte frames.  Results to OPENSLB_OUT (JSON)."""
+    from openslb.model.config import default_config
+    cfg = default_config()
+    cfg.params = _params()
+    tb, model = await _bench(dut, cfg)
+    tb.rng = random.Random(0)
+    results: dict[str, float] = {}
+    # latency: one 64-byte frame, idle core
+    await send_and_check(tb, model, _vip_frames(cfg, 64, 1), "latency", idle=0.0)
+    results["latency_cycles"] = tb.out_times[-1][0] - tb.in_times[-1]
+    for size in (64, 1500):
+        frames = _vip_frames(cfg, size, 400 if size == 64 else 60)
+        first_out = len(tb.outputs)
+        stalls = tb.input_stalls
+        await send_and_check(tb, model, frames, f"saturation {size}B", idle=0.0)
+        span = tb.out_times[-1][1] - tb.out_times[first_out][0] + 1
+        results[f"cycles_per_packet_{size}B"] = round(span / len(frames), 3)
+        results[f"input_stall_cycles_{size}B"] = tb.input_stalls - stalls
+    Path(os.environ["OPENSLB_OUT"]).write_text(json.dumps(results))
+
+
+SCENARIOS = {"mixed": mixed, "health": health, "commit": commit, "run": run, "bench": bench}

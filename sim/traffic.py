@@ -96,7 +96,7 @@ def hostile_frames(cfg: ApplianceConfig, rng: random.Random, n: int = 60) -> lis
 def mixed_traffic(cfg: ApplianceConfig, n_flows: int, seed: int) -> list[bytes]:
     """Client flows shuffled with every special case and the hostile frames."""
     rng = random.Random(seed)
-    vip, vip1 = cfg.virts[0].vip, cfg.virts[1].vip
+    vip, vip1 = cfg.virts[0].vip, cfg.virts.get(1, cfg.virts[0]).vip
     eth = Ether(src=CLIENT_MAC, dst=cfg.own_mac)
     special: list[bytes] = []
     for k in range(max(4, n_flows // 20)):
@@ -127,6 +127,7 @@ def mixed_traffic(cfg: ApplianceConfig, n_flows: int, seed: int) -> list[bytes]:
         ]
         # fragments of one datagram to each service: all must reach one real
         for dst, l4 in ((vip, TCP(sport=6000 + k, dport=80)), (vip1, UDP(sport=7000 + k, dport=9))):
+            # (with one TCP service the UDP datagram is not for a VIP: it follows the miss rule)
             datagram = IP(src=src, dst=dst, id=k + 1) / l4 / Raw(bytes(1200))
             special += [bytes(eth / f) for f in fragment(datagram, fragsize=400)]
     frames = client_flows(cfg, n_flows, rng) + special + hostile_frames(cfg, rng)

@@ -1,0 +1,58 @@
+"""``make bench``: pipeline figures from the RTL simulation and a real yosys + nextpnr-ecp5 run.
+
+Writes ``bench/results/pipeline.json``:
+- ``cycles_per_packet_64B`` / ``cycles_per_packet_1500B``: output cycles per frame with the input
+  saturated and the output always ready (the minimum at 64 bits is 8 and 188);
+- ``latency_cycles``: first beat in to first beat out for a 64-byte VIP frame, idle core;
+- ``ecp5_45k``: LUTs, FFs, BRAMs, DSPs and fmax of the 64-bit core, out of context.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+from openslb.hw.spec import Params
+
+__all__ = ["main", "pipeline_figures"]
+
+RESULTS = Path("bench") / "results"
+
+
+def pipeline_figures(width: int) -> dict:
+    from openslb.sim.runner import run_testbench
+    out = (Path("build") / "bench" / f"pipeline-w{width}.json").resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.unlink(missing_ok=True)
+    tests, failed, test_dir = run_testbench(
+        "openslb.sim.tb_core", Params(width=width), "core",
+        {"OPENSLB_SCENARIO": "bench", "OPENSLB_OUT": str(out)}, name="bench")
+    if failed or not out.exists():
+        raise SystemExit(f"error: the benchmark testbench failed; see {test_dir}")
+    return json.loads(out.read_text())
+
+
+def main(skip_fpga: bool = False) -> int:
+    from openslb.sim.fpga import implement
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    result: dict = {"command": "make bench", "machine": platform.machine(),
+                    "python": platform.python_version()}
+    result.update(pipeline_figures(64))
+    result["w8"] = pipeline_figures(8)
+    print(json.dumps(result, indent=2), flush=True)
+    if not skip_fpga:
+        result["ecp5_45k"] = implement(Params(width=64), "ecp5_45k")
+        print(json.dumps(result["ecp5_45k"], indent=2), flush=True)
+    result["elapsed_s"] = round(time.monotonic() - t0, 1)
+    path = RESULTS / "pipeline.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main("--skip-fpga" in sys.argv))
