@@ -1,0 +1,73 @@
+"""The one description: register map, generated docs, firmware accessors and programmer."""
+
+from pathlib import Path
+
+import pytest
+
+from openslb.firmware.program import program
+from openslb.firmware.regs import Registers, address, pack_fields
+from openslb.hw.spec import COUNTERS, REG, Params, registers, render_register_doc
+from openslb.model.config import default_config
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "registers.md"
+
+
+def test_register_doc_is_generated_from_spec():
+    assert DOC.read_text() == render_register_doc(), "run 'make regdoc' to refresh docs/registers.md"
+
+
+@pytest.mark.parametrize("width", [8, 64, 128])
+def test_map_has_no_overlap_for_any_params(width):
+    regs = registers(Params(width=width, n_vips=32, n_groups=32))
+    addrs = [r.offset + k for r in regs for k in range(r.count)]
+    assert len(addrs) == len(set(addrs)) and max(addrs) < 1 << 10
+
+
+def test_bad_params_refused():
+    with pytest.raises(ValueError, match="width"):
+        Params(width=24)
+    with pytest.raises(ValueError, match="power of two"):
+        Params(n_vips=12)
+
+
+def test_pack_fields():
+    assert pack_fields("VIP_SERVICE", port=80, proto=6, enable=1) == 80 | 6 << 16 | 1 << 24
+    with pytest.raises(KeyError, match="no field"):
+        pack_fields("VIP_SERVICE", colour=1)
+    with pytest.raises(ValueError, match="does not fit"):
+        pack_fields("VIP_SERVICE", port=70000)
+
+
+class FakeBus:
+    def __init__(self):
+        self.mem = {}
+
+    def read(self, addr):
+        return self.mem.get(addr, 0)
+
+    def write(self, addr, value):
+        self.mem[addr] = value
+
+
+def test_registers_accessor_and_counter_words():
+    bus = FakeBus()
+    regs = Registers(bus)
+    regs.write("OWN_IP", 0x0A000001)
+    assert bus.mem[REG["OWN_IP"].offset] == 0x0A000001
+    with pytest.raises(PermissionError):
+        regs.write("ID", 1)
+    n = COUNTERS.index("TX_SERVER")
+    bus.mem[address("COUNTER", 2 * n)] = 5
+    bus.mem[address("COUNTER", 2 * n + 1)] = 1
+    assert regs.counters()["TX_SERVER"] == 5 | 1 << 32
+
+
+def test_program_commits_tables_before_health():
+    cfg = default_config()
+    writes = program(cfg)
+    addrs = [a for a, _ in writes]
+    commit = addrs.index(address("COMMIT"))
+    data = [k for k, a in enumerate(addrs) if a == address("TABLE_DATA")]
+    assert len(data) == cfg.table_size and max(data) < commit
+    assert addrs[commit + 1:] == [address("HEALTH", k) for k in range(8)]
+    assert writes[commit + 1][1] == 0b11110  # reals 1-4 up
