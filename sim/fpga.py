@@ -36,18 +36,20 @@ def _tool(name: str) -> str:
 def implement(params: Params, device: str = "ecp5_45k", freq_mhz: float = 156.25,
               workdir: Path | None = None, seed: int = 1) -> dict:
     """Synthesise, place and route; return resources and fmax (MHz) as a dict."""
-    from amaranth.back import verilog
+    from amaranth.back import rtlil
 
     from openslb.hw.pipeline import DispatchCore
 
     flag, package = DEVICES[device]
     workdir = workdir or Path("build") / "fpga" / f"{device}-w{params.width}"
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "core.v").write_text(verilog.convert(DispatchCore(params), name="dispatch_core",
-                                                    emit_src=False))
+    # RTLIL, not Verilog: the Maglev RAM's initial contents stay one constant instead of
+    # 131072 assignments that take yosys' Verilog front end many minutes to read.
+    (workdir / "core.il").write_text(rtlil.convert(DispatchCore(params), name="dispatch_core",
+                                                   emit_src=False))
     t0 = time.monotonic()
     subprocess.run([_tool("yosys"), "-q", "-l", "yosys.log", "-p",
-                    "read_verilog core.v; synth_ecp5 -top dispatch_core -json core.json"],
+                    "read_rtlil core.il; synth_ecp5 -top dispatch_core -json core.json"],
                    cwd=workdir, check=True)
     t1 = time.monotonic()
     subprocess.run([_tool("nextpnr-ecp5"), flag, "--package", package, "--json", "core.json",
