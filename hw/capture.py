@@ -5,6 +5,8 @@ Ports
 ``i``   : In(stream of :func:`~openslb.hw.layouts.beat_layout`) — frames from the MAC.
 ``buf`` : Out(stream of :func:`~openslb.hw.layouts.stored_beat_layout`) — beats to the buffer.
 ``o``   : Out(stream of :func:`~openslb.hw.layouts.capture_layout`) — one record per frame.
+``room``: In(1) — the header pipeline behind ``o`` can take another record (credit from the
+          core; 1 when unused).  Without it the last beat of a frame waits.
 
 Frame boundaries come from ``last`` (``first`` is not trusted).  Bytes whose ``keep`` bit is 0 are
 stored and captured as zero.  A frame longer than ``max_frame`` is cut: the beat that reaches
@@ -34,6 +36,7 @@ class Capture(wiring.Component):
             "i": In(stream.Signature(beat_layout(params))),
             "buf": Out(stream.Signature(stored_beat_layout(params))),
             "o": Out(stream.Signature(capture_layout())),
+            "room": In(1, init=1),
         })
 
     def elaborate(self, platform):
@@ -61,7 +64,7 @@ class Capture(wiring.Component):
         m.d.comb += reaches_max.eq(new_length >= p.max_frame)
 
         record_free = Signal()
-        m.d.comb += record_free.eq(~self.o.valid | self.o.ready)
+        m.d.comb += record_free.eq((~self.o.valid | self.o.ready) & self.room)
         store = Signal()
         m.d.comb += store.eq(~cut)
 

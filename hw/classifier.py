@@ -30,6 +30,8 @@ __all__ = ["Classifier"]
 
 
 class Classifier(wiring.Component):
+    LATENCY = 2  #: cycles from input to output register
+
     def __init__(self, params: Params) -> None:
         self.params = params
         n = params.n_vips

@@ -45,6 +45,8 @@ def toeplitz_terms(key, tuple_bits, lo: int, hi: int):
 
 
 class Hasher(wiring.Component):
+    LATENCY = 3  #: cycles from input to output register
+
     def __init__(self, params: Params) -> None:
         self.params = params
         super().__init__({

@@ -5,11 +5,12 @@ Ports
 ``i`` : In(stream of :func:`~openslb.hw.layouts.capture_layout`) — header window + length.
 ``o`` : Out(stream of :func:`~openslb.hw.layouts.meta_layout`) — parser fields filled in.
 
-Stage 1 selects the L3 header behind an optional VLAN tag, the L4 ports behind the IPv4 options
-and forms six partial checksum sums; stage 2 folds the checksum and runs the check chain
-(docs/pipeline.md, "Drop rules"), which is exactly :func:`openslb.model.pipeline.parse`.
+Stage 0 selects the L3 header behind an optional VLAN tag; stage 1 extracts the fields and the
+L4 ports behind the IPv4 options, forms six partial checksum sums and does every length
+comparison; stage 2 folds the checksum and runs the check chain (docs/pipeline.md, "Drop
+rules"), which is exactly :func:`openslb.model.pipeline.parse`.
 
-Latency 2 cycles, throughput one frame per cycle.
+Latency 3 cycles, throughput one frame per cycle.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def _be(bytes_: list, start: int, n: int):
 
 
 class Parser(wiring.Component):
+    LATENCY = 3  #: cycles from input to output register
+
     def __init__(self, params: Params) -> None:
         self.params = params
         super().__init__({
@@ -46,22 +49,39 @@ class Parser(wiring.Component):
         win = self.i.payload.window
         wb = [win[b] for b in range(spec.HEADER_WINDOW)]
 
-        # ---- stage 1 ----------------------------------------------------------------------
+        # ---- stage 0: find L3 behind an optional VLAN tag --------------------------------------
+        s0 = Signal(data.StructLayout({
+            "length": 16, "oversize": 1, "vlan": 1, "ethertype": 16, "eth_src": 48,
+            "l3": data.ArrayLayout(8, L3_SPAN),
+        }))
+        s0_valid = Signal()
+        vlan = Signal()
+        m.d.comb += vlan.eq(_be(wb, 12, 2) == spec.ETHERTYPE_VLAN)
+        next_s0 = Signal.like(s0)
+        for j in range(L3_SPAN):
+            hi = wb[18 + j] if 18 + j < spec.HEADER_WINDOW else Const(0, 8)
+            m.d.comb += next_s0.l3[j].eq(Mux(vlan, hi, wb[14 + j]))
+        m.d.comb += [
+            next_s0.length.eq(self.i.payload.length),
+            next_s0.oversize.eq(self.i.payload.oversize),
+            next_s0.vlan.eq(vlan),
+            next_s0.ethertype.eq(Mux(vlan, _be(wb, 16, 2), _be(wb, 12, 2))),
+            next_s0.eth_src.eq(_be(wb, 6, 6)),
+        ]
+
+        # ---- stage 1: fields, L4 ports behind the options, partial checksums, length checks ----
         s1 = Signal(data.StructLayout({
             "length": 16, "oversize": 1, "vlan": 1, "ethertype": 16,
-            "version": 4, "ihl": 4, "total": 16, "flags_frag": 16, "proto": 8,
+            "version": 4, "ihl": 4, "flags_frag": 16, "proto": 8,
             "src": 32, "dst": 32, "sport": 16, "dport": 16, "tcp_flags": 8,
             "csum_parts": data.ArrayLayout(19, 6),
             "eth_src": 48, "arp_ok": 1, "arp_sha": 48, "arp_spa": 32, "arp_tpa": 32,
+            # length checks, each a comparison done here to keep stage 2 short
+            "runt": 1, "short_vlan": 1, "short_arp": 1, "short_ip": 1, "short_header": 1,
+            "bad_total": 1, "short_l4": 1, "fragment": 1, "has_ports": 1,
         }))
         s1_valid = Signal()
-
-        vlan = Signal()
-        m.d.comb += vlan.eq(_be(wb, 12, 2) == spec.ETHERTYPE_VLAN)
-        l3 = [Signal(8, name=f"l3b{j}") for j in range(L3_SPAN)]
-        for j in range(L3_SPAN):
-            hi = wb[18 + j] if 18 + j < spec.HEADER_WINDOW else Const(0, 8)
-            m.d.comb += l3[j].eq(Mux(vlan, hi, wb[14 + j]))
+        l3 = [s0.l3[j] for j in range(L3_SPAN)]
         ihl = Signal(4)
         m.d.comb += ihl.eq(l3[0][0:4])
 
@@ -80,41 +100,72 @@ class Parser(wiring.Component):
         for k in range(30):
             m.d.comb += words[k].eq(Mux(k < ihl * 2, _be(l3, 2 * k, 2), 0))
 
+        n = s0.length
+        l3_off = Mux(s0.vlan, spec.ETH_HEADER + spec.VLAN_TAG, spec.ETH_HEADER)
+        hl = Signal(6)
+        m.d.comb += hl.eq(ihl * 4)
+        total = Signal(16)
+        m.d.comb += total.eq(_be(l3, 2, 2))
+        flags_frag = Signal(16)
+        m.d.comb += flags_frag.eq(_be(l3, 6, 2))
+        fragment = Signal()
+        m.d.comb += fragment.eq(flags_frag[13] | (flags_frag[0:13] != 0))
+        l4_need = Signal(5)
+        with m.Switch(l3[9]):
+            m.d.comb += l4_need.eq(0)
+            for proto, need in spec.L4_MIN_HEADER.items():
+                with m.Case(proto):
+                    m.d.comb += l4_need.eq(need)
+        has_ports = Signal()
+        m.d.comb += has_ports.eq((l4_need != 0) & ~fragment)
+
         next_s1 = Signal.like(s1)
         m.d.comb += [
-            next_s1.length.eq(self.i.payload.length),
-            next_s1.oversize.eq(self.i.payload.oversize),
-            next_s1.vlan.eq(vlan),
-            next_s1.ethertype.eq(Mux(vlan, _be(wb, 16, 2), _be(wb, 12, 2))),
+            next_s1.length.eq(n),
+            next_s1.oversize.eq(s0.oversize),
+            next_s1.vlan.eq(s0.vlan),
+            next_s1.ethertype.eq(s0.ethertype),
             next_s1.version.eq(l3[0][4:8]),
             next_s1.ihl.eq(ihl),
-            next_s1.total.eq(_be(l3, 2, 2)),
-            next_s1.flags_frag.eq(_be(l3, 6, 2)),
+            next_s1.flags_frag.eq(flags_frag),
             next_s1.proto.eq(l3[9]),
             next_s1.src.eq(_be(l3, 12, 4)),
             next_s1.dst.eq(_be(l3, 16, 4)),
             next_s1.sport.eq(Cat(l4[1], l4[0])),
             next_s1.dport.eq(Cat(l4[3], l4[2])),
             next_s1.tcp_flags.eq(l4[13]),
-            next_s1.eth_src.eq(_be(wb, 6, 6)),
+            next_s1.eth_src.eq(s0.eth_src),
             next_s1.arp_ok.eq((_be(l3, 0, 2) == 1) & (_be(l3, 2, 2) == spec.ETHERTYPE_IPV4)
                               & (l3[4] == 6) & (l3[5] == 4) & (_be(l3, 6, 2) == 1)),
             next_s1.arp_sha.eq(_be(l3, 8, 6)),
             next_s1.arp_spa.eq(_be(l3, 14, 4)),
             next_s1.arp_tpa.eq(_be(l3, 24, 4)),
+            next_s1.runt.eq(n < spec.ETH_HEADER),
+            next_s1.short_vlan.eq(s0.vlan & (n < spec.ETH_HEADER + spec.VLAN_TAG)),
+            next_s1.short_arp.eq(n < l3_off + spec.ARP_BODY),
+            next_s1.short_ip.eq(n < l3_off + spec.IPV4_MIN_HEADER),
+            next_s1.short_header.eq(n < l3_off + hl),
+            next_s1.bad_total.eq((total < hl) | (l3_off + total > n)),
+            next_s1.short_l4.eq(has_ports & (total < hl + l4_need)),
+            next_s1.fragment.eq(fragment),
+            next_s1.has_ports.eq(has_ports),
         ]
         for g in range(6):
             m.d.comb += next_s1.csum_parts[g].eq(sum(words[5 * g + k] for k in range(5)))
 
         s2_free = Signal()
         s1_free = Signal()
+        s0_free = Signal()
         m.d.comb += [
             s2_free.eq(~self.o.valid | self.o.ready),
             s1_free.eq(~s1_valid | s2_free),
-            self.i.ready.eq(s1_free),
+            s0_free.eq(~s0_valid | s1_free),
+            self.i.ready.eq(s0_free),
         ]
+        with m.If(s0_free):
+            m.d.sync += [s0_valid.eq(self.i.valid), s0.eq(next_s0)]
         with m.If(s1_free):
-            m.d.sync += [s1_valid.eq(self.i.valid), s1.eq(next_s1)]
+            m.d.sync += [s1_valid.eq(s0_valid), s1.eq(next_s1)]
 
         # ---- stage 2: checksum fold and the check chain --------------------------------------
         total = Signal(22)
@@ -126,20 +177,7 @@ class Parser(wiring.Component):
         csum_ok = Signal()
         m.d.comb += csum_ok.eq(fold2[0:16] == 0xFFFF)
 
-        n = s1.length
-        l3_off = Mux(s1.vlan, spec.ETH_HEADER + spec.VLAN_TAG, spec.ETH_HEADER)
-        hl = Signal(6)
-        m.d.comb += hl.eq(s1.ihl * 4)
-        fragment = Signal()
-        m.d.comb += fragment.eq(s1.flags_frag[13] | (s1.flags_frag[0:13] != 0))
-        l4_need = Signal(5)
-        with m.Switch(s1.proto):
-            m.d.comb += l4_need.eq(0)
-            for proto, need in spec.L4_MIN_HEADER.items():
-                with m.Case(proto):
-                    m.d.comb += l4_need.eq(need)
-        has_ports = Signal()
-        m.d.comb += has_ports.eq((l4_need != 0) & ~fragment)
+        fragment, has_ports = s1.fragment, s1.has_ports
 
         meta = Signal(meta_layout(p))
         err = Signal()
@@ -154,27 +192,27 @@ class Parser(wiring.Component):
         is_ipv6 = s1.ethertype == spec.ETHERTYPE_IPV6
         with m.If(s1.oversize):
             m.d.comb += fail(DropReason.OVERSIZE)
-        with m.Elif(n < spec.ETH_HEADER):
+        with m.Elif(s1.runt):
             m.d.comb += fail(DropReason.RUNT)
-        with m.Elif(s1.vlan & (n < spec.ETH_HEADER + spec.VLAN_TAG)):
+        with m.Elif(s1.short_vlan):
             m.d.comb += fail(DropReason.TRUNCATED)
         with m.Else():
             m.d.comb += kind_known.eq(1)
             with m.If(is_arp):
-                with m.If(n < l3_off + spec.ARP_BODY):
+                with m.If(s1.short_arp):
                     m.d.comb += fail(DropReason.TRUNCATED)
             with m.Elif(is_ipv4):
-                with m.If(n < l3_off + spec.IPV4_MIN_HEADER):
+                with m.If(s1.short_ip):
                     m.d.comb += fail(DropReason.TRUNCATED)
                 with m.Elif((s1.version != 4) | (s1.ihl < 5)):
                     m.d.comb += fail(DropReason.BAD_IP_HEADER)
-                with m.Elif(n < l3_off + hl):
+                with m.Elif(s1.short_header):
                     m.d.comb += fail(DropReason.TRUNCATED)
-                with m.Elif((s1.total < hl) | (l3_off + s1.total > n)):
+                with m.Elif(s1.bad_total):
                     m.d.comb += fail(DropReason.BAD_TOTLEN)
                 with m.Elif(~csum_ok):
                     m.d.comb += fail(DropReason.BAD_CSUM)
-                with m.Elif(has_ports & (s1.total < hl + l4_need)):
+                with m.Elif(s1.short_l4):
                     m.d.comb += fail(DropReason.TRUNCATED)
 
         m.d.comb += [

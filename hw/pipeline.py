@@ -17,9 +17,8 @@ cycle with no bubble between frames at any size.  First-beat-in to first-beat-ou
 
 from __future__ import annotations
 
-from amaranth import Cat, Module
-from amaranth.lib import data, fifo, wiring
-from amaranth.lib import stream
+from amaranth import Cat, Module, Signal
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from openslb.hw.capture import Capture
@@ -36,6 +35,13 @@ from openslb.hw.spec import DEFAULT_PARAMS, ID_MAGIC, Params, params_word
 __all__ = ["DispatchCore"]
 
 DECISION_QUEUE = 16
+#: Records between the hasher and the selector.  The header pipeline in front of it never
+#: stalls (its ready chain would otherwise be the longest path of the design): the capture
+#: stage only releases a record when this queue has room for every record still in flight.
+LOOKUP_QUEUE = 32
+#: Records in flight between the capture stage and the lookup queue (capture output register,
+#: parser, classifier and hasher stages), plus one for the registered credit.
+IN_FLIGHT = 1 + Parser.LATENCY + Classifier.LATENCY + Hasher.LATENCY + 1
 
 
 class DispatchCore(wiring.Component):
@@ -90,7 +96,19 @@ class DispatchCore(wiring.Component):
         connect(m, capture.o, parser.i)
         connect(m, parser.o, classifier.i)
         connect(m, classifier.o, hasher.i)
-        connect(m, hasher.o, selector.i)
+        m.submodules.lookups = lookups = fifo.SyncFIFOBuffered(
+            width=meta.size, depth=LOOKUP_QUEUE)
+        room = Signal(init=1)
+        m.d.sync += room.eq(lookups.level <= LOOKUP_QUEUE - IN_FLIGHT - 1)
+        m.d.comb += [
+            capture.room.eq(room),
+            hasher.o.ready.eq(1),           # credit-guaranteed: the queue always has room
+            lookups.w_data.eq(hasher.o.payload.as_value()),
+            lookups.w_en.eq(hasher.o.valid),
+            selector.i.payload.eq(data.View(meta, lookups.r_data)),
+            selector.i.valid.eq(lookups.r_rdy),
+            lookups.r_en.eq(selector.i.ready),
+        ]
         m.d.comb += [
             decisions.w_data.eq(selector.o.payload.as_value()),
             decisions.w_en.eq(selector.o.valid),
