@@ -9,7 +9,8 @@ Ports
           core; 1 when unused).  Without it the last beat of a frame waits.
 
 Frame boundaries come from ``last`` (``first`` is not trusted).  Bytes whose ``keep`` bit is 0 are
-stored and captured as zero.  A frame longer than ``max_frame`` is cut: the beat that reaches
+stored and captured as zero.  Only the last beat of a frame may be partial (the stream rule);
+the oversize cut counts beats.  A frame longer than ``max_frame`` is cut: the beat that reaches
 ``max_frame`` is stored with ``last`` set and later beats are consumed but not stored, so an
 oversized (or endless) frame can never fill the buffer; the record says ``oversize``.
 
@@ -59,9 +60,14 @@ class Capture(wiring.Component):
         new_length = Signal(17)
         m.d.comb += new_length.eq(length + lane_count)
         sat_length = Signal(16)
-        m.d.comb += sat_length.eq(Mux(new_length > LENGTH_SATURATE, LENGTH_SATURATE, new_length))
-        reaches_max = Signal()
-        m.d.comb += reaches_max.eq(new_length >= p.max_frame)
+        m.d.comb += sat_length.eq(Mux(new_length[16], LENGTH_SATURATE, new_length[0:16]))
+        # The cut is counted in beats, not bytes (a registered flag, off the adder's path):
+        # only the last beat of a frame may be partial, so beat max_frame/lanes of a longer
+        # frame is exactly where its byte count reaches max_frame.
+        max_beats = p.max_frame // lanes
+        stored_beats = Signal(range(max_beats + 1))
+        reaches_max = Signal()     # the beat being offered is beat number max_beats
+        m.d.comb += reaches_max.eq(stored_beats == max_beats - 1)
 
         record_free = Signal()
         m.d.comb += record_free.eq((~self.o.valid | self.o.ready) & self.room)
@@ -100,8 +106,8 @@ class Capture(wiring.Component):
                     self.o.valid.eq(1),
                     self.o.payload.window.eq(next_window),
                     self.o.payload.length.eq(sat_length),
-                    self.o.payload.oversize.eq(cut | (new_length > p.max_frame)),
-                    in_frame.eq(0), beat.eq(0), length.eq(0), cut.eq(0),
+                    self.o.payload.oversize.eq(cut),
+                    in_frame.eq(0), beat.eq(0), length.eq(0), cut.eq(0), stored_beats.eq(0),
                 ]
             with m.Else():
                 m.d.sync += [
@@ -109,6 +115,8 @@ class Capture(wiring.Component):
                     length.eq(sat_length),
                     beat.eq(Mux(beat == window_beats, beat, beat + 1)),
                 ]
+                with m.If(store):
+                    m.d.sync += stored_beats.eq(stored_beats + 1)
                 with m.If(store & reaches_max):
                     m.d.sync += cut.eq(1)
         return m

@@ -19,7 +19,10 @@ Latency 2 cycles (compare, then priority encode), one frame per cycle.
 
 from __future__ import annotations
 
-from amaranth import Array, Module, Signal
+from functools import reduce
+from operator import or_
+
+from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -68,6 +71,10 @@ class Classifier(wiring.Component):
                             & (any_port | ~meta.ports_known | (port == meta.dport))),
                 arp_vip[k].eq(enable & (self.vip_ip[k] == meta.arp_tpa)),
             ]
+        # lowest-numbered match as a one-hot vector (so stage 2 is AND-OR, not a wide mux)
+        first = Signal(n)
+        for k in range(n):
+            m.d.comb += first[k].eq(match[k] & ~(match[:k].any() if k else 0))
         arp_hit = Signal()
         m.d.comb += arp_hit.eq(meta.is_arp & meta.arp_request
                                & ((meta.arp_tpa == self.own_ip) | arp_vip.any()))
@@ -81,15 +88,18 @@ class Classifier(wiring.Component):
         ]
         with m.If(s1_free):
             m.d.sync += [s1_valid.eq(self.i.valid), s1.eq(meta),
-                         s1_match.eq(match), s1_arp_hit.eq(arp_hit)]
+                         s1_match.eq(first), s1_arp_hit.eq(arp_hit)]
 
         # ---- stage 2: lowest matching entry, action -----------------------------------------
         out = Signal(meta_layout(p))
         vip = Signal(p.vip_bits)
-        for k in reversed(range(n)):
-            with m.If(s1_match[k]):
-                m.d.comb += vip.eq(k)
-        m.d.comb += [out.eq(s1), out.vip.eq(vip), out.group.eq(Array(list(self.vip_group))[vip])]
+        group = Signal(p.group_bits)
+        m.d.comb += [
+            vip.eq(reduce(or_, [Mux(s1_match[k], k, 0) for k in range(n)])),
+            group.eq(reduce(or_, [Mux(s1_match[k], self.vip_group[k][0:p.group_bits], 0)
+                                  for k in range(n)])),
+            out.eq(s1), out.vip.eq(vip), out.group.eq(group),
+        ]
         with m.If(s1.error):
             m.d.comb += out.action.eq(Action.DROP)
         with m.Elif(s1_arp_hit):

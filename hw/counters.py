@@ -12,8 +12,8 @@ Ports
 All counters are 64 bits.  The global counters live in flip-flops; a read of the snapshot is
 consistent across all of them.  The per-VIP and per-real counters live in block RAM
 (``{bytes, packets}`` per entry), updated read-modify-write; a STAT_SEL latch is consistent for
-one entry.  Events that update the RAM (forwarded frames) come at most once every 3 cycles (the
-selector's lookup rate), so a read-modify-write never overlaps the next one.
+one entry.  Events that update the RAM (forwarded frames) come at most once every 5 cycles (the
+selector's lookup rate), so a read-modify-write (3 cycles) never overlaps the next one.
 
 The counting rules are :meth:`openslb.model.pipeline.Appliance.decide`'s.
 """
@@ -95,13 +95,16 @@ class Counters(wiring.Component):
             mem = memory.Memory(shape=128, depth=depth, init=[])
             m.submodules[f"{which}_stats"] = mem
             rmw_rd, wr, stat_rd = mem.read_port(), mem.write_port(), mem.read_port()
+            # read (cycle 1), register the RAM output (cycle 2), add and write back (cycle 3)
+            read_pending = Signal(name=f"{which}_read_pending")
             pending = Signal(name=f"{which}_pending")
             addr = Signal(range(depth), name=f"{which}_addr")
             amount = Signal(16, name=f"{which}_amount")
-            m.d.sync += pending.eq(forwarded)
+            entry = Signal(128, name=f"{which}_entry")
+            m.d.sync += [read_pending.eq(forwarded), pending.eq(read_pending),
+                         entry.eq(rmw_rd.data)]
             with m.If(forwarded):
                 m.d.sync += [addr.eq(index), amount.eq(self.ev.length)]
-            entry = rmw_rd.data
             m.d.comb += [
                 rmw_rd.addr.eq(index),
                 wr.en.eq(pending),

@@ -69,8 +69,8 @@ class DispatchCore(wiring.Component):
         meta = meta_layout(p)
         m.submodules.packets = packets = fifo.SyncFIFOBuffered(
             width=stored.size, depth=p.buffer_beats)
-        m.submodules.decisions = decisions = fifo.SyncFIFOBuffered(
-            width=meta.size, depth=DECISION_QUEUE)
+        # first-word-fall-through queues in distributed RAM: one cycle from write to read
+        m.submodules.decisions = decisions = fifo.SyncFIFO(width=meta.size, depth=DECISION_QUEUE)
 
         # register bus and the values the design presents
         wiring.connect(m, wiring.flipped(self.bus), regs.bus)
@@ -96,8 +96,7 @@ class DispatchCore(wiring.Component):
         connect(m, capture.o, parser.i)
         connect(m, parser.o, classifier.i)
         connect(m, classifier.o, hasher.i)
-        m.submodules.lookups = lookups = fifo.SyncFIFOBuffered(
-            width=meta.size, depth=LOOKUP_QUEUE)
+        m.submodules.lookups = lookups = fifo.SyncFIFO(width=meta.size, depth=LOOKUP_QUEUE)
         room = Signal(init=1)
         m.d.sync += room.eq(lookups.level <= LOOKUP_QUEUE - IN_FLIGHT - 1)
         m.d.comb += [

@@ -22,8 +22,9 @@ slot ``idx2`` (from the other half of the hash) is tried; if that is down too, t
 backup real (when enabled and up); otherwise the frame is dropped as NO_REAL.  A real marked
 down therefore stops receiving traffic on the very next frame after the HEALTH write.
 
-Latency: 1 cycle for frames that need no lookup, 3 (4 with the rehash) for VIP frames; the
-same numbers are the cycles per frame.
+Latency: 1 cycle for frames that need no lookup, 5 for VIP frames (both slots are always read);
+the same numbers are the cycles per frame, so a VIP frame must be at least 5 beats long for
+line rate: every IPv4 frame is (34 bytes) at widths up to 64 bits.
 """
 
 from __future__ import annotations
@@ -87,16 +88,28 @@ class Selector(wiring.Component):
         ]
 
         # ---- lookups ------------------------------------------------------------------------
+        # The table spans tens of block RAMs, so its read data and its address are each given
+        # a register of their own: both slots are read back to back (idx1, then idx2), health
+        # is looked up from registered real numbers, and the three candidate MACs (slot 1,
+        # slot 2, backup) are read from three copies of the small MAC RAM in parallel.
+        mac_rd2 = macs.read_port()
+        mac_rdb = macs.read_port()
         cur = Signal(meta_layout(p))
         cur_bank = Signal()
-        chosen = Signal(p.real_bits)
+        real1 = Signal(p.real_bits)
+        real2 = Signal(p.real_bits)
+        up1 = Signal()
+        up2 = Signal()
+        up_backup = Signal()
         backup = Signal(32)
-        m.d.comb += backup.eq(Array(list(self.group_backup))[cur.group])
+        m.d.sync += backup.eq(Array(list(self.group_backup))[cur.group])
         backup_real = backup[0:p.real_bits]
         up = lambda real: self.health.bit_select(real, 1)  # noqa: E731
+        m.d.comb += [mac_rd.addr.eq(real1), mac_rd2.addr.eq(real2), mac_rdb.addr.eq(backup_real)]
+        mac1 = Signal(48)
 
         out_free = Signal()
-        m.d.comb += [out_free.eq(~self.o.valid | self.o.ready), mac_rd.addr.eq(chosen)]
+        m.d.comb += out_free.eq(~self.o.valid | self.o.ready)
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 
@@ -109,37 +122,33 @@ class Selector(wiring.Component):
                 with m.If(self.i.valid & out_free):
                     with m.If(self.i.payload.action == Action.VIP):
                         m.d.sync += [cur.eq(self.i.payload), cur_bank.eq(bank)]
-                        m.next = "LOOK1"
+                        m.next = "READ2"
                     with m.Else():
                         m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(self.i.payload)]
-            with m.State("LOOK1"):
-                real = table_rd.data
-                with m.If(up(real)):
-                    m.d.sync += chosen.eq(real)
-                    m.d.comb += mac_rd.addr.eq(real)
-                    m.next = "EMIT"
+            with m.State("READ2"):       # slot 1 data arrives; read slot 2
+                m.d.comb += table_rd.addr.eq(Cat(cur.idx2, cur.group, cur_bank))
+                m.d.sync += real1.eq(table_rd.data)
+                m.next = "HEALTH1"
+            with m.State("HEALTH1"):     # slot 2 data arrives; health of slot 1
+                m.d.sync += [real2.eq(table_rd.data), up1.eq(up(real1))]
+                m.next = "HEALTH2"
+            with m.State("HEALTH2"):     # health of slot 2 and backup; MAC of slot 1 arrives
+                m.d.sync += [up2.eq(up(real2)), up_backup.eq(backup[8] & up(backup_real)),
+                             mac1.eq(mac_rd.data)]
+                m.next = "CHOOSE"
+            with m.State("CHOOSE"):
+                m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(cur)]
+                with m.If(up1):
+                    m.d.sync += [self.o.payload.real.eq(real1), self.o.payload.real_mac.eq(mac1)]
+                with m.Elif(up2):
+                    m.d.sync += [self.o.payload.real.eq(real2),
+                                 self.o.payload.real_mac.eq(mac_rd2.data)]
+                with m.Elif(up_backup):
+                    m.d.sync += [self.o.payload.real.eq(backup_real),
+                                 self.o.payload.real_mac.eq(mac_rdb.data)]
                 with m.Else():
-                    m.d.comb += table_rd.addr.eq(Cat(cur.idx2, cur.group, cur_bank))
-                    m.next = "LOOK2"
-            with m.State("LOOK2"):
-                real = table_rd.data
-                with m.If(up(real)):
-                    m.d.sync += chosen.eq(real)
-                    m.d.comb += mac_rd.addr.eq(real)
-                    m.next = "EMIT"
-                with m.Elif(backup[8] & up(backup_real)):
-                    m.d.sync += chosen.eq(backup_real)
-                    m.d.comb += mac_rd.addr.eq(backup_real)
-                    m.next = "EMIT"
-                with m.Else():
-                    m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(cur),
-                                 self.o.payload.action.eq(Action.DROP),
+                    m.d.sync += [self.o.payload.action.eq(Action.DROP),
                                  self.o.payload.error.eq(1),
                                  self.o.payload.reason.eq(DropReason.NO_REAL)]
-                    m.next = "IDLE"
-            with m.State("EMIT"):
-                m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(cur),
-                             self.o.payload.real.eq(chosen),
-                             self.o.payload.real_mac.eq(mac_rd.data)]
                 m.next = "IDLE"
         return m
