@@ -30,7 +30,7 @@ line rate: every IPv4 frame is (34 bytes) at widths up to 64 bits.
 from __future__ import annotations
 
 from amaranth import Array, Cat, Module, Signal
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw.layouts import Action, meta_layout
@@ -60,12 +60,17 @@ class Selector(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self.params
-        addr_bits = 1 + p.group_bits + p.index_bits
-        m.submodules.table = table = memory.Memory(
-            shape=p.real_bits, depth=1 << addr_bits, init=[])
+        # One RAM per (bank, group): each is two block RAMs side by side, so its read data needs
+        # no output multiplexer before the register that takes it.
+        tables_rd = [[None] * p.n_groups for _ in range(2)]
+        tables_wr = [[None] * p.n_groups for _ in range(2)]
+        for b in range(2):
+            for g in range(p.n_groups):
+                mem = memory.Memory(shape=p.real_bits, depth=p.table_stride, init=[])
+                m.submodules[f"table_b{b}_g{g}"] = mem
+                tables_rd[b][g], tables_wr[b][g] = mem.read_port(), mem.write_port()
+        table_addr = Signal(p.index_bits)
         m.submodules.macs = macs = memory.Memory(shape=48, depth=p.n_reals, init=[])
-        table_rd = table.read_port()
-        table_wr = table.write_port()
         mac_rd = macs.read_port()
         mac_wr = macs.write_port()
 
@@ -78,10 +83,20 @@ class Selector(wiring.Component):
             m.d.sync += wr_ptr.eq(self.w_data)
         with m.Elif(self.table_data_stb):
             m.d.sync += wr_ptr.eq(wr_ptr + 1)
+        wr_group = wr_ptr[p.index_bits:]
+        for b in range(2):
+            for g in range(p.n_groups):
+                rd, wr = tables_rd[b][g], tables_wr[b][g]
+                m.d.comb += [
+                    rd.addr.eq(table_addr),
+                    wr.en.eq(self.table_data_stb & (wr_group == g) & (bank != b)),
+                    wr.addr.eq(wr_ptr[0:p.index_bits]),
+                    wr.data.eq(self.w_data),
+                ]
+        # every RAM's read data, registered; the (bank, group) one is picked a cycle later
+        raw = Signal(data.ArrayLayout(p.real_bits, 2 * p.n_groups))
+        m.d.sync += raw.eq(Cat(*[tables_rd[b][g].data for b in range(2) for g in range(p.n_groups)]))
         m.d.comb += [
-            table_wr.en.eq(self.table_data_stb),
-            table_wr.addr.eq(Cat(wr_ptr, ~bank)),
-            table_wr.data.eq(self.w_data),
             mac_wr.en.eq(self.real_mac_stb),
             mac_wr.addr.eq(self.real_sel),
             mac_wr.data.eq(Cat(self.w_data, self.real_mac_hi[0:16])),
@@ -105,50 +120,69 @@ class Selector(wiring.Component):
         m.d.sync += backup.eq(Array(list(self.group_backup))[cur.group])
         backup_real = backup[0:p.real_bits]
         up = lambda real: self.health.bit_select(real, 1)  # noqa: E731
-        m.d.comb += [mac_rd.addr.eq(real1), mac_rd2.addr.eq(real2), mac_rdb.addr.eq(backup_real)]
-        mac1 = Signal(48)
+        picked = Signal(p.real_bits)
+        m.d.comb += picked.eq(raw[Cat(cur.group, cur_bank)])
+        # slot 2's MAC is read in the cycle its real is picked (real2 is registered at the same
+        # edge as the RAM samples the address), so its address comes from the pick itself
+        m.d.comb += [mac_rd.addr.eq(real1), mac_rd2.addr.eq(picked), mac_rdb.addr.eq(backup_real)]
+        mac1, mac2, mac_backup = Signal(48), Signal(48), Signal(48)
 
         out_free = Signal()
         m.d.comb += out_free.eq(~self.o.valid | self.o.ready)
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 
+        vip_next = Signal()
+        m.d.comb += vip_next.eq(self.i.valid & (self.i.payload.action == Action.VIP))
+
+        # The address defaults to the waiting frame's first slot whether or not it is taken this
+        # cycle (a wasted read is harmless), which keeps handshakes off the RAM address path.
+        m.d.comb += table_addr.eq(self.i.payload.idx1)
+
+        def accept_vip():
+            m.d.comb += self.i.ready.eq(1)
+            m.d.sync += [cur.eq(self.i.payload), cur_bank.eq(bank)]
+            m.next = "READ2"
+
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += [
-                    self.i.ready.eq(out_free),
-                    table_rd.addr.eq(Cat(self.i.payload.idx1, self.i.payload.group, bank)),
-                ]
-                with m.If(self.i.valid & out_free):
-                    with m.If(self.i.payload.action == Action.VIP):
-                        m.d.sync += [cur.eq(self.i.payload), cur_bank.eq(bank)]
-                        m.next = "READ2"
-                    with m.Else():
+                with m.If(out_free & vip_next):
+                    accept_vip()
+                with m.Elif(out_free):
+                    m.d.comb += self.i.ready.eq(1)
+                    with m.If(self.i.valid):
                         m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(self.i.payload)]
-            with m.State("READ2"):       # slot 1 data arrives; read slot 2
-                m.d.comb += table_rd.addr.eq(Cat(cur.idx2, cur.group, cur_bank))
-                m.d.sync += real1.eq(table_rd.data)
+            with m.State("READ2"):       # read slot 2 (slot 1 is being registered)
+                m.d.comb += table_addr.eq(cur.idx2)
+                m.next = "PICK1"
+            with m.State("PICK1"):       # slot 1 of the frame's (bank, group)
+                m.d.sync += real1.eq(picked)
                 m.next = "HEALTH1"
-            with m.State("HEALTH1"):     # slot 2 data arrives; health of slot 1
-                m.d.sync += [real2.eq(table_rd.data), up1.eq(up(real1))]
+            with m.State("HEALTH1"):     # health of slot 1; slot 2 picked
+                m.d.sync += [real2.eq(picked), up1.eq(up(real1))]
                 m.next = "HEALTH2"
             with m.State("HEALTH2"):     # health of slot 2 and backup; MAC of slot 1 arrives
                 m.d.sync += [up2.eq(up(real2)), up_backup.eq(backup[8] & up(backup_real)),
-                             mac1.eq(mac_rd.data)]
+                             mac1.eq(mac_rd.data), mac2.eq(mac_rd2.data),
+                             mac_backup.eq(mac_rdb.data)]
                 m.next = "CHOOSE"
             with m.State("CHOOSE"):
+                # the output register is free (nothing else wrote it since this frame was
+                # taken); the next VIP frame may start its lookup in this same cycle
                 m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(cur)]
+                m.next = "IDLE"
+                with m.If(vip_next):
+                    accept_vip()
                 with m.If(up1):
                     m.d.sync += [self.o.payload.real.eq(real1), self.o.payload.real_mac.eq(mac1)]
                 with m.Elif(up2):
                     m.d.sync += [self.o.payload.real.eq(real2),
-                                 self.o.payload.real_mac.eq(mac_rd2.data)]
+                                 self.o.payload.real_mac.eq(mac2)]
                 with m.Elif(up_backup):
                     m.d.sync += [self.o.payload.real.eq(backup_real),
-                                 self.o.payload.real_mac.eq(mac_rdb.data)]
+                                 self.o.payload.real_mac.eq(mac_backup)]
                 with m.Else():
                     m.d.sync += [self.o.payload.action.eq(Action.DROP),
                                  self.o.payload.error.eq(1),
                                  self.o.payload.reason.eq(DropReason.NO_REAL)]
-                m.next = "IDLE"
         return m

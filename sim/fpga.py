@@ -55,7 +55,6 @@ def implement(params: Params, device: str = "ecp5_45k", freq_mhz: float = 156.25
     subprocess.run([_tool("nextpnr-ecp5"), flag, "--package", package, "--json", "core.json",
                     "--out-of-context", "--freq", str(freq_mhz), "--seed", str(seed),
                     "--report", "report.json", "--timing-allow-fail", "--log", "nextpnr.log",
-                    "--router", "router2",
                     "-q"], cwd=workdir, check=True)
     t2 = time.monotonic()
     report = json.loads((workdir / "report.json").read_text())
