@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import sys
 from dataclasses import asdict
@@ -49,7 +50,7 @@ def _setup_verilator() -> None:
 
 def _source_digest(params: Params, top: str, extra: str) -> str:
     h = hashlib.sha256(f"{asdict(params)}|{top}|{extra}|{simulator()}".encode())
-    for path in sorted(HW_DIR.glob("*.py")):
+    for path in [*sorted(HW_DIR.glob("*.py")), Path(__file__)]:
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
@@ -79,8 +80,17 @@ def build(params: Params, top: str = "core") -> tuple[Path, str]:
     if not marker.exists():
         source = build_verilog(factory(), toplevel, build_dir / f"{toplevel}.v")
         runner = get_runner(simulator())
-        build_args = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"] \
-            if simulator() == "verilator" else []
+        if simulator() == "verilator":
+            build_args = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
+        else:
+            # Amaranth's Verilog runs each `always @*` block once by giving a dummy register an
+            # initial value at time zero; Icarus can apply it before the blocks wait on it,
+            # leaving combinational outputs X until an input changes.  Toggling the dummy
+            # register once more, 1 ns in (before reset ends), makes every block evaluate.
+            text = re.sub(r"(reg (\\\$auto\$verilog_backend\S+)\s+= 0;)",
+                          r"\1 initial #1 \2 = 1'h1;", source.read_text())
+            source.write_text(text)
+            build_args = []
         runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
                      timescale=("1ns", "1ps"), waves=True, build_args=build_args,
                      always=True, log_file=build_dir / "build.log")

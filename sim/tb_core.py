@@ -238,7 +238,7 @@ async def scenario(dut) -> None:
 async def mixed(dut) -> None:
     """Thousands of frames of every kind, both miss rules, checked frame by frame."""
     p = _params()
-    flows = _flows(1200 if p.width >= 32 else 250)
+    flows = _flows(2000 if p.width >= 32 else 300)
     cfg = _config()
     tb, model = await _bench(dut, cfg)
     frames = traffic.mixed_traffic(cfg, flows, _seed())
