@@ -9,11 +9,11 @@ Ports
 
 The input is the 96-bit tuple ``src IP | dst IP | src port | dst port`` (ports zero when the
 frame carries none: fragments, ICMP; a zero tail equals the L3-only RSS hash).  Input bit ``i``
-(MSB of byte 0 first) selects key bits ``[i, i+32)``.  Stage 1 XORs four groups of 24 terms,
-stage 2 combines them, stage 3 scales to the table: ``idx1 = hash[31:16] * M >> 16``,
-``idx2 = hash[15:0] * M >> 16`` (:func:`openslb.hw.spec.maglev_indices`).
+(MSB of byte 0 first) selects key bits ``[i, i+32)``.  Stage 1 XORs the 96 terms, stage 2
+scales to the table: ``idx1 = hash[31:16] * M >> 16``, ``idx2 = hash[15:0] * M >> 16``
+(:func:`openslb.hw.spec.maglev_indices`).
 
-Latency 3 cycles, one frame per cycle.
+Latency 2 cycles, one frame per cycle.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ __all__ = ["Hasher", "toeplitz_terms"]
 
 TUPLE_BITS = 96
 KEY_BITS = 320
-GROUPS = 4
 
 
 def toeplitz_terms(key, tuple_bits, lo: int, hi: int):
@@ -45,7 +44,7 @@ def toeplitz_terms(key, tuple_bits, lo: int, hi: int):
 
 
 class Hasher(wiring.Component):
-    LATENCY = 3  #: cycles from input to output register
+    LATENCY = 2  #: cycles from input to output register
 
     def __init__(self, params: Params) -> None:
         self.params = params
@@ -63,31 +62,24 @@ class Hasher(wiring.Component):
         tuple_bits = Signal(TUPLE_BITS)
         m.d.comb += tuple_bits.eq(Cat(meta.dport, meta.sport, meta.dst, meta.src))
 
-        stages = [Signal(meta_layout(p), name=f"st{k}") for k in range(3)]
-        valid = [Signal(name=f"st{k}_valid") for k in range(3)]
-        partial = [Signal(32, name=f"partial{g}") for g in range(GROUPS)]
-        hash_ = Signal(32)
-        free = [Signal(name=f"free{k}") for k in range(3)]
-        # stages[2] is the output register.
+        stages = [Signal(meta_layout(p), name=f"st{k}") for k in range(2)]
+        valid = [Signal(name=f"st{k}_valid") for k in range(2)]
+        free = [Signal(name=f"free{k}") for k in range(2)]
+        # stages[1] is the output register.
         m.d.comb += [
-            self.o.valid.eq(valid[2]), self.o.payload.eq(stages[2]),
-            free[2].eq(~valid[2] | self.o.ready),
-            free[1].eq(~valid[1] | free[2]),
+            self.o.valid.eq(valid[1]), self.o.payload.eq(stages[1]),
+            free[1].eq(~valid[1] | self.o.ready),
             free[0].eq(~valid[0] | free[1]),
             self.i.ready.eq(free[0]),
         ]
-        per = TUPLE_BITS // GROUPS
+        # Each hash bit is an XOR of 96 AND terms: four LUT levels, one stage.
         with m.If(free[0]):
-            m.d.sync += [valid[0].eq(self.i.valid), stages[0].eq(meta)]
-            m.d.sync += [partial[g].eq(toeplitz_terms(self.key, tuple_bits, g * per, (g + 1) * per))
-                         for g in range(GROUPS)]
+            m.d.sync += [valid[0].eq(self.i.valid), stages[0].eq(meta),
+                         stages[0].hash.eq(toeplitz_terms(self.key, tuple_bits, 0, TUPLE_BITS))]
+        hash_ = stages[0].hash
         with m.If(free[1]):
-            m.d.sync += [valid[1].eq(valid[0]), stages[1].eq(stages[0]),
-                         stages[1].hash.eq(reduce(xor, partial))]
-        m.d.comb += hash_.eq(stages[1].hash)
-        with m.If(free[2]):
             scaled_hi = (hash_[16:32] * self.table_size[0:p.index_bits + 1]) >> 16
             scaled_lo = (hash_[0:16] * self.table_size[0:p.index_bits + 1]) >> 16
-            m.d.sync += [valid[2].eq(valid[1]), stages[2].eq(stages[1]),
-                         stages[2].idx1.eq(scaled_hi), stages[2].idx2.eq(scaled_lo)]
+            m.d.sync += [valid[1].eq(valid[0]), stages[1].eq(stages[0]),
+                         stages[1].idx1.eq(scaled_hi), stages[1].idx2.eq(scaled_lo)]
         return m

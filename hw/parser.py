@@ -7,10 +7,10 @@ Ports
 
 Stage 0 selects the L3 header behind an optional VLAN tag; stage 1 extracts the fields and the
 L4 ports behind the IPv4 options, forms six partial checksum sums and does every length
-comparison; stage 2 folds the checksum and runs the check chain (docs/pipeline.md, "Drop
-rules"), which is exactly :func:`openslb.model.pipeline.parse`.
+comparison; stage 2 adds the partial sums; stage 3 checks the checksum and runs the check chain
+(docs/pipeline.md, "Drop rules"), which is exactly :func:`openslb.model.pipeline.parse`.
 
-Latency 3 cycles, throughput one frame per cycle.
+Latency 4 cycles, throughput one frame per cycle.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _be(bytes_: list, start: int, n: int):
 
 
 class Parser(wiring.Component):
-    LATENCY = 3  #: cycles from input to output register
+    LATENCY = 4  #: cycles from input to output register
 
     def __init__(self, params: Params) -> None:
         self.params = params
@@ -153,11 +153,18 @@ class Parser(wiring.Component):
         for g in range(6):
             m.d.comb += next_s1.csum_parts[g].eq(sum(words[5 * g + k] for k in range(5)))
 
+        # ---- stage 2: the checksum's total --------------------------------------------------
+        s2 = Signal.like(s1)
+        s2_valid = Signal()
+        s2_total = Signal(22)
+
+        s3_free = Signal()
         s2_free = Signal()
         s1_free = Signal()
         s0_free = Signal()
         m.d.comb += [
-            s2_free.eq(~self.o.valid | self.o.ready),
+            s3_free.eq(~self.o.valid | self.o.ready),
+            s2_free.eq(~s2_valid | s3_free),
             s1_free.eq(~s1_valid | s2_free),
             s0_free.eq(~s0_valid | s1_free),
             self.i.ready.eq(s0_free),
@@ -166,18 +173,18 @@ class Parser(wiring.Component):
             m.d.sync += [s0_valid.eq(self.i.valid), s0.eq(next_s0)]
         with m.If(s1_free):
             m.d.sync += [s1_valid.eq(s0_valid), s1.eq(next_s1)]
+        with m.If(s2_free):
+            m.d.sync += [s2_valid.eq(s1_valid), s2.eq(s1),
+                         s2_total.eq(sum(s1.csum_parts[g] for g in range(6)))]
 
-        # ---- stage 2: checksum fold and the check chain --------------------------------------
-        total = Signal(22)
-        m.d.comb += total.eq(sum(s1.csum_parts[g] for g in range(6)))
-        fold1 = Signal(17)
-        m.d.comb += fold1.eq(total[0:16] + total[16:22])
-        fold2 = Signal(17)
-        m.d.comb += fold2.eq(fold1[0:16] + fold1[16])
+        # ---- stage 3: checksum verdict and the check chain -----------------------------------
+        # The end-around-carry sum is 0xFFFF exactly when lo + hi == 0xFFFF (the total of at
+        # most 30 words has hi <= 29, so a second fold can never reach 0xFFFF), i.e. when
+        # lo == ~hi: a comparison, no adder.
         csum_ok = Signal()
-        m.d.comb += csum_ok.eq(fold2[0:16] == 0xFFFF)
+        m.d.comb += csum_ok.eq(s2_total[0:16] == ~Cat(s2_total[16:22], Const(0, 10)))
 
-        fragment, has_ports = s1.fragment, s1.has_ports
+        fragment, has_ports = s2.fragment, s2.has_ports
 
         meta = Signal(meta_layout(p))
         err = Signal()
@@ -187,57 +194,57 @@ class Parser(wiring.Component):
         def fail(r: DropReason):
             return [err.eq(1), reason.eq(r)]
 
-        is_arp = s1.ethertype == spec.ETHERTYPE_ARP
-        is_ipv4 = s1.ethertype == spec.ETHERTYPE_IPV4
-        is_ipv6 = s1.ethertype == spec.ETHERTYPE_IPV6
-        with m.If(s1.oversize):
+        is_arp = s2.ethertype == spec.ETHERTYPE_ARP
+        is_ipv4 = s2.ethertype == spec.ETHERTYPE_IPV4
+        is_ipv6 = s2.ethertype == spec.ETHERTYPE_IPV6
+        with m.If(s2.oversize):
             m.d.comb += fail(DropReason.OVERSIZE)
-        with m.Elif(s1.runt):
+        with m.Elif(s2.runt):
             m.d.comb += fail(DropReason.RUNT)
-        with m.Elif(s1.short_vlan):
+        with m.Elif(s2.short_vlan):
             m.d.comb += fail(DropReason.TRUNCATED)
         with m.Else():
             m.d.comb += kind_known.eq(1)
             with m.If(is_arp):
-                with m.If(s1.short_arp):
+                with m.If(s2.short_arp):
                     m.d.comb += fail(DropReason.TRUNCATED)
             with m.Elif(is_ipv4):
-                with m.If(s1.short_ip):
+                with m.If(s2.short_ip):
                     m.d.comb += fail(DropReason.TRUNCATED)
-                with m.Elif((s1.version != 4) | (s1.ihl < 5)):
+                with m.Elif((s2.version != 4) | (s2.ihl < 5)):
                     m.d.comb += fail(DropReason.BAD_IP_HEADER)
-                with m.Elif(s1.short_header):
+                with m.Elif(s2.short_header):
                     m.d.comb += fail(DropReason.TRUNCATED)
-                with m.Elif(s1.bad_total):
+                with m.Elif(s2.bad_total):
                     m.d.comb += fail(DropReason.BAD_TOTLEN)
                 with m.Elif(~csum_ok):
                     m.d.comb += fail(DropReason.BAD_CSUM)
-                with m.Elif(s1.short_l4):
+                with m.Elif(s2.short_l4):
                     m.d.comb += fail(DropReason.TRUNCATED)
 
         m.d.comb += [
-            meta.length.eq(s1.length),
+            meta.length.eq(s2.length),
             meta.error.eq(err),
             meta.reason.eq(reason),
             meta.is_arp.eq(kind_known & is_arp),
             meta.is_ipv4.eq(kind_known & is_ipv4),
             meta.is_ipv6.eq(kind_known & is_ipv6),
             meta.is_other.eq(kind_known & ~is_arp & ~is_ipv4 & ~is_ipv6),
-            meta.vlan.eq(s1.vlan),
-            meta.arp_request.eq(s1.arp_ok),
-            meta.eth_src.eq(s1.eth_src),
-            meta.arp_sha.eq(s1.arp_sha),
-            meta.arp_spa.eq(s1.arp_spa),
-            meta.arp_tpa.eq(s1.arp_tpa),
-            meta.src.eq(s1.src),
-            meta.dst.eq(s1.dst),
-            meta.proto.eq(s1.proto),
+            meta.vlan.eq(s2.vlan),
+            meta.arp_request.eq(s2.arp_ok),
+            meta.eth_src.eq(s2.eth_src),
+            meta.arp_sha.eq(s2.arp_sha),
+            meta.arp_spa.eq(s2.arp_spa),
+            meta.arp_tpa.eq(s2.arp_tpa),
+            meta.src.eq(s2.src),
+            meta.dst.eq(s2.dst),
+            meta.proto.eq(s2.proto),
             meta.fragment.eq(fragment),
             meta.ports_known.eq(has_ports),
-            meta.sport.eq(Mux(has_ports, s1.sport, 0)),
-            meta.dport.eq(Mux(has_ports, s1.dport, 0)),
-            meta.tcp_flags.eq(Mux(has_ports & (s1.proto == spec.PROTO_TCP), s1.tcp_flags, 0)),
+            meta.sport.eq(Mux(has_ports, s2.sport, 0)),
+            meta.dport.eq(Mux(has_ports, s2.dport, 0)),
+            meta.tcp_flags.eq(Mux(has_ports & (s2.proto == spec.PROTO_TCP), s2.tcp_flags, 0)),
         ]
-        with m.If(s2_free):
-            m.d.sync += [self.o.valid.eq(s1_valid), self.o.payload.eq(meta)]
+        with m.If(s3_free):
+            m.d.sync += [self.o.valid.eq(s2_valid), self.o.payload.eq(meta)]
         return m
