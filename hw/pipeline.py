@@ -44,6 +44,18 @@ LOOKUP_QUEUE = 32
 IN_FLIGHT = 1 + Parser.LATENCY + Classifier.LATENCY + Hasher.LATENCY + 1
 
 
+def _through_queue(m: Module, src, queue, dst, layout, always_room: bool = False) -> None:
+    """Connect stream ``src`` → ``queue`` (a ``lib.fifo`` FIFO of packed payloads) → ``dst``."""
+    m.d.comb += [
+        queue.w_data.eq(src.payload.as_value()),
+        queue.w_en.eq(src.valid),
+        src.ready.eq(1 if always_room else queue.w_rdy),
+        dst.payload.eq(data.View(layout, queue.r_data)),
+        dst.valid.eq(queue.r_rdy),
+        queue.r_en.eq(dst.ready),
+    ]
+
+
 class DispatchCore(wiring.Component):
     def __init__(self, params: Params = DEFAULT_PARAMS) -> None:
         self.params = params
@@ -82,14 +94,7 @@ class DispatchCore(wiring.Component):
 
         # packet path: input → capture → buffer → rewriter → output
         connect(m, wiring.flipped(self.i), capture.i)
-        m.d.comb += [
-            packets.w_data.eq(capture.buf.payload.as_value()),
-            packets.w_en.eq(capture.buf.valid),
-            capture.buf.ready.eq(packets.w_rdy),
-            rewriter.buf.payload.eq(data.View(stored, packets.r_data)),
-            rewriter.buf.valid.eq(packets.r_rdy),
-            packets.r_en.eq(rewriter.buf.ready),
-        ]
+        _through_queue(m, capture.buf, packets, rewriter.buf, stored)
         connect(m, rewriter.o, wiring.flipped(self.o))
 
         # header path: capture → parser → classifier → hasher → selector → queue → rewriter
@@ -99,23 +104,10 @@ class DispatchCore(wiring.Component):
         m.submodules.lookups = lookups = fifo.SyncFIFO(width=meta.size, depth=LOOKUP_QUEUE)
         room = Signal(init=1)
         m.d.sync += room.eq(lookups.level <= LOOKUP_QUEUE - IN_FLIGHT - 1)
-        m.d.comb += [
-            capture.room.eq(room),
-            hasher.o.ready.eq(1),           # credit-guaranteed: the queue always has room
-            lookups.w_data.eq(hasher.o.payload.as_value()),
-            lookups.w_en.eq(hasher.o.valid),
-            selector.i.payload.eq(data.View(meta, lookups.r_data)),
-            selector.i.valid.eq(lookups.r_rdy),
-            lookups.r_en.eq(selector.i.ready),
-        ]
-        m.d.comb += [
-            decisions.w_data.eq(selector.o.payload.as_value()),
-            decisions.w_en.eq(selector.o.valid),
-            selector.o.ready.eq(decisions.w_rdy),
-            rewriter.dec.payload.eq(data.View(meta, decisions.r_data)),
-            rewriter.dec.valid.eq(decisions.r_rdy),
-            decisions.r_en.eq(rewriter.dec.ready),
-        ]
+        m.d.comb += capture.room.eq(room)
+        # credit-guaranteed: the queue always has room, so the hasher is never held
+        _through_queue(m, hasher.o, lookups, selector.i, meta, always_room=True)
+        _through_queue(m, selector.o, decisions, rewriter.dec, meta)
 
         # configuration
         m.d.comb += [

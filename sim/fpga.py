@@ -86,8 +86,9 @@ def _versions() -> dict:
     out = {}
     for name in ("yosys", "nextpnr-ecp5"):
         try:
-            text = subprocess.run([_tool(name), "--version"], capture_output=True, text=True,
-                                  timeout=120).stdout.strip()
+            run = subprocess.run([_tool(name), "--version"], capture_output=True, text=True,
+                                 timeout=120)
+            text = (run.stdout or run.stderr).strip()
             out[name] = re.sub(r"\s+", " ", text)[:80]
         except (subprocess.SubprocessError, OSError, SystemExit):
             out[name] = "unknown"
