@@ -8,11 +8,12 @@ Ports
 ``room``: In(1) — the header pipeline behind ``o`` can take another record (credit from the
           core; 1 when unused).  Without it the last beat of a frame waits.
 
-Frame boundaries come from ``last`` (``first`` is not trusted).  Bytes whose ``keep`` bit is 0 are
-stored and captured as zero.  Only the last beat of a frame may be partial (the stream rule);
-the oversize cut counts beats.  A frame longer than ``max_frame`` is cut: the beat that reaches
-``max_frame`` is stored with ``last`` set and later beats are consumed but not stored, so an
-oversized (or endless) frame can never fill the buffer; the record says ``oversize``.
+Frame boundaries come from ``last`` (``first`` is not trusted); the record carries the number of
+beats stored, which is how the rewriter finds the end of the frame in the buffer.  Bytes whose
+``keep`` bit is 0 are stored and captured as zero.  Only the last beat of a frame may be partial
+(the stream rule), so the oversize cut counts beats: a frame longer than ``max_frame`` keeps its
+first ``max_frame / lanes`` beats and later beats are consumed but not stored, so an oversized
+(or endless) frame can never fill the buffer; the record says ``oversize``.
 
 Latency: the record is valid the cycle after the last beat.  Throughput: one beat per cycle;
 the last beat waits only if the previous record has not been taken.
@@ -79,7 +80,6 @@ class Capture(wiring.Component):
             self.buf.valid.eq(self.i.valid & store & (~beat_in.last | record_free)),
             self.buf.payload.data.eq(Cat(*lane_bytes)),
             self.buf.payload.keep.eq(beat_in.keep),
-            self.buf.payload.last.eq(beat_in.last | reaches_max),
             self.i.ready.eq((~store | self.buf.ready) & (~beat_in.last | record_free)),
         ]
         take = Signal()

@@ -28,8 +28,9 @@ def beat_layout(p: Params) -> data.StructLayout:
 
 
 def stored_beat_layout(p: Params) -> data.StructLayout:
-    """A beat in the packet buffer (``first`` is implied by position)."""
-    return data.StructLayout({"data": p.width, "keep": p.lanes, "last": 1})
+    """A beat in the packet buffer.  Frame boundaries are not stored: the capture stage records
+    each frame's beat count in its header record, and the rewriter counts beats."""
+    return data.StructLayout({"data": p.width, "keep": p.lanes})
 
 
 def egress_beat_layout(p: Params) -> data.StructLayout:
