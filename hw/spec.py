@@ -14,7 +14,7 @@ import enum
 from dataclasses import dataclass, field
 
 __all__ = [
-    "Params", "Access", "Register", "REGISTERS", "REG", "Counter", "DropReason",
+    "Params", "Access", "Register", "REGISTERS", "REG", "COUNTERS", "DropReason",
     "EgressPort", "Mode", "RSS_DEFAULT_KEY", "maglev_indices", "render_register_doc",
 ]
 
@@ -171,8 +171,6 @@ COUNTERS: tuple[str, ...] = (
 ) + tuple(f"DROP_{r.name}" for r in DropReason)
 
 
-#: Index of each global counter (see :data:`COUNTERS`).
-Counter = enum.IntEnum("Counter", {name: i for i, name in enumerate(COUNTERS)})
 
 
 # --------------------------------------------------------------------------------------------

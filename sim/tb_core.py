@@ -22,7 +22,7 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from openslb.firmware.program import health_writes, program, table_writes
 from openslb.firmware.regs import address
-from openslb.hw.spec import COUNTERS, EgressPort, Params
+from openslb.hw.spec import COUNTERS, ID_MAGIC, EgressPort, Params, params_word
 from openslb.model.config import ApplianceConfig
 from openslb.model.pipeline import Appliance
 from openslb.sim import traffic
@@ -224,7 +224,8 @@ async def _bench(dut, cfg: ApplianceConfig) -> tuple[CoreBench, Appliance]:
     await tb.start()
     cocotb.start_soon(tb.monitor())
     await tb.write_many(program(cfg))
-    assert await tb.read(address("ID")) == 0x534C4231
+    assert await tb.read(address("ID")) == ID_MAGIC
+    assert await tb.read(address("PARAMS")) == params_word(cfg.params)
     return tb, Appliance(cfg)
 
 
