@@ -79,11 +79,10 @@ class Rewriter(wiring.Component):
         d = self.dec.payload
         beat = self.buf.payload
         over_beats = REWRITE_BYTES // lanes
-        index = Signal(range(over_beats + 1))   # beat of the frame, saturating
         # The end of the frame comes from the beat count the capture stage recorded, not from
         # the buffer's `last` bit: block-RAM read data is slow to arrive (no output register
         # on ECP5) and must not steer the queues' handshakes.  Both count the same beats.
-        count = Signal(16)
+        count = Signal(16)       # beat of the frame (also places the overlay)
         at_end = Signal()
         m.d.comb += at_end.eq(count == d.beats_m1)
 
@@ -93,7 +92,7 @@ class Rewriter(wiring.Component):
             byte = beat.data[8 * j:8 * j + 8]
             for k in range(over_beats):
                 b = k * lanes + j
-                byte = Mux((index == k) & en[b], over[b], byte)
+                byte = Mux((count == k) & en[b], over[b], byte)
             lanes_out.append(byte)
 
         forward = Signal()
@@ -113,7 +112,7 @@ class Rewriter(wiring.Component):
             self.o.valid.eq(both & forward),
             self.o.payload.data.eq(Cat(*lanes_out)),
             self.o.payload.keep.eq(beat.keep),
-            self.o.payload.first.eq(index == 0),
+            self.o.payload.first.eq(count == 0),
             self.o.payload.last.eq(at_end),
             self.o.payload.port.eq(port),
         ]
@@ -124,10 +123,5 @@ class Rewriter(wiring.Component):
             self.dec.ready.eq(step & at_end),
         ]
         with m.If(step):
-            with m.If(at_end):
-                m.d.sync += [index.eq(0), count.eq(0)]
-            with m.Else():
-                m.d.sync += count.eq(count + 1)
-                with m.If(index != over_beats):
-                    m.d.sync += index.eq(index + 1)
+            m.d.sync += count.eq(Mux(at_end, 0, count + 1))
         return m

@@ -164,6 +164,11 @@ class Appliance:
         self.tables = {g: config.table(g) for g in config.groups}
         self.health = config.health_mask()
         self.real_macs = {r.index: mac_bytes(r.mac) for r in config.reals.values()}
+        # the VIP table as the hardware holds it: enabled entries, lowest index first
+        self.vip_table = [(v.index, ip_int(v.vip), v.proto, v.port)
+                          for v in sorted(config.virts.values(), key=lambda v: v.index)
+                          if v.enabled]
+        self.arp_targets = {self.own_ip} | {ip for _, ip, _, _ in self.vip_table}
         self.counters: Tally[str] = Tally({name: 0 for name in spec.COUNTERS})
         self.vip_stats: dict[int, list[int]] = {}
         self.real_stats: dict[int, list[int]] = {}
@@ -188,11 +193,11 @@ class Appliance:
         Fragments and protocols without ports match on IP and protocol alone, so every fragment
         of a datagram meets the same entry (and, hashed on addresses only, the same real).
         """
-        for v in sorted(self.config.virts.values(), key=lambda v: v.index):
-            if not v.enabled or ip_int(v.vip) != p.dst or v.proto != p.proto:
+        for index, ip, proto, port in self.vip_table:
+            if ip != p.dst or proto != p.proto:
                 continue
-            if v.port is None or not p.ports_known or v.port == p.dport:
-                return v.index
+            if port is None or not p.ports_known or port == p.dport:
+                return index
         return None
 
     def is_up(self, real: int) -> bool:
@@ -211,9 +216,6 @@ class Appliance:
         if g is not None and g.backup is not None and self.is_up(g.backup):
             return g.backup
         return None
-
-    def arp_targets(self) -> set[int]:
-        return {self.own_ip} | {ip_int(v.vip) for v in self.config.virts.values() if v.enabled}
 
     def arp_reply(self, frame: bytes, l3: int) -> bytes:
         out = bytearray(frame)
@@ -238,7 +240,7 @@ class Appliance:
             return self._drop(p.error)
         if p.kind == "ipv4" and p.fragment:
             c["RX_FRAGMENTS"] += 1
-        if p.kind == "arp" and p.arp_request and p.arp_tpa in self.arp_targets():
+        if p.kind == "arp" and p.arp_request and p.arp_tpa in self.arp_targets:
             c["TX_CLIENT"] += 1
             return Decision(EgressPort.CLIENT, frame=self.arp_reply(frame, p.l3))
         vip = self.match_vip(p) if p.kind == "ipv4" else None
