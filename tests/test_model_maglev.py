@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from openslb.model.maglev import EMPTY, is_prime, populate
+from openslb.model.maglev import EMPTY, is_prime, populate, populate_loop, quotas, rebalance
 
 
 def _loads(table, reals):
@@ -48,3 +48,35 @@ def test_disruption_when_one_real_leaves(n):
         moved = (before != after).mean()
         assert moved >= (before == gone).mean()  # the departed real's slots must move
         assert moved <= 2 / n, f"removing real {gone} of {n} moved {moved:.3f} > {2 / n:.3f}"
+
+
+@pytest.mark.parametrize("weights,m", [
+    ({1: 1, 2: 1, 3: 1}, 13), ({1: 1, 2: 3, 5: 2}, 4093), ({r: 1 for r in range(8)}, 4093),
+    ({r: r % 5 + 1 for r in range(40)}, 4099), ({r: r % 48 + 1 for r in range(120)}, 8191)])
+def test_numpy_population_equals_the_plain_loop(weights, m):
+    assert (populate(weights, m) == populate_loop(weights, m)).all()
+
+
+def test_loads_are_the_quotas():
+    weights = {r: r % 7 + 1 for r in range(30)}
+    q = quotas(weights, 4093)
+    assert sum(q.values()) == 4093
+    t = populate(weights, 4093)
+    assert {r: int((t == r).sum()) for r in weights} == q
+
+
+def test_rebalance_moves_only_the_departed_reals_slots():
+    before = populate({r: 1 for r in range(8)}, 4093)
+    after = rebalance(before, {r: 1 for r in range(8) if r != 3})
+    moved = before != after
+    assert (before[moved] == 3).all() and (before == 3).sum() == moved.sum()
+    loads = np.bincount(after)[[r for r in range(8) if r != 3]]
+    assert loads.max() / loads.mean() <= 1.01
+
+
+def test_rebalance_on_join_moves_only_the_newcomers_share():
+    before = populate({r: 1 for r in range(8)}, 4093)
+    after = rebalance(before, {r: 1 for r in range(9)})
+    moved = before != after
+    assert (after[moved] == 8).all() and moved.sum() == quotas({r: 1 for r in range(9)}, 4093)[8]
+    assert (after == 8).sum() == moved.sum()
