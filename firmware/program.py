@@ -72,6 +72,8 @@ def program(cfg: ApplianceConfig) -> list[Write]:
         ]
     for g in sorted(cfg.groups):
         w += table_writes(g, cfg.table(g), p.index_bits)
-    w.append((address("COMMIT"), 1))
+    # the health mask is live (not committed): reals that only the new tables use may be marked
+    # up before the switch, and a real that is down is down under both configurations
     w += health_writes(cfg.health_mask(), p.n_reals)
+    w.append((address("COMMIT"), 1))
     return w

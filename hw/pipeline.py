@@ -104,7 +104,21 @@ class DispatchCore(wiring.Component):
         m.submodules.lookups = lookups = fifo.SyncFIFO(width=meta.size, depth=LOOKUP_QUEUE)
         room = Signal(init=1)
         m.d.sync += room.eq(lookups.level <= LOOKUP_QUEUE - IN_FLIGHT - 1)
-        m.d.comb += capture.room.eq(room)
+        # COMMIT waits until no record is between the capture stage and the rewriter (new
+        # records are held back meanwhile), so every frame is classified, hashed, looked up and
+        # rewritten under one configuration: all of the old one or all of the new one.
+        commit_pending = Signal()
+        in_flight = Signal(range(LOOKUP_QUEUE + DECISION_QUEUE + IN_FLIGHT + 8))
+        entered = capture.o.valid & capture.o.ready
+        left = rewriter.dec.valid & rewriter.dec.ready
+        m.d.sync += in_flight.eq(in_flight + entered - left)
+        commit_now = Signal()
+        m.d.comb += commit_now.eq(commit_pending & (in_flight == 0) & ~entered)
+        with m.If(regs.commit_stb):
+            m.d.sync += commit_pending.eq(1)
+        with m.Elif(commit_now):
+            m.d.sync += commit_pending.eq(0)
+        m.d.comb += capture.room.eq(room & ~commit_pending)
         # credit-guaranteed: the queue always has room, so the hasher is never held
         _through_queue(m, hasher.o, lookups, selector.i, meta, always_room=True)
         _through_queue(m, selector.o, decisions, rewriter.dec, meta)
@@ -117,7 +131,11 @@ class DispatchCore(wiring.Component):
             hasher.table_size.eq(regs.table_size),
             selector.health.eq(Cat(*regs.health) if isinstance(regs.health, list)
                                else regs.health),
-            selector.commit.eq(regs.commit_stb),
+            selector.commit.eq(commit_now),
+            regs.commit.eq(commit_now),
+            selector.table_entry_stb.eq(regs.table_entry_stb),
+            selector.table_raddr_stb.eq(regs.table_raddr_stb),
+            regs.table_rdata.eq(selector.table_rdata),
             selector.w_data.eq(regs.w_data),
             selector.table_addr_stb.eq(regs.table_addr_stb),
             selector.table_data_stb.eq(regs.table_data_stb),

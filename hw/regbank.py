@@ -4,9 +4,13 @@ Ports
 -----
 ``bus`` : In(:class:`BusSignature`) — the register bus (word addresses, 32-bit data).
 For each register ``NAME`` of the map (lower-cased, arrays as port arrays):
-- ``rw``: ``Out(32)`` — the stored value (reset value from the spec);
+- ``rw``: ``Out(32)`` — the stored value (reset value from the spec); for a *committed*
+  register this is the active value, which takes the staged (written, read-back) value in the
+  cycle ``commit`` is high;
 - ``ro``: ``In(32)`` — the value the design presents;
 - ``strobe``: ``Out(1)`` named ``<name>_stb``, one cycle per write; the value is on ``w_data``.
+
+``commit`` : In(1) — applies every committed register's staged value.
 
 Bus timing: a write takes effect at the end of the cycle with ``w_en``; read data is on
 ``r_data`` with ``r_valid`` the cycle after ``r_en``.  Unmapped addresses read 0 and ignore
@@ -48,7 +52,7 @@ def _member(reg: Register):
 class RegBank(wiring.Component):
     def __init__(self, params: Params) -> None:
         self.regs = registers(params)
-        members = {"bus": In(BusSignature()), "w_data": Out(32)}
+        members = {"bus": In(BusSignature()), "w_data": Out(32), "commit": In(1)}
         for reg in self.regs:
             members[port_name(reg)] = _member(reg)
         super().__init__(members)
@@ -63,6 +67,16 @@ class RegBank(wiring.Component):
         m.d.comb += self.w_data.eq(bus.w_data)
         m.d.sync += bus.r_valid.eq(bus.r_en)
         read = Signal(32)
+        storage = {}
+        for reg in self.regs:
+            for k, port in enumerate(self._ports(reg)):
+                if reg.committed:
+                    staged = Signal(32, init=reg.reset, name=f"{port_name(reg)}_staged_{k}")
+                    with m.If(self.commit):
+                        m.d.sync += port.eq(staged)
+                    storage[reg.offset + k] = staged
+                else:
+                    storage[reg.offset + k] = port
         with m.Switch(bus.addr):
             for reg in self.regs:
                 for k, port in enumerate(self._ports(reg)):
@@ -70,10 +84,10 @@ class RegBank(wiring.Component):
                         if reg.access is Access.STROBE:
                             m.d.comb += port.eq(bus.w_en)
                         else:
-                            m.d.comb += read.eq(port)
+                            m.d.comb += read.eq(storage[reg.offset + k])
                             if reg.access is Access.RW:
                                 with m.If(bus.w_en):
-                                    m.d.sync += port.eq(bus.w_data)
+                                    m.d.sync += storage[reg.offset + k].eq(bus.w_data)
         with m.If(bus.r_en):
             m.d.sync += bus.r_data.eq(read)
         return m

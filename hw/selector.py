@@ -11,6 +11,11 @@ Ports
 ``table_addr_stb``, ``table_data_stb``, ``w_data`` : register writes into the shadow bank:
                     TABLE_ADDR sets the write pointer, each TABLE_DATA writes one slot and
                     advances it (burst uploads need one write per slot).
+``table_entry_stb`` : TABLE_ENTRY writes one shadow slot given in ``w_data`` (delta uploads).
+``table_raddr_stb``, ``table_rdata`` : TABLE_RADDR asks for one slot of the shadow or the
+                    active bank; TABLE_RDATA shows it with ``valid`` (bit 31) once read.  The
+                    read borrows the table address in a cycle no lookup starts, so it never
+                    delays a frame.
 ``real_mac_stb``, ``real_sel``, ``real_mac_hi`` : REAL_MAC_LO writes one real's MAC.
 ``loaded``        : Out(1) — high for one cycle when ``o`` holds a newly made decision (the
                     per-real statistics count VIP decisions here: at most one per 5 cycles,
@@ -33,7 +38,7 @@ line rate: every IPv4 frame is (34 bytes) at widths up to 64 bits.
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Module, Signal
+from amaranth import Array, C, Cat, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -56,6 +61,9 @@ class Selector(wiring.Component):
             "w_data": In(32),
             "table_addr_stb": In(1),
             "table_data_stb": In(1),
+            "table_entry_stb": In(1),
+            "table_raddr_stb": In(1),
+            "table_rdata": Out(32),
             "real_mac_stb": In(1),
             "real_sel": In(32),
             "real_mac_hi": In(32),
@@ -88,15 +96,27 @@ class Selector(wiring.Component):
             m.d.sync += wr_ptr.eq(self.w_data)
         with m.Elif(self.table_data_stb):
             m.d.sync += wr_ptr.eq(wr_ptr + 1)
-        wr_group = wr_ptr[p.index_bits:]
+        # a TABLE_DATA write goes to the pointer, a TABLE_ENTRY write to the slot it names
+        entry_index = self.w_data[8:8 + p.index_bits]
+        entry_group = self.w_data[8 + p.index_bits:8 + p.index_bits + p.group_bits]
+        wr_group = Signal(p.group_bits)
+        wr_index = Signal(p.index_bits)
+        wr_real = Signal(p.real_bits)
+        wr_any = Signal()
+        m.d.comb += [
+            wr_any.eq(self.table_data_stb | self.table_entry_stb),
+            wr_group.eq(Mux(self.table_entry_stb, entry_group, wr_ptr[p.index_bits:])),
+            wr_index.eq(Mux(self.table_entry_stb, entry_index, wr_ptr[0:p.index_bits])),
+            wr_real.eq(self.w_data[0:p.real_bits]),
+        ]
         for b in range(2):
             for g in range(p.n_groups):
                 rd, wr = tables_rd[b][g], tables_wr[b][g]
                 m.d.comb += [
                     rd.addr.eq(table_addr),
-                    wr.en.eq(self.table_data_stb & (wr_group == g) & (bank != b)),
-                    wr.addr.eq(wr_ptr[0:p.index_bits]),
-                    wr.data.eq(self.w_data),
+                    wr.en.eq(wr_any & (wr_group == g) & (bank != b)),
+                    wr.addr.eq(wr_index),
+                    wr.data.eq(wr_real),
                 ]
         # every RAM's read data, registered; the (bank, group) one is picked a cycle later
         raw = Signal(data.ArrayLayout(p.real_bits, 2 * p.n_groups))
@@ -145,6 +165,25 @@ class Selector(wiring.Component):
         # cycle (a wasted read is harmless), which keeps handshakes off the RAM address path.
         m.d.comb += table_addr.eq(self.i.payload.idx1)
 
+        # ---- management read-back of one slot -------------------------------------------
+        rd_req = Signal(32)
+        rd_pending = Signal()
+        rd_bank = Signal()
+        rd_stage = Signal(2)
+        in_idle = Signal()
+        steal = Signal()
+        m.d.comb += steal.eq(rd_pending & in_idle & ~(out_free & vip_next) & ~rd_stage.any())
+        with m.If(self.table_raddr_stb):
+            m.d.sync += [rd_req.eq(self.w_data), rd_pending.eq(1), self.table_rdata.eq(0)]
+        with m.If(steal):
+            m.d.comb += table_addr.eq(rd_req[0:p.index_bits])
+            # bank 1 = the active one, 0 = the shadow
+            m.d.sync += [rd_bank.eq(rd_req[24] ^ ~bank), rd_pending.eq(0)]
+        m.d.sync += rd_stage.eq(Cat(steal, rd_stage[0]))
+        with m.If(rd_stage[1] & ~self.table_raddr_stb):
+            rd_group = rd_req[p.index_bits:p.index_bits + p.group_bits]
+            m.d.sync += self.table_rdata.eq(Cat(raw[Cat(rd_group, rd_bank)], C(0, 31 - p.real_bits), 1))
+
         def accept_vip():
             m.d.comb += self.i.ready.eq(1)
             m.d.sync += [cur.eq(self.i.payload), cur_bank.eq(bank)]
@@ -152,6 +191,7 @@ class Selector(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
+                m.d.comb += in_idle.eq(1)
                 with m.If(out_free & vip_next):
                     accept_vip()
                 with m.Elif(out_free):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "Params", "Access", "Register", "REGISTERS", "REG", "COUNTERS", "DropReason",
     "EgressPort", "Mode", "RSS_DEFAULT_KEY", "maglev_indices", "render_register_doc",
+    "BridgeCmd", "BridgeStatus", "BRIDGE_MAX_BURST", "UART_DEFAULT_BAUD",
 ]
 
 
@@ -193,6 +194,9 @@ class Register:
     count: int = 1
     reset: int = 0
     fields: tuple[tuple[str, int, int], ...] = field(default=())  # (name, lsb, width)
+    #: RW only: writes are staged and reach the design at the next COMMIT, together with the
+    #: shadow Maglev bank, so an apply is seen by traffic all at once or not at all.
+    committed: bool = False
 
     def address(self, index: int = 0) -> int:
         if not 0 <= index < self.count:
@@ -203,30 +207,35 @@ class Register:
 def _registers(p: Params) -> tuple[Register, ...]:
     mac = int.from_bytes(b"\x02\x00\x5e\x00\x00\x01", "big")
     key_words = [int.from_bytes(RSS_DEFAULT_KEY[4 * i:4 * i + 4], "big") for i in range(10)]
+    C = True   # committed: staged until COMMIT
     regs = [
         Register("ID", 0x000, Access.RO, "Magic number 0x534C4231 ('SLB1')."),
         Register("PARAMS", 0x001, Access.RO, "Elaboration parameters.",
                  fields=(("width", 0, 8), ("vip_bits", 8, 4), ("group_bits", 12, 4),
                          ("real_bits", 16, 4), ("index_bits", 20, 5))),
-        Register("CTRL", 0x002, Access.RW, "Global control.",
+        Register("CTRL", 0x002, Access.RW, "Global control.", committed=C,
                  fields=(("miss_to_host", 0, 1),)),
         Register("COMMIT", 0x003, Access.STROBE,
-                 "Write 1: the shadow Maglev bank becomes active (atomic, between two lookups)."),
+                 "Write 1: at the next moment no frame is between the parser and the decision "
+                 "queue, the shadow Maglev bank becomes active and every committed register "
+                 "takes its staged value (ACTIVE_BANK flips when done)."),
         Register("ACTIVE_BANK", 0x004, Access.RO, "Maglev bank the selector reads (0/1)."),
         Register("SNAPSHOT", 0x005, Access.STROBE,
                  "Write 1: copy every global counter into its readable snapshot at once."),
         Register("OWN_MAC_HI", 0x008, Access.RW, "Appliance MAC, bytes 0-1 (bits 15:0).",
-                 reset=mac >> 32),
+                 reset=mac >> 32, committed=C),
         Register("OWN_MAC_LO", 0x009, Access.RW, "Appliance MAC, bytes 2-5.",
-                 reset=mac & 0xFFFFFFFF),
-        Register("OWN_IP", 0x00A, Access.RW, "Appliance IPv4 address (answered to ARP)."),
+                 reset=mac & 0xFFFFFFFF, committed=C),
+        Register("OWN_IP", 0x00A, Access.RW, "Appliance IPv4 address (answered to ARP).",
+                 committed=C),
         Register("TABLE_SIZE", 0x00B, Access.RW,
-                 f"Maglev table size M (prime, <= {p.table_stride}).", reset=DEFAULT_TABLE_SIZE),
+                 f"Maglev table size M (prime, <= {p.table_stride}).", reset=DEFAULT_TABLE_SIZE,
+                 committed=C),
         Register("RSS_KEY", 0x010, Access.RW,
                  "Toeplitz key, 40 bytes, word 0 holds key bytes 0-3 (big-endian).",
-                 count=10, reset=0),  # resets per word below
+                 count=10, reset=0, committed=C),  # resets per word below
         Register("HEALTH", 0x020, Access.RW,
-                 "Health mask: bit r%32 of word r//32 is 1 when real r is up.",
+                 "Health mask: bit r%32 of word r//32 is 1 when real r is up (immediate).",
                  count=p.n_reals // 32 if p.n_reals >= 32 else 1),
         Register("TABLE_ADDR", 0x030, Access.STROBE,
                  "Write: set the shadow Maglev write pointer to group << index_bits | index.",
@@ -237,14 +246,28 @@ def _registers(p: Params) -> tuple[Register, ...]:
         Register("REAL_MAC_HI", 0x033, Access.RW, "Real MAC bytes 0-1 (staged)."),
         Register("REAL_MAC_LO", 0x034, Access.STROBE,
                  "Write real MAC bytes 2-5; stores {REAL_MAC_HI, value} for real REAL_SEL."),
+        Register("TABLE_ENTRY", 0x035, Access.STROBE,
+                 "Write: one shadow slot, anywhere (for delta uploads: one word per slot).",
+                 fields=(("real", 0, p.real_bits), ("index", 8, p.index_bits),
+                         ("group", 8 + p.index_bits, p.group_bits))),
+        Register("TABLE_RADDR", 0x036, Access.STROBE,
+                 "Write: read one slot back into TABLE_RDATA (bank 0 = shadow, 1 = active).",
+                 fields=(("index", 0, p.index_bits), ("group", p.index_bits, p.group_bits),
+                         ("bank", 24, 1))),
+        Register("TABLE_RDATA", 0x037, Access.RO,
+                 "Slot asked for by TABLE_RADDR; `valid` is 0 until it has been read (the read "
+                 "waits for a cycle with no lookup).",
+                 fields=(("real", 0, 8), ("valid", 31, 1))),
         Register("VIP_IP", 0x040, Access.RW, "VIP table: destination IPv4 address.",
-                 count=p.n_vips),
+                 count=p.n_vips, committed=C),
         Register("VIP_SERVICE", 0x060, Access.RW, "VIP table: service.", count=p.n_vips,
+                 committed=C,
                  fields=(("port", 0, 16), ("proto", 16, 8), ("enable", 24, 1),
                          ("any_port", 25, 1), ("mode", 26, 2))),
-        Register("VIP_GROUP", 0x080, Access.RW, "VIP table: real-server group.", count=p.n_vips),
+        Register("VIP_GROUP", 0x080, Access.RW, "VIP table: real-server group.", count=p.n_vips,
+                 committed=C),
         Register("GROUP_BACKUP", 0x0A0, Access.RW, "Per group: backup real.", count=p.n_groups,
-                 fields=(("real", 0, 8), ("enable", 8, 1))),
+                 committed=C, fields=(("real", 0, 8), ("enable", 8, 1))),
         Register("COUNTER", 0x100, Access.RO,
                  "Global counter snapshots: word 2n = low, 2n+1 = high half of counter n.",
                  count=2 * len(COUNTERS)),
@@ -260,7 +283,7 @@ def _registers(p: Params) -> tuple[Register, ...]:
             # Arrays share one reset value, so the key is split into ten single registers.
             out.extend(Register(f"RSS_KEY{i}", reg.offset + i, reg.access,
                                 f"Toeplitz key bytes {4 * i}-{4 * i + 3} (big-endian).",
-                                reset=key_words[i]) for i in range(10))
+                                reset=key_words[i], committed=True) for i in range(10))
         else:
             out.append(reg)
     return tuple(out)
@@ -288,6 +311,55 @@ ADDR_BITS = 10
 def params_word(p: Params) -> int:
     """Value of the PARAMS register for ``p``."""
     return p.width | p.vip_bits << 8 | p.group_bits << 12 | p.real_bits << 16 | p.index_bits << 20
+
+
+# --------------------------------------------------------------------------------------------
+# Management bridge: framed register access over the UART
+# --------------------------------------------------------------------------------------------
+
+#: Default serial rate of the management UART (8N1); others are chosen at build time.
+UART_DEFAULT_BAUD = 115200
+#: First byte of a request / of a response.
+BRIDGE_SYNC_REQUEST = 0xA5
+BRIDGE_SYNC_RESPONSE = 0x5A
+#: Most 32-bit words in one request (the bridge buffers a write whole before its CRC is known).
+BRIDGE_MAX_BURST = 128
+#: A request whose bytes stop for this many byte times is abandoned (no response).
+BRIDGE_TIMEOUT_BYTES = 4
+BRIDGE_REQUEST_HEADER = 6   # sync, seq, cmd, addr (2, big-endian), count
+BRIDGE_RESPONSE_HEADER = 4  # sync, seq, status, count
+BRIDGE_CRC_BYTES = 4
+
+
+class BridgeCmd(enum.IntEnum):
+    """Request commands.  Multi-byte fields are big-endian; the CRC is CRC-32 (IEEE 802.3, as
+    ``zlib.crc32``) over every byte after the sync byte, sent big-endian."""
+    READ = 1        #: read ``count`` words from ``addr``, ``addr + 1``, ...
+    WRITE = 2       #: write ``count`` words to ``addr``, ``addr + 1``, ...
+    WRITE_SAME = 3  #: write ``count`` words to ``addr`` (table bursts into TABLE_DATA/ENTRY)
+
+
+class BridgeStatus(enum.IntEnum):
+    """Response status.  Anything but OK means nothing was written; the host may resend."""
+    OK = 0
+    BAD_CRC = 1   #: CRC mismatch (the seq echoed may itself be corrupt)
+    BAD_CMD = 2   #: unknown command
+    BAD_LEN = 3   #: count 0 or above BRIDGE_MAX_BURST
+    REPEAT = 4    #: a write with the sequence number of the last one: not executed again
+
+
+BRIDGE_DOC = """\
+Request:  A5 | seq | cmd | addr_hi | addr_lo | count | data (4 x count bytes, writes only) | crc32
+Response: 5A | seq | status | count | data (4 x count bytes, reads with status OK) | crc32
+
+A write is executed only after its CRC has checked, so a corrupted or truncated request writes
+nothing.  The bridge remembers the sequence number of the last request it executed: a write that
+arrives again with the same number (the host resending after a lost response) is answered
+REPEAT and not executed twice, so strobes (TABLE_DATA, COMMIT) are never doubled.  The host
+gives each new request the next number (mod 256) and opens a session with a read, which sets
+the remembered number.  A request that stops for BRIDGE_TIMEOUT_BYTES byte times is dropped
+with no response; the host times out and resends.
+"""
 
 
 # --------------------------------------------------------------------------------------------
@@ -324,10 +396,17 @@ def render_register_doc(p: Params = DEFAULT_PARAMS) -> str:
             desc += " Fields: " + ", ".join(
                 f"`{n}` [{lsb + w - 1}:{lsb}]" if w > 1 else f"`{n}` [{lsb}]"
                 for n, lsb, w in r.fields)
-        lines.append(f"| {addr} | {r.name} | {r.access.value} | {r.reset:#x} | {desc} |")
+        access = r.access.value + (" (commit)" if r.committed else "")
+        lines.append(f"| {addr} | {r.name} | {access} | {r.reset:#x} | {desc} |")
     lines += ["", "## Global counters (COUNTER word pairs)", "", "| n | name |", "|---|---|"]
     lines += [f"| {i} | {n} |" for i, n in enumerate(COUNTERS)]
     lines += ["", "## Drop reasons", "", "| n | reason | meaning |",
               "|---|---|---|"]
     lines += [f"| {r.value} | {r.name} | {DROP_DOC[r]} |" for r in DropReason]
+    lines += ["", "## Management bridge protocol (UART)", "", "```", BRIDGE_DOC.rstrip(), "```",
+              "", f"At most {BRIDGE_MAX_BURST} words per request.", "",
+              "| command | value |", "|---|---|"]
+    lines += [f"| {c.name} | {c.value} |" for c in BridgeCmd]
+    lines += ["", "| status | value |", "|---|---|"]
+    lines += [f"| {st.name} | {st.value} |" for st in BridgeStatus]
     return "\n".join(lines) + "\n"

@@ -21,7 +21,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from openslb.firmware.program import health_writes, program, table_writes
-from openslb.firmware.regs import address
+from openslb.firmware.regs import address, pack_fields
 from openslb.hw.spec import COUNTERS, ID_MAGIC, EgressPort, Params, params_word
 from openslb.model.config import ApplianceConfig
 from openslb.model.pipeline import Appliance
@@ -180,11 +180,17 @@ def compare_frames(got: list, want: list) -> list[str]:
 
 
 async def send_and_check(tb: CoreBench, model: Appliance, frames: list[bytes], label: str,
-                         idle: float = 0.3) -> None:
-    """Send frames, wait for the model's outputs, compare frames and all counters."""
+                         idle: float = 0.3, during=None) -> None:
+    """Send frames, wait for the model's outputs, compare frames and all counters.
+
+    ``during``: an async function run on the register bus while the frames go in.
+    """
     start = len(tb.outputs)
     want = model.process(frames)
-    await tb.drive(frames, idle)
+    drive = cocotb.start_soon(tb.drive(frames, idle))
+    if during is not None:
+        await during()
+    await drive
     # generous for the random gaps, but a lost frame fails in seconds, not hours
     budget = 8 * sum(len(f) // tb.p.lanes + 4 for f in frames) + 5000
     await tb.wait_outputs(start + len(want.outputs), budget)
@@ -253,7 +259,7 @@ async def mixed(dut) -> None:
     await send_and_check(tb, model, frames, "miss rule drop")
     # The miss rule is a register: switch it and send more.
     cfg.miss_to_host = True
-    await tb.write_many([(address("CTRL"), 1)])
+    await tb.write_many(program(cfg))  # CTRL is committed: a whole apply, tables and all
     model.config.miss_to_host = True
     await send_and_check(tb, model, traffic.mixed_traffic(cfg, flows // 4, _seed() + 1),
                          "miss rule host")
@@ -305,6 +311,43 @@ async def commit(dut) -> None:
     model.tables = {g: new.table(g) for g in new.groups}
     await send_and_check(tb, model, traffic.client_flows(cfg, 200, rng), "after commit")
     assert await tb.read(address("ACTIVE_BANK")) == 0
+
+    # a delta upload: single slots by TABLE_ENTRY, read back from both banks while traffic runs
+    group = 1
+    delta = {k: rng.choice(new.groups[group].reals) for k in rng.sample(range(new.table_size), 20)}
+    await tb.write_many([(address("TABLE_ENTRY"), pack_fields(
+        "TABLE_ENTRY", real=real, index=k, group=group)) for k, real in delta.items()])
+    shadow = model.tables[group].copy()   # the shadow bank now holds the pre-commit tables...
+    old_active = _config().table(group)
+    shadow[:] = old_active                # ...of the first configuration, plus the delta
+    for k, real in delta.items():
+        shadow[k] = real
+    async def read_back() -> None:
+        for k in list(delta)[:8] + [0, new.table_size - 1]:
+            for bank, want in ((0, shadow[k]), (1, model.tables[group][k])):
+                await tb.write_many([(address("TABLE_RADDR"), pack_fields(
+                    "TABLE_RADDR", index=k, group=group, bank=bank))])
+                for _ in range(200):
+                    word = await tb.read(address("TABLE_RDATA"))
+                    if word >> 31:
+                        break
+                assert word >> 31, f"TABLE_RDATA never became valid for slot {k}"
+                assert word & 0xFF == int(want), f"slot {k} bank {bank}: {word & 0xFF} != {want}"
+
+    await send_and_check(tb, model, traffic.client_flows(cfg, 100, rng), "reading back",
+                         during=read_back)
+
+    # committed registers: a staged write reads back at once but reaches traffic at COMMIT
+    await tb.write_many([(address("VIP_SERVICE", 0), 0)])
+    assert await tb.read(address("VIP_SERVICE", 0)) == 0
+    await send_and_check(tb, model, traffic.client_flows(cfg, 50, rng), "VIP disable staged")
+    await tb.write_many([(address("COMMIT"), 1)])
+    # COMMIT also swaps the banks: the shadow (first tables + the delta) becomes active
+    model.tables = {g: _config().table(g) for g in new.groups}
+    model.tables[group] = shadow
+    model.vip_table = [v for v in model.vip_table if v[0] != 0]
+    model.arp_targets = {model.own_ip} | {ip for _, ip, _, _ in model.vip_table}
+    await send_and_check(tb, model, traffic.client_flows(cfg, 50, rng), "VIP disabled")
 
 
 async def run(dut) -> None:

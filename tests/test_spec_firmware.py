@@ -62,12 +62,13 @@ def test_registers_accessor_and_counter_words():
     assert regs.counters()["TX_SERVER"] == 5 | 1 << 32
 
 
-def test_program_commits_tables_before_health():
+def test_program_ends_with_one_commit_after_tables_and_health():
     cfg = default_config()
     writes = program(cfg)
     addrs = [a for a, _ in writes]
     commit = addrs.index(address("COMMIT"))
+    assert commit == len(addrs) - 1
     data = [k for k, a in enumerate(addrs) if a == address("TABLE_DATA")]
     assert len(data) == cfg.table_size and max(data) < commit
-    assert addrs[commit + 1:] == [address("HEALTH", k) for k in range(8)]
-    assert writes[commit + 1][1] == 0b11110  # reals 1-4 up
+    assert addrs[commit - 8:commit] == [address("HEALTH", k) for k in range(8)]
+    assert writes[commit - 8][1] == 0b11110  # reals 1-4 up
