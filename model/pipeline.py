@@ -157,21 +157,43 @@ class Appliance:
     def __init__(self, config: ApplianceConfig) -> None:
         config.validate()
         self.config = config
-        self.params = config.params
-        self.own_mac = mac_bytes(config.own_mac)
-        self.own_ip = ip_int(config.own_ip)
-        self.windows = key_windows(config.rss_key)
-        self.tables = {g: config.table(g) for g in config.groups}
-        self.health = config.health_mask()
-        self.real_macs = {r.index: mac_bytes(r.mac) for r in config.reals.values()}
-        # the VIP table as the hardware holds it: enabled entries, lowest index first
-        self.vip_table = [(v.index, ip_int(v.vip), v.proto, v.port)
-                          for v in sorted(config.virts.values(), key=lambda v: v.index)
-                          if v.enabled]
-        self.arp_targets = {self.own_ip} | {ip for _, ip, _, _ in self.vip_table}
+        self.load(
+            params=config.params, own_mac=mac_bytes(config.own_mac), own_ip=ip_int(config.own_ip),
+            rss_key=config.rss_key, table_size=config.table_size,
+            tables={g: config.table(g) for g in config.groups},
+            health=config.health_mask(),
+            real_macs={r.index: mac_bytes(r.mac) for r in config.reals.values()},
+            vip_table=[(v.index, ip_int(v.vip), v.proto, v.port, v.group)
+                       for v in sorted(config.virts.values(), key=lambda v: v.index)
+                       if v.enabled],
+            backups={g.index: g.backup for g in config.groups.values() if g.backup is not None},
+            miss_to_host=config.miss_to_host)
         self.counters: Tally[str] = Tally({name: 0 for name in spec.COUNTERS})
         self.vip_stats: dict[int, list[int]] = {}
         self.real_stats: dict[int, list[int]] = {}
+
+    def load(self, *, params, own_mac: bytes, own_ip: int, rss_key: bytes, table_size: int,
+             tables: dict, health: int, real_macs: dict, vip_table: list, backups: dict,
+             miss_to_host: bool) -> None:
+        """Set the whole programmed state (what the registers hold), keeping the counters.
+
+        ``vip_table``: ``(index, ip, proto, port or None, group)`` of the enabled entries;
+        ``tables``: group → slots (real indices; :data:`EMPTY` or 0 where unprogrammed).
+        """
+        self.params = params
+        self.own_mac = own_mac
+        self.own_ip = own_ip
+        self.windows = key_windows(rss_key)
+        self.table_size = table_size
+        self.tables = tables
+        self.health = health
+        self.real_macs = real_macs
+        # the VIP table as the hardware holds it: enabled entries, lowest index first
+        self.vip_table = [entry[:4] for entry in sorted(vip_table)]
+        self.vip_groups = {entry[0]: entry[4] for entry in vip_table}
+        self.backups = backups
+        self.miss_to_host = miss_to_host
+        self.arp_targets = {self.own_ip} | {ip for _, ip, _, _ in self.vip_table}
 
     # -- state changes the management plane makes ------------------------------------------
     def set_up(self, real: int, up: bool) -> None:
@@ -206,15 +228,15 @@ class Appliance:
     def select(self, group: int, h: int) -> int | None:
         """Maglev slot, then the rehash slot, then the group backup: the first real that is up."""
         table = self.tables.get(group)
-        m = self.config.table_size
+        m = self.table_size
         for idx in spec.maglev_indices(h, m):
             real = int(table[idx]) if table is not None else EMPTY
             real = 0 if real == EMPTY else real  # unprogrammed slots read as real 0
             if self.is_up(real):
                 return real
-        g = self.config.groups.get(group)
-        if g is not None and g.backup is not None and self.is_up(g.backup):
-            return g.backup
+        backup = self.backups.get(group)
+        if backup is not None and self.is_up(backup):
+            return backup
         return None
 
     def arp_reply(self, frame: bytes, l3: int) -> bytes:
@@ -245,12 +267,12 @@ class Appliance:
             return Decision(EgressPort.CLIENT, frame=self.arp_reply(frame, p.l3))
         vip = self.match_vip(p) if p.kind == "ipv4" else None
         if vip is None:
-            if self.config.miss_to_host:
+            if self.miss_to_host:
                 c["TX_HOST"] += 1
                 return Decision(EgressPort.HOST, frame=bytes(frame))
             return self._drop(DropReason.NON_VIP)
         h = self.hash_of(p)
-        real = self.select(self.config.virts[vip].group, h)
+        real = self.select(self.vip_groups[vip], h)
         if real is None:
             return self._drop(DropReason.NO_REAL, vip=vip, h=h)
         c["TX_SERVER"] += 1

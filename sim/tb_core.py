@@ -260,7 +260,7 @@ async def mixed(dut) -> None:
     # The miss rule is a register: switch it and send more.
     cfg.miss_to_host = True
     await tb.write_many(program(cfg))  # CTRL is committed: a whole apply, tables and all
-    model.config.miss_to_host = True
+    model.miss_to_host = True
     await send_and_check(tb, model, traffic.mixed_traffic(cfg, flows // 4, _seed() + 1),
                          "miss rule host")
     # Heavy output backpressure with back-to-back short VIP frames: the decision queue and the
