@@ -28,6 +28,12 @@ __all__ = ["BusError", "LinkStats", "SerialBus", "ModelBus", "encode_request", "
            "bursts"]
 
 
+#: Strobes whose every word has an effect of its own: never split or merged differently.
+NOT_SPLITTABLE = {REG["TABLE_DATA"].offset, REG["TABLE_ADDR"].offset, REG["COMMIT"].offset,
+                  REG["REAL_MAC_LO"].offset}
+MIN_BURST = 8
+
+
 class BusError(IOError):
     """The register bus failed after every retry (the message says what was tried)."""
 
@@ -78,6 +84,8 @@ class SerialBus:
         self.timeout_scale = timeout_scale
         self.min_timeout = min_timeout
         self.seq = 0
+        self.burst = BRIDGE_MAX_BURST
+        self._good = 0
         self.stats = LinkStats()
         self._open_session()
 
@@ -91,14 +99,16 @@ class SerialBus:
     def _byte_time(self) -> float:
         return 10.0 / self.baud
 
-    def _transact(self, cmd: BridgeCmd, addr: int, count: int, words: list[int] = ()) -> list[int]:
+    def _transact(self, cmd: BridgeCmd, addr: int, count: int, words: list[int] = (),
+                  retries: int | None = None) -> list[int]:
         self.seq = (self.seq + 1) & 0xFF
         request = encode_request(self.seq, cmd, addr, count, list(words))
         answer_len = BRIDGE_RESPONSE_HEADER + BRIDGE_CRC_BYTES + (4 * count if cmd == BridgeCmd.READ else 0)
         wait = max(self.min_timeout, (len(request) + answer_len + 8) * self._byte_time() * 2)
         wait *= self.timeout_scale
         problems = []
-        for attempt in range(self.retries + 1):
+        retries = self.retries if retries is None else retries
+        for attempt in range(retries + 1):
             if attempt:
                 self.stats.retries += 1
                 # let a half-received request time out in the bridge before resending
@@ -116,7 +126,7 @@ class SerialBus:
                 return data
             problems.append(f"bridge answered {BridgeStatus(status).name}")
         raise BusError(f"{cmd.name} {count} word(s) at {addr:#05x} failed after "
-                       f"{self.retries + 1} tries: {', '.join(problems[-3:])}")
+                       f"{retries + 1} tries: {', '.join(problems[-3:])}")
 
     def _await_response(self, words: int, wait: float):
         deadline = time.monotonic() + wait
@@ -181,8 +191,29 @@ class SerialBus:
         self._transact(BridgeCmd.WRITE, addr, 1, [value])
 
     def write_many(self, writes: list[tuple[int, int]]) -> None:
+        """Bursts of up to :attr:`burst` words.  On a noisy line long bursts rarely get through
+        whole, so a burst that keeps failing is split into shorter ones (and the length grows
+        back after a run of successes) — but only towards idempotent registers: a strobe with
+        a side effect per word (TABLE_DATA, COMMIT) is only ever resent unchanged."""
         for cmd, addr, words in bursts(writes):
-            self._transact(cmd, addr, len(words), words)
+            splittable = addr not in NOT_SPLITTABLE
+            i = 0
+            while i < len(words):
+                n = min(self.burst if splittable else BRIDGE_MAX_BURST, len(words) - i)
+                start = addr + (i if cmd == BridgeCmd.WRITE else 0)
+                try:
+                    self._transact(cmd, start, n, words[i:i + n],
+                                   retries=3 if splittable and n > MIN_BURST else None)
+                except BusError:
+                    if not splittable or n <= MIN_BURST:
+                        raise
+                    self.burst = max(MIN_BURST, n // 4)
+                    self._good = 0
+                    continue
+                i += n
+                self._good += 1
+                if self._good >= 8 and self.burst < BRIDGE_MAX_BURST:
+                    self.burst, self._good = min(BRIDGE_MAX_BURST, self.burst * 2), 0
 
 
 class ModelBus:

@@ -3,8 +3,8 @@
 The programmer keeps a mirror of what it last wrote: the registers, both Maglev banks of every
 group, and the health mask.  An apply then writes only what differs: changed registers (each
 real's MAC as one REAL_SEL / REAL_MAC_HI / REAL_MAC_LO triple), the Maglev slots that differ
-from the shadow bank (one TABLE_ENTRY word per slot, or a TABLE_ADDR + TABLE_DATA burst when
-that is shorter), then one COMMIT, and waits for ACTIVE_BANK to flip.  Everything before the
+from the shadow bank (one TABLE_ENTRY word per slot, which names its slot, so a resent burst
+can never shift a table), then one COMMIT, and waits for ACTIVE_BANK to flip.  Everything before the
 COMMIT is staged (shadow bank, committed registers), so an apply that fails on the way changes
 nothing that traffic sees; the mirror is then forgotten and the next apply writes everything.
 The health mask is live: :meth:`Programmer.set_health` changes it at once.
@@ -107,14 +107,11 @@ class Programmer:
                 changed = np.arange(len(table))
             if len(changed) == 0:
                 continue
-            if len(changed) < len(table):
-                writes += [(address("TABLE_ENTRY"), pack_fields(
-                    "TABLE_ENTRY", real=int(table[i]), index=int(i), group=g)) for i in changed]
-                report.table_words += len(changed)
-            else:
-                writes.append((address("TABLE_ADDR"), g << p.index_bits))
-                writes += [(address("TABLE_DATA"), int(r)) for r in table]
-                report.table_words += len(table) + 1
+            # TABLE_ENTRY names its slot, so every table word is idempotent: a burst that is
+            # resent or split after a noisy-line failure can never shift the table
+            writes += [(address("TABLE_ENTRY"), pack_fields(
+                "TABLE_ENTRY", real=int(table[i]), index=int(i), group=g)) for i in changed]
+            report.table_words += len(changed)
         return writes
 
     def _apply(self, cfg: ApplianceConfig, tables, report: ApplyReport) -> None:

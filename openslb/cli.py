@@ -32,6 +32,85 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(skip_fpga=args.skip_fpga)
 
 
+def _open_device(args: argparse.Namespace):
+    """The register bus the CLI manages: a serial bridge (--port) or the reference model."""
+    from openslb.firmware.bus import ModelBus, open_serial
+    if args.port:
+        return open_serial(args.port, args.baud)
+    from openslb.model.device import DeviceModel
+    print("no --port given: managing a local reference-model appliance", file=sys.stderr)
+    return ModelBus(DeviceModel())
+
+
+def _manager(args: argparse.Namespace):
+    """Attach to the device and bring it to the saved configuration (or the built-in one)."""
+    import threading
+    from pathlib import Path
+
+    from openslb.firmware.manager import Manager
+    from openslb.firmware.shell import run_script_config
+    from openslb.firmware.slb import default_slb_config
+    from openslb.hw.spec import DEFAULT_PARAMS
+
+    bus = _open_device(args)
+    saved = Path(args.config)
+    initial = (run_script_config(saved.read_text(), str(saved), DEFAULT_PARAMS)
+               if saved.exists() else default_slb_config())
+    manager = Manager(bus, saved, initial, minimal_disruption=args.minimal_disruption)
+    manager.program_applied()
+    if args.health:
+        import asyncio
+
+        from openslb.firmware.health import HealthChecker, specs_from_config
+        checker = HealthChecker(specs_from_config(manager.applied), manager.set_up)
+        threading.Thread(target=lambda: asyncio.run(checker.run()), daemon=True).start()
+    return manager
+
+
+def _cmd_cli(args: argparse.Namespace) -> int:
+    from openslb.firmware import console
+    from openslb.firmware.bus import BusError
+    from openslb.firmware.shell import Shell
+    from openslb.firmware.slb import ConfigError
+    try:
+        manager = _manager(args)
+    except (BusError, ConfigError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    shell = Shell(manager)
+    if args.c is not None:
+        return console.run_script(shell, console.split_commands(args.c), "-c")
+    if args.f is not None:
+        text = sys.stdin.read() if args.f == "-" else open(args.f).read()
+        return console.run_script(shell, console.split_commands(text), args.f)
+    if args.console:
+        import serial
+        port = serial.serial_for_url(args.console, baudrate=args.baud, timeout=1)
+        console.serve_console(shell, port)
+        return 0
+    return console.interactive(shell)
+
+
+def _cmd_exporter(args: argparse.Namespace) -> int:
+    from openslb.firmware.exporter import serve
+    manager = _manager(args)
+    host, _, port = args.listen.rpartition(":")
+    serve(manager, host or "0.0.0.0", int(port), once=args.once)
+    return 0
+
+
+def _device_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", help="serial URL of the appliance's management UART "
+                                  "(/dev/ttyUSB0, /dev/pts/N, socket://host:port); "
+                                  "default: a local reference-model appliance")
+    p.add_argument("--baud", type=int, default=115200, help="serial rate (default 115200)")
+    p.add_argument("--config", default="openslb.cfg",
+                   help="saved configuration (CLI commands); the built-in one if missing")
+    p.add_argument("--health", action="store_true", help="run the health checker")
+    p.add_argument("--minimal-disruption", action="store_true",
+                   help="rebalance tables instead of rebuilding them (fewer slots move)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="openslb", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -46,6 +125,18 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("bench", help="run the benchmarks, JSON under bench/results/")
     p.add_argument("--skip-fpga", action="store_true", help="skip the yosys/nextpnr run")
     p.set_defaults(func=_cmd_bench)
+    p = sub.add_parser("cli", help="the management CLI (Alteon-style menus)")
+    _device_args(p)
+    p.add_argument("-c", metavar="CMDS", help="run commands separated by ';' and exit")
+    p.add_argument("-f", metavar="FILE", help="run the commands of FILE ('-' = stdin) and exit")
+    p.add_argument("--console", metavar="URL",
+                   help="serve the CLI on this serial port / pty instead of the terminal")
+    p.set_defaults(func=_cmd_cli)
+    p = sub.add_parser("exporter", help="Prometheus exporter of the appliance counters")
+    _device_args(p)
+    p.add_argument("--listen", default=":9108", help="address:port to serve /metrics on")
+    p.add_argument("--once", action="store_true", help="serve one scrape and exit (tests)")
+    p.set_defaults(func=_cmd_exporter)
     p = sub.add_parser("regdoc", help="print the register reference (Markdown)")
     p.set_defaults(func=_cmd_regdoc)
     args = parser.parse_args(argv)
