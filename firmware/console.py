@@ -26,7 +26,8 @@ def split_commands(text: str) -> list[str]:
     return [c.strip() for part in text.splitlines() for c in part.split(";") if c.strip()]
 
 
-def run_script(shell: Shell, commands: list[str], where: str, out=sys.stdout) -> int:
+def run_script(shell: Shell, commands: list[str], where: str, out=None) -> int:
+    out = out or sys.stdout
     for number, line in enumerate(commands, 1):
         try:
             result = shell.execute(line)

@@ -187,7 +187,7 @@ class RegisterBridge(wiring.Component):
                 def next_byte():
                     m.d.sync += [word.eq(word << 8), nbyte.eq(nbyte + 1)]
                     with m.If(nbyte == 3):
-                        m.d.sync += idx.eq(idx + 1)
+                        m.d.sync += [idx.eq(idx + 1), nbyte.eq(0)]
                         with m.If(idx + 1 == count):
                             m.next = "T_CRC"
                         with m.Else():

@@ -41,6 +41,10 @@ def main(skip_fpga: bool = False) -> int:
     t0 = time.monotonic()
     result: dict = {"command": "make bench", "machine": platform.machine(),
                     "python": platform.python_version()}
+    from openslb.sim.bench_management import management_figures
+    management = {"command": "make bench", **management_figures()}
+    (RESULTS / "management.json").write_text(json.dumps(management, indent=2, default=str) + "\n")
+    print(json.dumps(management, indent=2, default=str), flush=True)
     result.update(pipeline_figures(64))
     result["w8"] = pipeline_figures(8)
     print(json.dumps(result, indent=2), flush=True)

@@ -70,8 +70,10 @@ def build(params: Params, top: str = "core") -> tuple[Path, str]:
     from openslb.hw.hasher import Hasher
     from openslb.hw.pipeline import DispatchCore
 
+    from openslb.hw.top import ApplianceTop
     designs = {"core": ("dispatch_core", lambda: DispatchCore(params)),
-               "hasher": ("hasher", lambda: Hasher(params))}
+               "hasher": ("hasher", lambda: Hasher(params)),
+               "appliance": ("appliance_top", lambda: ApplianceTop(params, SIM_UART_DIVISOR))}
     toplevel, factory = designs[top]
     build_dir = BUILD / f"{top}-w{params.width}-{_source_digest(params, top, '')}"
     marker = build_dir / ".built"
@@ -128,6 +130,9 @@ def run_testbench(module: str, params: Params, top: str = "core", env: dict | No
     return tests, failed, test_dir
 
 
+#: UART clock cycles per bit in simulation (a board build uses clk_hz // baud).
+SIM_UART_DIVISOR = 8
+
 #: Every HDL testbench: (label, cocotb module, design, width, scenario)
 TESTBENCHES = [
     ("hasher-rss-vectors", "openslb.sim.tb_hasher", "hasher", 64, "rss"),
@@ -136,6 +141,8 @@ TESTBENCHES = [
     ("core-w64-health", "openslb.sim.tb_core", "core", 64, "health"),
     ("core-w64-commit", "openslb.sim.tb_core", "core", 64, "commit"),
     ("core-w64-default-config", "openslb.sim.tb_core", "core", 64, "run"),
+    ("appliance-uart-bridge", "openslb.sim.tb_appliance", "appliance", 64, "bridge"),
+    ("appliance-cli-over-uart", "openslb.sim.tb_appliance", "appliance", 64, "cli"),
 ]
 
 

@@ -1,0 +1,169 @@
+"""The management CLI against the reference-model device: menus, the pending-change workflow,
+validation messages, the saved form, operator drain and the "which real" query."""
+
+import pytest
+
+from openslb.firmware.bus import ModelBus
+from openslb.firmware.console import run_script, split_commands
+from openslb.firmware.manager import Manager
+from openslb.firmware.shell import CliError, Shell, run_script_config
+from openslb.firmware.slb import check_password, default_slb_config
+from openslb.hw.spec import DEFAULT_PARAMS
+from openslb.model.device import DeviceModel
+from openslb.model.pipeline import Appliance
+from openslb.sim.traffic import client_flows
+
+
+@pytest.fixture
+def box(tmp_path):
+    dev = DeviceModel()
+    m = Manager(ModelBus(dev), tmp_path / "openslb.cfg", default_slb_config())
+    m.program_applied()
+    return dev, m, Shell(m)
+
+
+def _reals_used(dev, cfg, n=300, seed=1):
+    import random
+    frames = client_flows(cfg, n, random.Random(seed))
+    return {d.real for d in map(dev.appliance.decide, frames) if d.real is not None}
+
+
+def test_pending_edits_reach_traffic_only_at_apply(box):
+    dev, m, sh = box
+    cfg = m.applied.compile()
+    assert _reals_used(dev, cfg) == {1, 2, 3, 4}
+    sh.execute("/cfg/slb/real 2/dis")
+    assert "-/cfg/slb/real 2/ena" in sh.execute("diff")
+    assert _reals_used(dev, cfg) == {1, 2, 3, 4}          # still pending
+    assert sh.execute("apply").startswith("apply complete")
+    assert _reals_used(dev, cfg) == {1, 3, 4}
+    assert sh.execute("diff") == "no pending changes"
+
+
+def test_revert_drops_pending(box):
+    _, m, sh = box
+    sh.execute("/cfg/slb/real 1/weight 7")
+    assert sh.execute("revert") == "pending changes dropped"
+    assert m.pending.reals[1].weight == 1
+
+
+def test_failed_apply_changes_nothing(box):
+    dev, m, sh = box
+    before = dev.table(1).copy(), dict(dev.staged)
+    sh.execute("/cfg/slb/real 9/rip 10.0.1.11")     # duplicate rip, and no mac
+    sh.execute("/cfg/slb/group 1/add 9")
+    with pytest.raises(CliError, match="real 9: rip 10.0.1.11 is already used by real 1"):
+        sh.execute("apply")
+    assert (dev.table(1) == before[0]).all() and dev.staged == before[1]
+    assert 9 not in m.applied.reals
+
+
+@pytest.mark.parametrize("commands,message", [
+    (["/cfg/slb/real 1/weight 49"], "weight: 49 out of range 1-48"),
+    (["/cfg/slb/virt 2/vip 10.0.0.200", "/cfg/slb/virt 2/service 80"],
+     "virt 2 service 80 tcp: no group"),
+    (["/cfg/slb/real 1/dis", "/cfg/slb/real 2/dis", "/cfg/slb/real 3/dis", "/cfg/slb/real 4/dis"],
+     "group 1 has no enabled real"),
+    (["/cfg/slb/group 1/add 7"], "real 7 is not defined"),
+    (["/cfg/slb/virt 1/service 80 tcp/mode nat"], "mode nat needs the connection table"),
+    (["/cfg/slb/nosuch"], "no menu or command 'nosuch' in /cfg/slb"),
+    (["/cfg/l3/if/addr 300.1.1.1"], "not an IPv4 address"),
+])
+def test_bad_config_is_refused_with_what_and_where(box, commands, message):
+    _, m, sh = box
+    before = m.applied.dump()
+    with pytest.raises(CliError, match=message):
+        for c in commands:
+            sh.execute(c)
+        sh.execute("apply")
+    assert m.applied.dump() == before
+
+
+def test_table_overflow_is_refused(box):
+    _, _, sh = box
+    for port in range(1000, 1016):
+        sh.execute(f"/cfg/slb/virt 1/service {port}/group 1")
+    with pytest.raises(CliError, match="17 services, but the VIP table holds 16 entries"):
+        sh.execute("apply")
+
+
+def test_save_and_revert_apply_round_trip(box, tmp_path):
+    dev, m, sh = box
+    sh.execute("save")
+    saved = (tmp_path / "openslb.cfg").read_text()
+    assert run_script_config(saved, "saved", DEFAULT_PARAMS).dump() == saved
+    sh.execute("/cfg/slb/real 3/dis")
+    sh.execute("apply")
+    assert 3 not in _reals_used(dev, m.applied.compile())
+    assert sh.execute("revert apply").startswith("reverted")
+    assert _reals_used(dev, m.applied.compile()) == {1, 2, 3, 4}
+    assert m.applied.dump() == saved
+    assert not list(tmp_path.glob(".openslb-*"))      # no temporary file left behind
+
+
+def test_navigation_prompt_and_completion(box):
+    _, _, sh = box
+    sh.execute("/cfg/slb/virt 1")
+    assert sh.prompt() == ">> Virtual server 1# "
+    sh.execute("service 80 tcp")
+    sh.execute("timeout 30")
+    assert sh.cfg.virts[1].services[(80, "tcp")].timeout == 30
+    sh.execute("..")
+    assert sh.prompt() == ">> Virtual server 1# "
+    assert sh.completions("/cfg/slb/g") == ["group"]
+    assert "rip" in sh.completions("/cfg/slb/real 1/")
+
+
+def test_operator_drain_and_which(box):
+    dev, m, sh = box
+    answer = sh.execute("/info/slb/which 192.168.7.9 5555")
+    real = int(answer.split("real ")[1].split()[0])
+    sh.execute(f"/oper/slb/dis {real}")
+    assert real not in _reals_used(dev, m.applied.compile())
+    assert f"real {real}" not in sh.execute("/info/slb/which 192.168.7.9 5555")
+    sh.execute(f"/oper/slb/ena {real}")
+    assert f"real {real}" in sh.execute("/info/slb/which 192.168.7.9 5555")
+
+
+def test_health_down_writes_the_mask_at_once(box):
+    dev, m, _ = box
+    m.set_up(2, False, "test")
+    assert not dev.appliance.is_up(2)
+    assert 2 not in _reals_used(dev, m.applied.compile())
+
+
+def test_stats_follow_traffic(box):
+    import random
+    dev, m, sh = box
+    frames = client_flows(m.applied.compile(), 100, random.Random(3))
+    result = dev.process(frames)
+    total = sum(p for p, _ in result.real_stats.values())
+    out = sh.execute("/stats/slb/virt 1")
+    assert out.startswith(f"virt 1: {total} packets")
+    assert "DROP_NO_REAL" in sh.execute("/stats/slb/drops")
+
+
+def test_script_mode_stops_at_the_first_error(box, capsys):
+    _, _, sh = box
+    rc = run_script(sh, split_commands("/cfg/slb/real 1/weight 3; /cfg/slb/bad; /cfg/slb/real 1/weight 4"), "-c")
+    assert rc == 1
+    assert "-c:2: error:" in capsys.readouterr().out
+    assert sh.cfg.reals[1].weight == 3
+
+
+def test_password_is_stored_hashed(box):
+    _, m, sh = box
+    sh.execute("/cfg/sys/passwd s3cret-pw")
+    assert "s3cret" not in m.pending.dump()
+    assert check_password("s3cret-pw", m.pending.password_hash)
+    assert not check_password("admin", m.pending.password_hash)
+
+
+def test_exporter_serves_the_counters(box):
+    from prometheus_client import generate_latest
+
+    from openslb.firmware.exporter import registry_for
+    _, m, _ = box
+    text = generate_latest(registry_for(m)).decode()
+    assert 'openslb_frames_total{counter="RX_FRAMES"} 0.0' in text
+    assert 'openslb_real_up{real="1"} 1.0' in text
