@@ -209,9 +209,10 @@ class HealthChecker:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-def specs_from_config(cfg, interval: float = 2.0, **kwargs) -> dict[int, CheckSpec]:
-    """One :class:`CheckSpec` per real of a :class:`~openslb.firmware.slb.SlbConfig`, with the
-    check of the (first) group it is in and the port of the service that group serves."""
+def specs_from_config(cfg, **kwargs) -> dict[int, CheckSpec]:
+    """One :class:`CheckSpec` per real of a :class:`~openslb.firmware.slb.SlbConfig`: the
+    check of the (first) group it is in, the port of the service that group serves, and the
+    real's own ``inter`` / ``retry`` / ``restr``."""
     ports = {}
     for v in cfg.virts.values():
         for (port, _), s in v.services.items():
@@ -224,5 +225,5 @@ def specs_from_config(cfg, interval: float = 2.0, **kwargs) -> dict[int, CheckSp
             if r is None or r.rip is None or n in out:
                 continue
             out[n] = CheckSpec(g.health, r.rip, ports.get(g.num, 80), g.content,
-                               interval=interval, **kwargs)
+                               interval=r.inter, fails_down=r.retry, succ_up=r.restr, **kwargs)
     return out

@@ -77,6 +77,9 @@ class Real:
     maxcon: int = 0          #: 0 = no limit (enforced with the connection table)
     backup: int | None = None
     name: str = ""
+    inter: int = 2           #: health check interval, seconds
+    retry: int = 4           #: failed checks to mark the real down
+    restr: int = 2           #: successful checks to bring it back
 
 
 @dataclass
@@ -249,6 +252,9 @@ class SlbConfig:
                 lines.append(f"{base}/backup {r.backup}")
             if r.name:
                 lines.append(f"{base}/name {r.name}")
+            if (r.inter, r.retry, r.restr) != (2, 4, 2):
+                lines += [f"{base}/inter {r.inter}", f"{base}/retry {r.retry}",
+                          f"{base}/restr {r.restr}"]
             lines.append(f"{base}/{'ena' if r.enabled else 'dis'}")
         for g in sorted(self.groups.values(), key=lambda g: g.num):
             base = f"/cfg/slb/group {g.num}"

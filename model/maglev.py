@@ -12,7 +12,8 @@ benchmark):
 1. **Quotas.**  Real ``r`` of weight ``w_r`` gets ``quota_r`` slots: ``M * w_r / sum(w)``
    rounded down, the slots left over going one each to the largest remainders (lowest real on
    a tie).  So loads are exactly proportional to the weights, within one slot.
-2. **Rounds.**  The slots are handed out in ``R = min(ROUNDS, max quota)`` rounds.  By the end of
+2. **Rounds.**  The slots are handed out in ``R = min(ROUNDS, ceil(M / sum(w)))`` rounds (the
+   rounds of the paper's loop, in which a real of weight ``w`` takes ``w`` turns each).  By the end of
    round ``t`` (1-based) real ``r`` is owed ``ceil(quota_r * t / R)`` slots, so every real
    advances at the same pace, as the one-slot-per-turn loop of the paper does.
 3. **Claims.**  Within a round, every real still owed ``k`` slots proposes the next ``k`` free
@@ -22,7 +23,7 @@ benchmark):
 
 Claiming in batches is what lets numpy do the work (``make bench`` measures ``M = 65537`` with
 1000 weighted reals against the plain loop).  With up to ``ROUNDS`` rounds the pace is that of
-the paper's loop for groups of up to ``M / ROUNDS`` reals, so balance and disruption stay those
+the paper's loop whenever ``sum(w) >= M / ROUNDS``, so balance and disruption stay those
 of Maglev (``tests/test_model_maglev.py``); fewer rounds build faster but move more slots when a
 real leaves.
 
@@ -91,6 +92,13 @@ def quotas(weights: Mapping[int, int], table_size: int) -> dict[int, int]:
     order = np.lexsort((np.arange(len(reals)), -remainder))  # largest remainder, lowest real
     base[order[:rest]] += 1
     return {r: int(q) for r, q in zip(reals, base)}
+
+
+def _rounds(weights: Mapping[int, int], table_size: int) -> int:
+    """Rule 2's ``R``: the rounds of the paper's loop (each real ``w`` turns a round, so
+    ``M / sum(w)`` rounds), at most :data:`ROUNDS`."""
+    total = sum(w for w in weights.values() if w > 0)
+    return max(1, min(ROUNDS, -(-table_size // total))) if total else 1
 
 
 def _targets(quota: np.ndarray, round_: int, rounds: int) -> np.ndarray:
@@ -184,8 +192,7 @@ class _Filler:
             proposed = last >= 0
             self.pointer[proposed] = last[proposed] + 1
 
-    def fill(self, quota: np.ndarray) -> None:
-        rounds = max(1, min(ROUNDS, int(quota.max(initial=0))))
+    def fill(self, quota: np.ndarray, rounds: int) -> None:
         for t in range(1, rounds + 1):
             self.claim(np.maximum(_targets(quota, t, rounds) - self.have, 0))
 
@@ -209,7 +216,7 @@ def populate(weights: Mapping[int, int], table_size: int) -> np.ndarray:
     table = np.full(table_size, EMPTY, dtype=np.int16)
     if q:
         filler = _Filler(table, list(q))
-        filler.fill(np.array(list(q.values()), dtype=np.int64))
+        filler.fill(np.array(list(q.values()), dtype=np.int64), _rounds(weights, table_size))
     return table
 
 
@@ -224,7 +231,7 @@ def populate_loop(weights: Mapping[int, int], table_size: int) -> np.ndarray:
     params = [permutation_params(r, m) for r in reals]
     pointer = [0] * n
     have = [0] * n
-    rounds = max(1, min(ROUNDS, max(q.values(), default=0)))
+    rounds = _rounds(weights, m)
     for t in range(1, rounds + 1):
         need = [max(0, -(-q[r] * t // rounds) - have[k]) for k, r in enumerate(reals)]
         order = list(range(n))
@@ -272,5 +279,5 @@ def rebalance(current: np.ndarray, weights: Mapping[int, int]) -> np.ndarray:
             rank = (slots - offset) * pow(skip, -1, m) % m   # position in r's preference list
             table[slots[np.argsort(rank)[-excess:]]] = EMPTY
     filler = _Filler(table, list(q))
-    filler.fill(np.array(list(q.values()), dtype=np.int64))
+    filler.fill(np.array(list(q.values()), dtype=np.int64), _rounds(weights, m))
     return table

@@ -167,3 +167,51 @@ def test_exporter_serves_the_counters(box):
     text = generate_latest(registry_for(m)).decode()
     assert 'openslb_frames_total{counter="RX_FRAMES"} 0.0' in text
     assert 'openslb_real_up{real="1"} 1.0' in text
+
+
+def test_random_input_gives_one_line_errors_never_a_traceback(box):
+    import random
+    _, _, sh = box
+    rng = random.Random(7)
+    words = ["/cfg", "slb", "real", "group", "virt", "service", "1", "x", "999", "-1", "add",
+             "rip", "mac", "weight", "/", "..", "ena", "dis", "del", "10.0.0.1", "zz:zz",
+             "/oper/slb/dis", "/stats/slb/real", "/info/slb/which", "tblsize", "4096", "apply"]
+    for _ in range(600):
+        line = "".join(rng.choice([" ", "/", " ", ""]) + rng.choice(words)
+                       for _ in range(rng.randint(1, 6)))
+        try:
+            sh.execute(line)
+        except CliError as e:
+            assert "\n" not in str(e)
+
+
+def test_console_on_a_pty_logs_in_and_runs_commands(box):
+    import os
+    import pty
+    import threading
+    import time
+
+    import serial
+
+    from openslb.firmware.console import serve_console
+    _, m, sh = box
+    master, slave = pty.openpty()
+    port = serial.serial_for_url(os.ttyname(slave), timeout=1)
+    t = threading.Thread(target=serve_console, args=(sh, port, True), daemon=True)
+    t.start()
+
+    def talk(text: str, wait_for: bytes) -> bytes:
+        os.write(master, text.encode())
+        out, deadline = b"", time.monotonic() + 5
+        while wait_for not in out and time.monotonic() < deadline:
+            out += os.read(master, 4096)
+        return out
+    talk("", b"Enter password: ")
+    assert b">> Main# " in talk("admin\r", b">> Main# ")
+    assert b"Real server 2" in talk("/cfg/slb/real 2\r", b"# ")
+    out = talk("weight 99\r", b"# ")
+    assert b"Error: /cfg/slb/real 2: weight: 99 out of range 1-48" in out
+    talk("weight 5\r", b"# ")
+    talk("exit\r", b"")
+    t.join(5)
+    assert m.pending.reals[2].weight == 5

@@ -129,3 +129,60 @@ def test_checker_follows_a_real_that_goes_down_and_comes_back():
     srv.stop()
     assert [c[:2] for c in changes] == [(7, False), (7, True)]
     assert "3 failed checks" in changes[0][2]
+
+
+def test_checker_drives_the_hardware_health_mask():
+    """Reals on 127.0.0.2-4 (one HTTP server each); the one that stops leaves the mask."""
+    from openslb.firmware.bus import ModelBus
+    from openslb.firmware.health import specs_from_config
+    from openslb.firmware.manager import Manager
+    from openslb.firmware.slb import default_slb_config
+    from openslb.model.device import DeviceModel
+
+    servers = []
+    for k in range(3):
+        srv = _Http()
+        srv.port = servers[0].port if servers else None
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *a):
+                pass
+        server = http.server.ThreadingHTTPServer((f"127.0.0.{2 + k}", srv.port or 0), Handler)
+        srv.server, srv.port = server, server.server_address[1]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(srv)
+    cfg = default_slb_config(3)
+    for n in (1, 2, 3):
+        cfg.reals[n].rip = f"127.0.0.{1 + n}"
+        cfg.reals[n].retry = 2
+    from openslb.firmware.slb import Service
+    port = servers[0].port    # the service port is what the checker connects to
+    cfg.virts[1].services = {(port, "tcp"): Service(port, group=1)}
+    dev = DeviceModel()
+    manager = Manager(ModelBus(dev), None, cfg)
+    manager.program_applied()
+    specs = specs_from_config(manager.applied, timeout=0.3)
+    for s in specs.values():
+        s.interval = 0.05
+    hc = HealthChecker(specs, manager.set_up)
+
+    async def scenario():
+        task = asyncio.create_task(hc.run())
+        await asyncio.sleep(0.3)
+        assert all(dev.appliance.is_up(n) for n in (1, 2, 3))
+        servers[1].stop()
+        await asyncio.sleep(0.8)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    try:
+        asyncio.run(scenario())
+    finally:
+        servers[0].stop()
+        servers[2].stop()
+    assert not dev.appliance.is_up(2) and dev.appliance.is_up(1) and dev.appliance.is_up(3)
+    assert [(e.real, e.up) for e in manager.events] == [(2, False)]
