@@ -6,14 +6,15 @@ STAMP  := $(VENV)/.openslb-installed
 SIM    ?= verilator
 export SIM
 
-.PHONY: all test sim bench run regdoc build-check clean help
+.PHONY: all test sim bench fuzz run regdoc build-check clean help
 all: test
 
 help:
-	@echo "make run    - emulated appliance with the default config and generated traffic"
+	@echo "make run    - the emulated appliance (Verilator) with the default config and traffic"
 	@echo "make test   - the whole pytest suite (model, unit and cocotb RTL tests)"
 	@echo "make sim    - only the cocotb HDL testbenches, with a pass/fail summary"
 	@echo "make bench  - benchmarks, JSON under bench/results/"
+	@echo "make fuzz   - 1M fuzzed frames through the emulator vs the model (FUZZ_FRAMES=N)"
 	@echo "make clean  - remove build products (keeps .venv; 'make distclean' removes it too)"
 
 $(STAMP): pyproject.toml
@@ -37,6 +38,11 @@ sim: $(STAMP)
 
 bench: $(STAMP)
 	@$(PY) -m openslb bench
+
+# millions of random and mutated frames through the emulator, checked against the model
+FUZZ_FRAMES ?= 1000000
+fuzz: $(STAMP)
+	@$(PY) -m openslb.sim.fuzz $(FUZZ_FRAMES)
 
 run: $(STAMP)
 	@$(PY) -m openslb run

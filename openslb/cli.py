@@ -18,8 +18,16 @@ def _cmd_regdoc(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from openslb.sim.run import main as run_main
-    return run_main(flows=args.flows, width=args.width, pcap=args.pcap, seed=args.seed)
+    from openslb.sim.emulate import main as emulate_main
+    return emulate_main(pcap_out=args.pcap, check=True, width=args.width, flows=args.flows,
+                        seed=args.seed, uart_pty=args.uart_pty)
+
+
+def _cmd_emulate(args: argparse.Namespace) -> int:
+    from openslb.sim.emulate import main as emulate_main
+    return emulate_main(pcap_in=args.pcap_in, pcap_out=args.pcap_out, config=args.config,
+                        check=args.check, width=args.width, flows=args.flows, seed=args.seed,
+                        uart_pty=args.uart_pty)
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
@@ -114,12 +122,29 @@ def _device_args(p: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="openslb", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="replay generated client traffic through the simulated RTL")
-    p.add_argument("--flows", type=int, default=400, help="client flows to generate")
+    p = sub.add_parser("run", help="the emulated appliance: default config, generated traffic, "
+                                   "checked against the model")
+    p.add_argument("--flows", type=int, default=3000, help="client flows to generate")
     p.add_argument("--width", type=int, default=64, help="stream width in bits")
-    p.add_argument("--pcap", default="out/run.pcap", help="where to write the output frames")
+    p.add_argument("--pcap", default="out/run.pcap",
+                   help="output pcaps: <name>.server.pcap, .client.pcap, .host.pcap")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--uart-pty", action="store_true",
+                   help="afterwards, keep running with the management UART on a pty")
     p.set_defaults(func=_cmd_run)
+    p = sub.add_parser("emulate", help="replay a pcap through the emulated appliance")
+    p.add_argument("--pcap-in", help="frames to replay (default: generated traffic)")
+    p.add_argument("--pcap-out", default="out/emulate.pcap",
+                   help="output pcaps: <name>.server.pcap, .client.pcap, .host.pcap")
+    p.add_argument("--config", help="configuration script (CLI commands, as saved by 'save')")
+    p.add_argument("--check", action="store_true",
+                   help="compare every output frame and counter with the reference model")
+    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--flows", type=int, default=3000, help="generated client flows")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--uart-pty", action="store_true",
+                   help="afterwards, keep running with the management UART on a pty")
+    p.set_defaults(func=_cmd_emulate)
     p = sub.add_parser("sim", help="run every cocotb HDL testbench and print a summary")
     p.set_defaults(func=_cmd_sim)
     p = sub.add_parser("bench", help="run the benchmarks, JSON under bench/results/")

@@ -1,4 +1,5 @@
-"""``make bench``: pipeline figures from the RTL simulation and a real yosys + nextpnr-ecp5 run.
+"""``make bench``: management figures (``management.json``), emulator speed (``emulator.json``),
+pipeline figures from the RTL simulation and a real yosys + nextpnr-ecp5 run.
 
 Writes ``bench/results/pipeline.json``:
 - ``cycles_per_packet_64B`` / ``cycles_per_packet_1500B``: output cycles per frame with the input
@@ -45,6 +46,10 @@ def main(skip_fpga: bool = False) -> int:
     management = {"command": "make bench", **management_figures()}
     (RESULTS / "management.json").write_text(json.dumps(management, indent=2, default=str) + "\n")
     print(json.dumps(management, indent=2, default=str), flush=True)
+    from openslb.sim.bench_emulator import emulator_figures
+    emulator = {"command": "make bench", **emulator_figures()}
+    (RESULTS / "emulator.json").write_text(json.dumps(emulator, indent=2) + "\n")
+    print(json.dumps(emulator, indent=2), flush=True)
     result.update(pipeline_figures(64))
     result["w8"] = pipeline_figures(8)
     print(json.dumps(result, indent=2), flush=True)
