@@ -10,8 +10,10 @@ a temporary file, then rename); ``revert_apply`` goes back to the saved configur
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +28,11 @@ __all__ = ["Manager", "HealthEvent"]
 
 @dataclass
 class HealthEvent:
-    when: float
+    when: float                 #: wall clock (time.time())
     real: int
     up: bool
     reason: str
+    mono: float = field(default_factory=time.monotonic)   #: the same moment, monotonic clock
 
 
 @dataclass
@@ -39,9 +42,20 @@ class _Sample:
     nbytes: int
 
 
+def _locked(method):
+    """One device conversation at a time (the CLI, the health checker and the exporter may run
+    in different threads)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self.lock:
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
 class Manager:
     def __init__(self, bus, saved_path: str | Path | None = None,
                  initial: SlbConfig | None = None, minimal_disruption: bool = False) -> None:
+        self.lock = threading.RLock()
         self.bus = bus
         self.regs = Registers(bus)
         self.programmer = Programmer(bus)
@@ -55,6 +69,7 @@ class Manager:
         self._samples: dict[tuple, _Sample] = {}
 
     # -- configuration workflow ---------------------------------------------------------------
+    @_locked
     def program_applied(self) -> str:
         cfg = self.applied.compile(self.up, frozenset(self.oper_disabled))
         report = self.programmer.apply(cfg, self.minimal_disruption)
@@ -66,6 +81,7 @@ class Manager:
                  if not l.startswith("@@")]
         return "\n".join(lines) if lines else "no pending changes"
 
+    @_locked
     def apply(self) -> str:
         self.pending.validate()          # refuses before anything is written
         cfg = self.pending.compile(self.up, frozenset(self.oper_disabled))
@@ -97,6 +113,7 @@ class Manager:
             raise ConfigError("no saved configuration")
         return run_script(self.saved_path.read_text(), str(self.saved_path))
 
+    @_locked
     def revert_apply(self, saved: SlbConfig) -> str:
         saved.validate()
         cfg = saved.compile(self.up, frozenset(self.oper_disabled))
@@ -105,8 +122,11 @@ class Manager:
         return f"reverted to the saved configuration ({report})"
 
     # -- health and operator state ------------------------------------------------------------
+    @_locked
     def set_up(self, real: int, up: bool, reason: str) -> None:
-        """Record a health change and write the health mask at once."""
+        """Record a health change: write the health mask at once (the data plane falls back on
+        the next frame), then rebuild the tables without the real (or with it again), so that
+        its flows spread over every live real instead of the fallback slots."""
         if self.up.get(real, True) == up:
             return
         self.up[real] = up
@@ -114,7 +134,12 @@ class Manager:
         cfg = self.applied
         mask = sum(1 << n for n in cfg.reals if self.up.get(n, True))
         self.programmer.set_health(mask, cfg.params.n_reals)
+        try:
+            self.program_applied()
+        except (IOError, ConfigError) as e:
+            self.events.append(HealthEvent(time.time(), real, up, f"table rebuild failed: {e}"))
 
+    @_locked
     def oper(self, real: int, enable: bool) -> str:
         if real not in self.applied.reals:
             raise ConfigError(f"/oper/slb: real {real} is not in the applied configuration")
@@ -129,6 +154,7 @@ class Manager:
         return f"real {real} {verb} ({report})"
 
     # -- statistics ---------------------------------------------------------------------------
+    @_locked
     def counters(self) -> dict[str, int]:
         return self.regs.counters()
 
@@ -147,10 +173,12 @@ class Manager:
             pps, bps = (packets - prev.packets) / dt, 8 * (nbytes - prev.nbytes) / dt
         return {"packets": packets, "bytes": nbytes, "pps": pps, "bps": bps}
 
+    @_locked
     def real_stats(self, real: int) -> dict:
         packets, nbytes = self._stat(real, True)
         return self._with_rate(("real", real), packets, nbytes)
 
+    @_locked
     def virt_stats(self, virt: int) -> dict:
         packets = nbytes = 0
         for entry, v, _ in self.applied.vip_entries():
@@ -159,6 +187,7 @@ class Manager:
                 packets, nbytes = packets + p, nbytes + b
         return self._with_rate(("virt", virt), packets, nbytes)
 
+    @_locked
     def group_stats(self, group: int) -> dict:
         packets = nbytes = 0
         for real in self.applied.groups[group].reals:

@@ -201,11 +201,14 @@ class SlbConfig:
     def compile(self, up: dict[int, bool] | None = None,
                 oper_disabled: frozenset[int] = frozenset()) -> ApplianceConfig:
         """The hardware configuration: ``up`` is the health state per real (default all up),
-        ``oper_disabled`` the reals taken out by ``/oper/slb/dis``."""
+        ``oper_disabled`` the reals taken out by ``/oper/slb/dis``; both leave the tables."""
         self.validate()
         up = up or {}
+        # a real that is operator-disabled or down leaves the Maglev tables (the health mask
+        # has already stopped its traffic; the rebuilt table spreads its flows evenly)
         reals = {n: RealServer(n, r.mac or "00:00:00:00:00:00", r.rip, r.weight,
-                               enabled=r.enabled and n not in oper_disabled, up=up.get(n, True))
+                               enabled=r.enabled and n not in oper_disabled and up.get(n, True),
+                               up=up.get(n, True))
                  for n, r in self.reals.items()}
         groups = {n: HwGroup(n, list(g.reals), g.backup) for n, g in self.groups.items()}
         virts = {}

@@ -113,8 +113,9 @@ class ApplianceConfig:
                 raise ConfigError(f"{where}: port {v.port} out of range")
             if v.enabled and v.group not in self.groups:
                 raise ConfigError(f"{where}: group {v.group} is not defined")
-            if v.enabled and not any(self.reals[r].enabled for r in self.groups[v.group].reals):
-                raise ConfigError(f"{where}: group {v.group} has no enabled real")
+            # a group whose reals are all disabled or down is allowed here: its table is
+            # empty and its traffic goes to the backup real or is dropped as NO_REAL (the
+            # management configuration refuses such a group when it is configured that way)
 
     def table(self, group: int) -> np.ndarray:
         """The Maglev table of ``group`` (enabled reals, by weight)."""

@@ -20,7 +20,7 @@ def _cmd_regdoc(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from openslb.sim.emulate import main as emulate_main
     return emulate_main(pcap_out=args.pcap, check=True, width=args.width, flows=args.flows,
-                        seed=args.seed, uart_pty=args.uart_pty)
+                        seed=args.seed, uart_pty=args.uart_pty, live=not args.pcap_mode)
 
 
 def _cmd_emulate(args: argparse.Namespace) -> int:
@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--uart-pty", action="store_true",
                    help="afterwards, keep running with the management UART on a pty")
+    p.add_argument("--pcap-mode", action="store_true",
+                   help="replay generated traffic even where live mode could run")
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("emulate", help="replay a pcap through the emulated appliance")
     p.add_argument("--pcap-in", help="frames to replay (default: generated traffic)")

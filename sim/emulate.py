@@ -157,11 +157,44 @@ def serve_uart_pty(emu: Emulator, console: Console, stop=None) -> None:
         os.close(slave)
 
 
+def live_main(console: Console, requests: int = 600) -> int | None:
+    """``make run`` live; ``None`` when live mode cannot run here (the caller falls back)."""
+    from collections import Counter
+
+    from openslb.sim.live import LiveError, can_go_live, run_live
+    reason = can_go_live()
+    if reason:
+        console.print(f"[yellow]note:[/] {reason}; running the pcap mode instead")
+        return None
+    slb = default_slb_config()
+    console.print("live mode: namespaces oslb-client and oslb-real1..4, DSR through the "
+                  "emulated RTL; real 2 is stopped a third of the way in")
+    try:
+        result = run_live(console, slb, requests=requests)
+    except LiveError as e:
+        console.print(f"[yellow]note:[/] live mode failed here ({e}); running the pcap mode instead")
+        return None
+    rows = result["rows"]
+    ok = [r for r in rows if r["ok"]]
+    per_real = Counter(r["real"] for r in ok)
+    console.print(f"{len(ok)}/{len(rows)} requests answered; per real: "
+                  + ", ".join(f"real {n}: {per_real.get(n, 0)}" for n in sorted(slb.reals)))
+    for e in result["events"]:
+        console.print(f"  {time.strftime('%H:%M:%S', time.localtime(e.when))} real {e.real} "
+                      f"{'UP' if e.up else 'DOWN'}: {e.reason}")
+    console.print("namespaces, TAP devices and servers removed")
+    return 0 if ok and result["loop_error"] is None else 1
+
+
 def main(pcap_in: str | None = None, pcap_out: str = "out/emulate.pcap", config: str | None = None,
          check: bool = False, width: int = 64, flows: int = 3000, seed: int = 1,
-         uart_pty: bool = False) -> int:
+         uart_pty: bool = False, live: bool = False) -> int:
     from openslb.sim import traffic
     console = Console()
+    if live:
+        rc = live_main(console)
+        if rc is not None:
+            return rc
     params = Params(width=width)
     console.print(f"[bold]openslb[/] appliance emulator: {width}-bit core + UART bridge, "
                   "Verilator (the first run builds the model, about a minute)")

@@ -167,14 +167,17 @@ def test_config_validation_names_object_and_field():
     with pytest.raises(ConfigError, match="virt 0: group 7 is not defined"):
         cfg.validate()
     cfg = default_config()
-    for r in cfg.reals.values():
-        r.enabled = False
-    with pytest.raises(ConfigError, match="no enabled real"):
-        cfg.validate()
-    cfg = default_config()
     cfg.table_size = 4095
     with pytest.raises(ConfigError, match="table_size"):
         cfg.validate()
+
+
+def test_group_with_every_real_out_drops_no_real():
+    cfg = default_config()
+    for r in cfg.reals.values():
+        r.enabled = False
+    result = Appliance(cfg).process(traffic.client_flows(cfg, 20, random.Random(1)))
+    assert not result.outputs and {d for _, d in result.drops} == {DropReason.NO_REAL}
 
 
 def test_random_bytes_never_crash_the_model():
