@@ -23,11 +23,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
                         seed=args.seed, uart_pty=args.uart_pty, live=not args.pcap_mode)
 
 
+def _cmd_live(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from openslb.sim.emulate import live_main
+    from openslb.sim.live import can_go_live
+    reason = can_go_live()
+    if reason:
+        print(f"error: {reason}", file=sys.stderr)
+        return 1
+    return live_main(Console(), requests=args.requests, fallback=False)
+
+
 def _cmd_emulate(args: argparse.Namespace) -> int:
     from openslb.sim.emulate import main as emulate_main
     return emulate_main(pcap_in=args.pcap_in, pcap_out=args.pcap_out, config=args.config,
                         check=args.check, width=args.width, flows=args.flows, seed=args.seed,
-                        uart_pty=args.uart_pty)
+                        uart_pty=args.uart_pty, clock_mhz=args.clock_mhz)
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
@@ -146,7 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--uart-pty", action="store_true",
                    help="afterwards, keep running with the management UART on a pty")
+    p.add_argument("--clock-mhz", type=float, default=156.25,
+                   help="core clock for simulated time (default 156.25)")
     p.set_defaults(func=_cmd_emulate)
+    p = sub.add_parser("live", help="live mode: real clients and servers in network namespaces "
+                                    "through the emulated appliance (root)")
+    p.add_argument("--requests", type=int, default=600, help="HTTP requests to send")
+    p.set_defaults(func=_cmd_live)
     p = sub.add_parser("sim", help="run every cocotb HDL testbench and print a summary")
     p.set_defaults(func=_cmd_sim)
     p = sub.add_parser("bench", help="run the benchmarks, JSON under bench/results/")

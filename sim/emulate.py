@@ -157,13 +157,17 @@ def serve_uart_pty(emu: Emulator, console: Console, stop=None) -> None:
         os.close(slave)
 
 
-def live_main(console: Console, requests: int = 600) -> int | None:
-    """``make run`` live; ``None`` when live mode cannot run here (the caller falls back)."""
+def live_main(console: Console, requests: int = 600, fallback: bool = True) -> int | None:
+    """``make run`` live; ``None`` when live mode cannot run here (the caller falls back), or
+    1 with the reason when ``fallback`` is off."""
     from collections import Counter
 
     from openslb.sim.live import LiveError, can_go_live, run_live
     reason = can_go_live()
     if reason:
+        if not fallback:
+            console.print(f"error: {reason}")
+            return 1
         console.print(f"[yellow]note:[/] {reason}; running the pcap mode instead")
         return None
     slb = default_slb_config()
@@ -172,6 +176,9 @@ def live_main(console: Console, requests: int = 600) -> int | None:
     try:
         result = run_live(console, slb, requests=requests)
     except LiveError as e:
+        if not fallback:
+            console.print(f"error: live mode failed: {e}")
+            return 1
         console.print(f"[yellow]note:[/] live mode failed here ({e}); running the pcap mode instead")
         return None
     rows = result["rows"]
@@ -188,7 +195,7 @@ def live_main(console: Console, requests: int = 600) -> int | None:
 
 def main(pcap_in: str | None = None, pcap_out: str = "out/emulate.pcap", config: str | None = None,
          check: bool = False, width: int = 64, flows: int = 3000, seed: int = 1,
-         uart_pty: bool = False, live: bool = False) -> int:
+         uart_pty: bool = False, live: bool = False, clock_mhz: float = 156.25) -> int:
     from openslb.sim import traffic
     console = Console()
     if live:
@@ -198,7 +205,7 @@ def main(pcap_in: str | None = None, pcap_out: str = "out/emulate.pcap", config:
     params = Params(width=width)
     console.print(f"[bold]openslb[/] appliance emulator: {width}-bit core + UART bridge, "
                   "Verilator (the first run builds the model, about a minute)")
-    emu = Emulator(params)
+    emu = Emulator(params, clock_hz=clock_mhz * 1e6)
     slb = load_config(config, params)
     t0 = time.perf_counter()
     manager = attach(emu, slb)

@@ -192,6 +192,27 @@ class LiveNet:
         return names
 
 
+class _FdPort:
+    """The master side of a pty with the pyserial calls the console uses."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def read(self, n: int = 1) -> bytes:
+        ready, _, _ = select.select([self.fd], [], [], 0.2)
+        try:
+            return os.read(self.fd, n) if ready else b""
+        except OSError:          # closed at the end of the run
+            time.sleep(0.2)
+            return b""
+
+    def write(self, data: bytes) -> int:
+        try:
+            return os.write(self.fd, data)
+        except OSError:
+            return 0
+
+
 class LoopUart:
     """The emulator's UART for a :class:`SerialBus` used from another thread than the loop."""
 
@@ -357,6 +378,21 @@ class LiveRun:
         self._health_thread = threading.Thread(target=lambda: asyncio.run(run()), daemon=True)
         self._health_thread.start()
 
+    def serve_cli_console(self) -> str:
+        """Serve the management CLI (same session as this run) on a pty; returns the path the
+        operator opens (the other end of the pty is ours)."""
+        import pty
+        import tty
+
+        from openslb.firmware.console import serve_console
+        from openslb.firmware.shell import Shell
+        master, slave = pty.openpty()
+        tty.setraw(slave)
+        self._console_fds = (master, slave)
+        threading.Thread(target=serve_console, args=(Shell(self.manager), _FdPort(master)),
+                         daemon=True, name="console").start()
+        return os.ttyname(slave)
+
     def stop_real(self, n: int) -> None:
         """Stop real ``n``'s server (as if it crashed)."""
         proc = self.servers[n]
@@ -380,6 +416,8 @@ class LiveRun:
         if hasattr(self, "loop"):
             self.loop.stop.set()
             self.loop.join(5)
+        for fd in getattr(self, "_console_fds", ()):
+            os.close(fd)
         self.net.teardown()
 
 
@@ -388,17 +426,20 @@ def run_live(console, slb, requests: int = 600, workers: int = 4, stop_real: int
     """``make run`` in live mode: bounded HTTP load through the VIP, one real stopped halfway,
     per-real counters and health shown while it runs, then a summary.  Cleans up always."""
     import json
+    import logging
 
     from rich.live import Live
     from rich.table import Table
 
-    import logging
     logging.getLogger("openslb.health").addHandler(logging.NullHandler())  # shown at the end
     logging.getLogger("openslb.health").propagate = False
     run = LiveRun(slb, health_interval=health_interval)
     rows: list[dict] = []
     stopped_at = None
     try:
+        console_path = run.serve_cli_console()
+        console.print(f"the CLI console of this box is on [bold]{console_path}[/] while it runs: "
+                      f"python -m serial.tools.miniterm {console_path}  (password: admin)")
         time.sleep(2 * health_interval)                 # first health checks
         load = run.load(requests, workers, rate)
 
