@@ -90,3 +90,11 @@ def test_pcaps_per_port(tmp_path, box):
     paths = write_pcaps(tmp_path / "out.pcap", result.outputs)
     assert [p.name for p in paths] == ["out.client.pcap", "out.server.pcap", "out.host.pcap"]
     assert sum(len(rdpcap(str(p))) for p in paths) == len(result.outputs)
+
+
+def test_live_refuses_without_root_in_one_line(monkeypatch, capsys):
+    from openslb.cli import main
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert main(["live"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "error: live mode needs root (network namespaces and TAP devices)"
