@@ -18,10 +18,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from openslb.firmware.programmer import Programmer
 from openslb.firmware.regs import Registers, address
 from openslb.firmware.slb import ConfigError, SlbConfig
-from openslb.hw.spec import COUNTERS, DEFAULT_PARAMS
 
 __all__ = ["Manager", "HealthEvent"]
 
@@ -236,12 +237,7 @@ class Manager:
     def table_summary(self) -> dict[int, dict[int, int]]:
         out = {}
         for g, table in self.programmer.banks["active"].items():
-            values, counts = __import__("numpy").unique(table, return_counts=True)
+            values, counts = np.unique(table, return_counts=True)
             out[g] = {int(v): int(c) for v, c in zip(values, counts)}
         return out
 
-    @property
-    def params(self):
-        return self.applied.params if self.applied else DEFAULT_PARAMS
-
-    COUNTER_NAMES = COUNTERS

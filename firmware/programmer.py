@@ -97,7 +97,6 @@ class Programmer:
         return out
 
     def _table_writes(self, cfg, tables, shadows, report) -> list[Write]:
-        p = cfg.params
         writes: list[Write] = []
         for g, table in tables.items():
             shadow = shadows.get(g)

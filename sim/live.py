@@ -16,6 +16,7 @@ runs in the root namespace and reaches the reals over the bridge.  Needs root.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
 import queue
@@ -258,6 +259,7 @@ class EmuLoop(threading.Thread):
         from openslb.hw.spec import EgressPort
         emu = self.emu
         ports = {EgressPort.CLIENT: self.tap_client, EgressPort.SERVER: self.tap_server}
+        uart_buf = ctypes.create_string_buffer(4096)
         try:
             while not self.stop.is_set():
                 ready, _, _ = select.select([self.tap_client, self.tap_server], [], [], 0.002)
@@ -291,10 +293,9 @@ class EmuLoop(threading.Thread):
                     if fd is not None:
                         os.write(fd, frame)
                         self.frames_out += 1
-                buf = __import__("ctypes").create_string_buffer(4096)
-                n = emu.lib.emu_uart_read(emu.handle, buf, 4096)
+                n = emu.lib.emu_uart_read(emu.handle, uart_buf, len(uart_buf))
                 if n:
-                    self.uart.deliver(buf.raw[:n])
+                    self.uart.deliver(uart_buf.raw[:n])
         except BaseException as e:   # reported by whoever joins the loop
             self.error = e
 

@@ -3,7 +3,6 @@ model: framing, CRC, duplicates, and a table upload over a noisy line."""
 
 import random
 
-import numpy as np
 import pytest
 
 from openslb.firmware.bus import BusError, SerialBus, bursts, encode_request

@@ -10,7 +10,6 @@ from openslb.firmware.shell import CliError, Shell, run_script_config
 from openslb.firmware.slb import check_password, default_slb_config
 from openslb.hw.spec import DEFAULT_PARAMS
 from openslb.model.device import DeviceModel
-from openslb.model.pipeline import Appliance
 from openslb.sim.traffic import client_flows
 
 

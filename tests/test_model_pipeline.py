@@ -4,7 +4,7 @@ fragment rule, the health fallback and the counters' invariants (checked with sc
 import random
 
 import pytest
-from scapy.layers.inet import ICMP, IP, TCP, UDP, fragment
+from scapy.layers.inet import IP, TCP, UDP, fragment
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
