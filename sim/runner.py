@@ -70,10 +70,12 @@ def build(params: Params, top: str = "core") -> tuple[Path, str]:
     from openslb.hw.hasher import Hasher
     from openslb.hw.pipeline import DispatchCore
 
+    from openslb.hw.mac import EthPort
     from openslb.hw.top import ApplianceTop
     designs = {"core": ("dispatch_core", lambda: DispatchCore(params)),
                "hasher": ("hasher", lambda: Hasher(params)),
-               "appliance": ("appliance_top", lambda: ApplianceTop(params, SIM_UART_DIVISOR))}
+               "appliance": ("appliance_top", lambda: ApplianceTop(params, SIM_UART_DIVISOR)),
+               "ethport": ("eth_port", lambda: EthPort(params))}
     toplevel, factory = designs[top]
     build_dir = BUILD / f"{top}-w{params.width}-{_source_digest(params, top, '')}"
     marker = build_dir / ".built"
@@ -143,6 +145,8 @@ TESTBENCHES = [
     ("core-w64-default-config", "openslb.sim.tb_core", "core", 64, "run"),
     ("appliance-uart-bridge", "openslb.sim.tb_appliance", "appliance", 64, "bridge"),
     ("appliance-cli-over-uart", "openslb.sim.tb_appliance", "appliance", 64, "cli"),
+    ("ethernet-mac-w64", "openslb.sim.tb_mac", "ethport", 64, "mac"),
+    ("ethernet-mac-w8", "openslb.sim.tb_mac", "ethport", 8, "mac"),
 ]
 
 

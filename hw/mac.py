@@ -1,0 +1,397 @@
+"""Ethernet MAC (1 Gb/s, GMII byte interface) with the clock-domain crossing into the core.
+
+Blocks
+------
+:class:`FrameFifo` — byte FIFO whose writer commits or rolls back each frame (a frame is only
+    visible to the reader once it is complete and good); read side is a byte stream with
+    ``first``/``last``.  Latency: first byte out 3 cycles after the commit; throughput one byte
+    per cycle.
+:class:`MacRx` — GMII receive: waits for the preamble and SFD, checks the FCS (CRC-32 residue),
+    drops runts (< 64 bytes with FCS), oversize frames (> ``max_frame`` + 4), frames with
+    ``rx_er`` and frames that do not fit in the FIFO, each counted by reason; strips the FCS.
+:class:`MacTx` — GMII transmit: store and forward (a frame starts only when it is complete, so
+    it can never underrun), 7 preamble bytes and the SFD, the frame padded to 60 bytes, the FCS,
+    then at least 12 idle byte times (the inter-frame gap).
+:class:`Upsizer` / :class:`Downsizer` — byte stream ↔ core beats of ``width`` bits.
+:class:`EthPort` — one port: GMII in the ``eth_rx`` / ``eth_tx`` clock domains, beats in the
+    core's ``sync`` domain, an ``AsyncFIFO`` each way.
+
+RGMII (:class:`RgmiiAdapter`) is GMII with both clock edges used: the board top's DDR buffers
+hand it the rising- and falling-edge halves, and it makes the GMII bytes of this module.
+
+Model: :mod:`openslb.model.mac` (what goes on the wire and what a received stream yields).
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, DomainRenamer, Module, Mux, Signal
+from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from openslb.hw.crc import CRC32_INIT, crc32_update
+from openslb.hw.layouts import beat_layout
+from openslb.hw.spec import Params
+
+__all__ = ["MacRx", "MacTx", "FrameFifo", "Upsizer", "Downsizer", "EthPort", "RgmiiAdapter",
+           "byte_layout", "MAC_COUNTERS", "MIN_FRAME", "PREAMBLE", "SFD", "IFG_BYTES"]
+
+#: Shortest frame on the wire, with its FCS.
+MIN_FRAME = 64
+PREAMBLE = 0x55
+SFD = 0xD5
+IFG_BYTES = 12
+#: CRC-32 register after a frame and its own FCS went through it (the "magic" residue).
+CRC_RESIDUE = 0xDEBB20E3
+#: Receive counters of :class:`MacRx`, in port order.
+MAC_COUNTERS = ("rx_ok", "rx_bad_fcs", "rx_runt", "rx_oversize", "rx_error", "rx_overflow")
+
+
+def byte_layout() -> data.StructLayout:
+    return data.StructLayout({"data": 8, "first": 1, "last": 1})
+
+
+class FrameFifo(wiring.Component):
+    def __init__(self, depth: int) -> None:
+        if depth & (depth - 1):
+            raise ValueError("FrameFifo depth must be a power of two")
+        self.depth = depth
+        super().__init__({
+            "w_data": In(8), "w_en": In(1), "commit": In(1), "rollback": In(1),
+            "w_room": Out(range(depth + 1)),        # bytes that may still be written
+            "o": Out(stream.Signature(byte_layout())),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self.depth
+        m.submodules.mem = mem = memory.Memory(shape=8, depth=depth, init=[])
+        wr, rd = mem.write_port(), mem.read_port()
+        bits = (depth - 1).bit_length() + 1
+        w_tent, w_done, r_ptr = Signal(bits), Signal(bits), Signal(bits)
+        length = Signal(16)
+        m.submodules.lengths = lengths = fifo.SyncFIFO(width=16, depth=16)
+        m.d.comb += [
+            wr.addr.eq(w_tent[:-1]), wr.data.eq(self.w_data), wr.en.eq(self.w_en),
+            self.w_room.eq(Mux(lengths.w_rdy, depth - (w_tent - r_ptr), 0)),
+        ]
+        with m.If(self.w_en):
+            m.d.sync += [w_tent.eq(w_tent + 1), length.eq(length + 1)]
+        with m.If(self.commit):
+            m.d.comb += [lengths.w_en.eq(1), lengths.w_data.eq(length + self.w_en)]
+            m.d.sync += [w_done.eq(w_tent + self.w_en), length.eq(0)]
+        with m.Elif(self.rollback):
+            m.d.sync += [w_tent.eq(w_done), length.eq(0)]
+
+        # read side: one committed frame at a time, one byte per cycle
+        left = Signal(16)
+        busy = Signal()
+        out_valid = Signal()
+        first = Signal()
+        m.d.comb += rd.addr.eq(r_ptr[:-1])
+        take = Signal()
+        m.d.comb += take.eq(busy & (~out_valid | self.o.ready))
+        with m.If(self.o.ready):
+            m.d.sync += out_valid.eq(0)
+        with m.If(~busy & lengths.r_rdy):
+            m.d.comb += lengths.r_en.eq(1)
+            m.d.sync += [busy.eq(1), left.eq(lengths.r_data), first.eq(1)]
+        with m.If(take):
+            # the memory read issued at r_ptr is ready next cycle, when o shows it
+            m.d.sync += [r_ptr.eq(r_ptr + 1), left.eq(left - 1), out_valid.eq(1),
+                         self.o.payload.first.eq(first), self.o.payload.last.eq(left == 1),
+                         first.eq(0)]
+            with m.If(left == 1):
+                m.d.sync += busy.eq(0)
+        # rd.data follows the address registered with the byte it belongs to
+        m.d.comb += [self.o.valid.eq(out_valid), self.o.payload.data.eq(rd.data)]
+        # hold the read address while the output waits (the read port re-reads the same byte)
+        with m.If(out_valid & ~self.o.ready):
+            m.d.comb += rd.addr.eq(r_ptr[:-1] - 1)
+        return m
+
+
+class MacRx(wiring.Component):
+    def __init__(self, max_frame: int, fifo_depth: int = 4096) -> None:
+        self.max_frame = max_frame
+        self.fifo_depth = fifo_depth
+        super().__init__({
+            "rx_dv": In(1), "rx_er": In(1), "rxd": In(8),
+            "o": Out(stream.Signature(byte_layout())),
+            **{name: Out(32) for name in MAC_COUNTERS},
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.frames = frames = FrameFifo(self.fifo_depth)
+        wiring.connect(m, frames.o, wiring.flipped(self.o))
+        # register the GMII inputs once (they come from pins / DDR buffers)
+        dv, er, d = Signal(), Signal(), Signal(8)
+        m.d.sync += [dv.eq(self.rx_dv), er.eq(self.rx_er), d.eq(self.rxd)]
+        crc = Signal(32, init=CRC32_INIT)
+        count = Signal(16)                      # bytes after the SFD, FCS included
+        delay = Signal(32)                      # the last four bytes: FCS until proven data
+        bad = Signal()                          # rx_er, overflow or oversize seen
+        why = Signal(range(len(MAC_COUNTERS)))
+        counters = {name: getattr(self, name) for name in MAC_COUNTERS}
+
+        def count_drop(reason: str):
+            m.d.sync += counters[reason].eq(counters[reason] + 1)
+
+        limit = self.max_frame + 4
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(dv & (d == PREAMBLE)):
+                    m.next = "PREAMBLE"
+            with m.State("PREAMBLE"):
+                with m.If(~dv):
+                    m.next = "IDLE"
+                with m.Elif(d == SFD):
+                    m.d.sync += [crc.eq(CRC32_INIT), count.eq(0), bad.eq(0)]
+                    m.next = "DATA"
+                with m.Elif(d != PREAMBLE):
+                    m.next = "SKIP"
+            with m.State("DATA"):
+                with m.If(dv):
+                    m.d.sync += [crc.eq(crc32_update(crc, d)), delay.eq(Cat(delay[8:], d)),
+                                 count.eq(count + (count != 0xFFFF))]
+                    # a byte is data once four more have followed it
+                    with m.If((count >= 4) & ~bad):
+                        with m.If(frames.w_room == 0):
+                            m.d.sync += [bad.eq(1), why.eq(MAC_COUNTERS.index("rx_overflow"))]
+                        with m.Elif(count >= limit):
+                            m.d.sync += [bad.eq(1), why.eq(MAC_COUNTERS.index("rx_oversize"))]
+                        with m.Else():
+                            m.d.comb += [frames.w_en.eq(1), frames.w_data.eq(delay[0:8])]
+                    with m.If(er & ~bad):
+                        m.d.sync += [bad.eq(1), why.eq(MAC_COUNTERS.index("rx_error"))]
+                with m.Else():
+                    m.next = "IDLE"
+                    with m.If(bad):
+                        m.d.comb += frames.rollback.eq(1)
+                        with m.Switch(why):
+                            for k, name in enumerate(MAC_COUNTERS):
+                                with m.Case(k):
+                                    count_drop(name)
+                    with m.Elif(count < MIN_FRAME):
+                        m.d.comb += frames.rollback.eq(1)
+                        count_drop("rx_runt")
+                    with m.Elif(crc != CRC_RESIDUE):
+                        m.d.comb += frames.rollback.eq(1)
+                        count_drop("rx_bad_fcs")
+                    with m.Else():
+                        m.d.comb += frames.commit.eq(1)
+                        count_drop("rx_ok")
+            with m.State("SKIP"):               # not a frame we understand: wait for idle
+                with m.If(~dv):
+                    m.next = "IDLE"
+        return m
+
+
+class MacTx(wiring.Component):
+    def __init__(self, max_frame: int, fifo_depth: int = 4096) -> None:
+        self.max_frame = max_frame
+        self.fifo_depth = fifo_depth
+        super().__init__({
+            "i": In(stream.Signature(byte_layout())),
+            "tx_en": Out(1), "tx_er": Out(1), "txd": Out(8),
+            "tx_frames": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.frames = frames = FrameFifo(self.fifo_depth)
+        # store and forward: a frame is committed to the FIFO at its last byte
+        m.d.comb += [
+            self.i.ready.eq(frames.w_room != 0),
+            frames.w_en.eq(self.i.valid & self.i.ready),
+            frames.w_data.eq(self.i.payload.data),
+            frames.commit.eq(self.i.valid & self.i.ready & self.i.payload.last),
+        ]
+        en, d = Signal(), Signal(8)
+        m.d.sync += [self.tx_en.eq(en), self.txd.eq(d), self.tx_er.eq(0)]
+        crc = Signal(32, init=CRC32_INIT)
+        n = Signal(16)
+        ended = Signal()
+        src = frames.o
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(src.valid):
+                    m.d.sync += n.eq(0)
+                    m.next = "PREAMBLE"
+            with m.State("PREAMBLE"):
+                m.d.comb += [en.eq(1), d.eq(Mux(n == 7, SFD, PREAMBLE))]
+                m.d.sync += n.eq(n + 1)
+                with m.If(n == 7):
+                    m.d.sync += [n.eq(0), crc.eq(CRC32_INIT), ended.eq(0)]
+                    m.next = "DATA"
+            with m.State("DATA"):
+                # frame bytes, then zero padding up to 60 bytes
+                byte = Mux(ended, 0, src.payload.data)
+                m.d.comb += [en.eq(1), d.eq(byte), src.ready.eq(~ended)]
+                m.d.sync += [crc.eq(crc32_update(crc, byte)), n.eq(n + 1)]
+                last_now = ~ended & src.payload.last
+                with m.If(last_now):
+                    m.d.sync += ended.eq(1)
+                with m.If((ended | last_now) & (n >= MIN_FRAME - 5)):
+                    m.d.sync += n.eq(0)
+                    m.next = "FCS"
+            with m.State("FCS"):
+                m.d.comb += [en.eq(1), d.eq((~crc).word_select(n[0:2], 8))]
+                m.d.sync += n.eq(n + 1)
+                with m.If(n == 3):
+                    m.d.sync += [n.eq(0), self.tx_frames.eq(self.tx_frames + 1)]
+                    m.next = "GAP"
+            with m.State("GAP"):
+                m.d.sync += n.eq(n + 1)
+                with m.If(n == IFG_BYTES - 1):
+                    m.next = "IDLE"
+        return m
+
+
+class Upsizer(wiring.Component):
+    """Byte stream → beats of ``params.width`` bits (``keep`` marks the bytes of a short last
+    beat).  One byte per cycle in, one beat per ``lanes`` bytes out."""
+
+    def __init__(self, params: Params) -> None:
+        self.params = params
+        super().__init__({"i": In(stream.Signature(byte_layout())),
+                          "o": Out(stream.Signature(beat_layout(params)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes = self.params.lanes
+        lane = Signal(range(lanes))
+        acc = Signal(self.params.width)
+        keep = Signal(lanes)
+        first = Signal()
+        full = Signal()       # o holds a beat
+        m.d.comb += [self.o.valid.eq(full), self.i.ready.eq(~full | self.o.ready)]
+        with m.If(self.o.ready):
+            m.d.sync += full.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            b = self.i.payload
+            new_acc = Signal(self.params.width)
+            m.d.comb += new_acc.eq(acc)
+            m.d.comb += new_acc.word_select(lane, 8).eq(b.data)
+            new_keep = keep | (1 << lane)
+            start = Mux(lane == 0, b.first, first)
+            with m.If(b.last | (lane == lanes - 1)):
+                m.d.sync += [full.eq(1), self.o.payload.data.eq(new_acc),
+                             self.o.payload.keep.eq(new_keep), self.o.payload.first.eq(start),
+                             self.o.payload.last.eq(b.last), lane.eq(0), keep.eq(0), acc.eq(0),
+                             first.eq(0)]
+            with m.Else():
+                m.d.sync += [acc.eq(new_acc), keep.eq(new_keep), lane.eq(lane + 1),
+                             first.eq(start)]
+        return m
+
+
+class Downsizer(wiring.Component):
+    """Beats of ``params.width`` bits → byte stream (the bytes ``keep`` marks)."""
+
+    def __init__(self, params: Params) -> None:
+        self.params = params
+        super().__init__({"i": In(stream.Signature(beat_layout(params))),
+                          "o": Out(stream.Signature(byte_layout()))})
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes = self.params.lanes
+        lane = Signal(range(lanes))
+        beat = self.i.payload
+        more = Signal()
+        m.d.comb += more.eq((lane < lanes - 1) & beat.keep.bit_select(lane + 1, 1)
+                            if lanes > 1 else Const(0))
+        m.d.comb += [
+            self.o.valid.eq(self.i.valid),
+            self.o.payload.data.eq(beat.data.word_select(lane, 8)),
+            self.o.payload.first.eq(beat.first & (lane == 0)),
+            self.o.payload.last.eq(beat.last & ~more),
+        ]
+        with m.If(self.o.valid & self.o.ready):
+            with m.If(more):
+                m.d.sync += lane.eq(lane + 1)
+            with m.Else():
+                m.d.comb += self.i.ready.eq(1)
+                m.d.sync += lane.eq(0)
+        return m
+
+
+class EthPort(wiring.Component):
+    """One Ethernet port: GMII in the ``eth_rx``/``eth_tx`` domains, core beats in ``sync``.
+
+    Ports: ``rx_dv``/``rx_er``/``rxd`` (GMII receive), ``tx_en``/``tx_er``/``txd`` (GMII
+    transmit), ``o`` (received frames as core beats), ``i`` (frames to send as core beats),
+    and the receive counters of :class:`MacRx` (in the ``eth_rx`` domain).
+    """
+
+    def __init__(self, params: Params) -> None:
+        self.params = params
+        super().__init__({
+            "rx_dv": In(1), "rx_er": In(1), "rxd": In(8),
+            "tx_en": Out(1), "tx_er": Out(1), "txd": Out(8),
+            "o": Out(stream.Signature(beat_layout(params))),
+            "i": In(stream.Signature(beat_layout(params))),
+            **{name: Out(32) for name in MAC_COUNTERS},
+            "tx_frames": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        width = byte_layout().size
+        m.submodules.rx = rx = DomainRenamer("eth_rx")(MacRx(p.max_frame))
+        m.submodules.tx = tx = DomainRenamer("eth_tx")(MacTx(p.max_frame))
+        m.submodules.rx_cdc = rx_cdc = fifo.AsyncFIFO(width=width, depth=16,
+                                                      r_domain="sync", w_domain="eth_rx")
+        m.submodules.tx_cdc = tx_cdc = fifo.AsyncFIFO(width=width, depth=16,
+                                                      r_domain="eth_tx", w_domain="sync")
+        m.submodules.up = up = Upsizer(p)
+        m.submodules.down = down = Downsizer(p)
+        m.d.comb += [rx.rx_dv.eq(self.rx_dv), rx.rx_er.eq(self.rx_er), rx.rxd.eq(self.rxd),
+                     self.tx_en.eq(tx.tx_en), self.tx_er.eq(tx.tx_er), self.txd.eq(tx.txd),
+                     self.tx_frames.eq(tx.tx_frames)]
+        for name in MAC_COUNTERS:
+            m.d.comb += getattr(self, name).eq(getattr(rx, name))
+        # receive: MAC (eth_rx) → async FIFO → upsizer (sync) → o
+        m.d.comb += [
+            rx_cdc.w_data.eq(rx.o.payload.as_value()), rx_cdc.w_en.eq(rx.o.valid),
+            rx.o.ready.eq(rx_cdc.w_rdy),
+            up.i.payload.eq(data.View(byte_layout(), rx_cdc.r_data)),
+            up.i.valid.eq(rx_cdc.r_rdy), rx_cdc.r_en.eq(up.i.ready),
+        ]
+        wiring.connect(m, up.o, wiring.flipped(self.o))
+        # transmit: i → downsizer (sync) → async FIFO → MAC (eth_tx)
+        wiring.connect(m, wiring.flipped(self.i), down.i)
+        m.d.comb += [
+            tx_cdc.w_data.eq(down.o.payload.as_value()), tx_cdc.w_en.eq(down.o.valid),
+            down.o.ready.eq(tx_cdc.w_rdy),
+            tx.i.payload.eq(data.View(byte_layout(), tx_cdc.r_data)),
+            tx.i.valid.eq(tx_cdc.r_rdy), tx_cdc.r_en.eq(tx.i.ready),
+        ]
+        return m
+
+
+class RgmiiAdapter(wiring.Component):
+    """RGMII ↔ GMII.  ``rx_rise``/``rx_fall`` are the 5 bits (ctl, data[3:0]) sampled on the
+    rising and falling edge of the receive clock by the board's DDR input buffers; ``tx_rise``/
+    ``tx_fall`` go to the DDR output buffers.  On RGMII, ctl carries DV on the rising edge and
+    DV xor ER on the falling edge (RGMII 2.0)."""
+
+    def __init__(self) -> None:
+        super().__init__({
+            "rx_rise": In(5), "rx_fall": In(5), "tx_rise": Out(5), "tx_fall": Out(5),
+            "rx_dv": Out(1), "rx_er": Out(1), "rxd": Out(8),
+            "tx_en": In(1), "tx_er": In(1), "txd": In(8),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [
+            self.rxd.eq(Cat(self.rx_rise[0:4], self.rx_fall[0:4])),
+            self.rx_dv.eq(self.rx_rise[4]),
+            self.rx_er.eq(self.rx_rise[4] ^ self.rx_fall[4]),
+            self.tx_rise.eq(Cat(self.txd[0:4], self.tx_en)),
+            self.tx_fall.eq(Cat(self.txd[4:8], self.tx_en ^ self.tx_er)),
+        ]
+        return m
