@@ -30,7 +30,7 @@ from amaranth.lib.wiring import In, Out
 
 from openslb.hw.crc import CRC32_INIT, crc32_update
 from openslb.hw.layouts import beat_layout
-from openslb.hw.spec import Params
+from openslb.hw.spec import MAC_COUNTER_NAMES, Params
 
 __all__ = ["MacRx", "MacTx", "FrameFifo", "Upsizer", "Downsizer", "EthPort", "RgmiiAdapter",
            "byte_layout", "MAC_COUNTERS", "MIN_FRAME", "PREAMBLE", "SFD", "IFG_BYTES"]
@@ -42,8 +42,8 @@ SFD = 0xD5
 IFG_BYTES = 12
 #: CRC-32 register after a frame and its own FCS went through it (the "magic" residue).
 CRC_RESIDUE = 0xDEBB20E3
-#: Receive counters of :class:`MacRx`, in port order.
-MAC_COUNTERS = ("rx_ok", "rx_bad_fcs", "rx_runt", "rx_oversize", "rx_error", "rx_overflow")
+#: Receive counters of :class:`MacRx`, in port order (the MAC_STAT registers).
+MAC_COUNTERS = MAC_COUNTER_NAMES
 
 
 def byte_layout() -> data.StructLayout:

@@ -30,7 +30,8 @@ from openslb.hw.parser import Parser
 from openslb.hw.regbank import BusSignature, RegBank
 from openslb.hw.rewriter import Rewriter
 from openslb.hw.selector import Selector
-from openslb.hw.spec import DEFAULT_PARAMS, ID_MAGIC, Params, params_word
+from openslb.hw.spec import (DEFAULT_PARAMS, ID_MAGIC, MAC_COUNTER_NAMES, MAC_PORTS, Params,
+                             params_word)
 
 __all__ = ["DispatchCore"]
 
@@ -63,6 +64,8 @@ class DispatchCore(wiring.Component):
             "i": In(stream.Signature(beat_layout(params))),
             "o": Out(stream.Signature(egress_beat_layout(params))),
             "bus": In(BusSignature()),
+            # MAC receive counters from a board top (tied to 0 by default)
+            "mac_stat": In(32).array(MAC_PORTS * len(MAC_COUNTER_NAMES)),
         })
 
     def elaborate(self, platform):
@@ -164,4 +167,6 @@ class DispatchCore(wiring.Component):
             m.d.comb += regs.counter[k].eq(counters.counter[k])
         for k in range(4):
             m.d.comb += regs.stat[k].eq(counters.stat[k])
+        for k, word in enumerate(self.mac_stat):
+            m.d.comb += regs.mac_stat[k].eq(word)
         return m

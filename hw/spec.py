@@ -178,6 +178,11 @@ COUNTERS: tuple[str, ...] = (
 # Register map
 # --------------------------------------------------------------------------------------------
 
+#: Ethernet ports of a board top (0: client side, 1: server side) and their receive counters.
+MAC_PORTS = 2
+MAC_COUNTER_NAMES = ("rx_ok", "rx_bad_fcs", "rx_runt", "rx_oversize", "rx_error", "rx_overflow")
+
+
 class Access(enum.Enum):
     RW = "rw"          #: storage register, read back as written
     RO = "ro"          #: driven by the design
@@ -276,6 +281,10 @@ def _registers(p: Params) -> tuple[Register, ...]:
                  fields=(("index", 0, 8), ("real", 15, 1))),
         Register("STAT", 0x141, Access.RO,
                  "Latched entry: packets lo, packets hi, bytes lo, bytes hi.", count=4),
+        Register("MAC_STAT", 0x150, Access.RO,
+                 "Ethernet MAC receive counters (board tops; 0 without MACs): word "
+                 f"{len(MAC_COUNTER_NAMES)} * port + n counts {', '.join(MAC_COUNTER_NAMES)}.",
+                 count=MAC_PORTS * len(MAC_COUNTER_NAMES)),
     ]
     out = []
     for reg in regs:

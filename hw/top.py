@@ -19,7 +19,8 @@ from amaranth.lib.wiring import In, Out, connect
 from openslb.hw.bridge import RegisterBridge
 from openslb.hw.layouts import beat_layout, egress_beat_layout
 from openslb.hw.pipeline import DispatchCore
-from openslb.hw.spec import BRIDGE_TIMEOUT_BYTES, DEFAULT_PARAMS, Params
+from openslb.hw.spec import (BRIDGE_TIMEOUT_BYTES, DEFAULT_PARAMS, MAC_COUNTER_NAMES, MAC_PORTS,
+                             Params)
 from openslb.hw.uart import UartRx, UartTx
 
 __all__ = ["ApplianceTop", "uart_divisor"]
@@ -42,6 +43,7 @@ class ApplianceTop(wiring.Component):
             "o": Out(stream.Signature(egress_beat_layout(params))),
             "uart_rx": In(1, init=1),
             "uart_tx": Out(1, init=1),
+            "mac_stat": In(32).array(MAC_PORTS * len(MAC_COUNTER_NAMES)),
         })
 
     def elaborate(self, platform):
@@ -57,4 +59,6 @@ class ApplianceTop(wiring.Component):
         connect(m, bridge.tx, tx.i)
         connect(m, bridge.bus, core.bus)
         m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx)]
+        for k, word in enumerate(self.mac_stat):
+            m.d.comb += core.mac_stat[k].eq(word)
         return m

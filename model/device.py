@@ -38,6 +38,7 @@ class DeviceModel:
         self.table_rdata = 0
         self.snapshot = [0] * (2 * len(COUNTERS))
         self.stat = [0] * 4
+        self.mac_stat = [0] * self.regs["MAC_STAT"].count   # no MACs in front of the model
         self.appliance = Appliance.__new__(Appliance)
         self.appliance.counters = {name: 0 for name in COUNTERS}
         self.appliance.vip_stats, self.appliance.real_stats = {}, {}
@@ -57,6 +58,7 @@ class DeviceModel:
             "ID": lambda: ID_MAGIC, "PARAMS": lambda: params_word(self.params),
             "ACTIVE_BANK": lambda: self.bank, "TABLE_RDATA": lambda: self.table_rdata,
             "COUNTER": lambda: self.snapshot[k], "STAT": lambda: self.stat[k],
+            "MAC_STAT": lambda: self.mac_stat[k],
         }[reg.name]()
 
     def write(self, addr: int, value: int) -> None:

@@ -93,6 +93,12 @@ def hostile_frames(cfg: ApplianceConfig, rng: random.Random, n: int = 60) -> lis
     return out
 
 
+def arp_request(cfg: ApplianceConfig, target: str, sender: str = "192.168.0.7") -> bytes:
+    """A client's ARP request for ``target`` (a VIP or the appliance's IP)."""
+    return bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=CLIENT_MAC)
+                 / ARP(op=1, hwsrc=CLIENT_MAC, psrc=sender, pdst=target))
+
+
 def mixed_traffic(cfg: ApplianceConfig, n_flows: int, seed: int) -> list[bytes]:
     """Client flows shuffled with every special case and the hostile frames."""
     rng = random.Random(seed)
