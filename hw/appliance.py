@@ -19,7 +19,7 @@ The MACs' receive counters are readable as the ``MAC_STAT`` registers.
 from __future__ import annotations
 
 from amaranth import Cat, DomainRenamer, Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.cdc import PulseSynchronizer
 from amaranth.lib.wiring import In, Out
 

@@ -7,7 +7,6 @@ compared with the reference model; a frame with a bad FCS is dropped and counted
 from __future__ import annotations
 
 import random
-import threading
 
 import cocotb
 from cocotb.clock import Clock
