@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.openslb-installed
 SIM    ?= verilator
 export SIM
 
-.PHONY: all test sim bench fuzz run regdoc build-check clean help
+.PHONY: all test sim bench fuzz build flash run regdoc build-check clean help
 all: test
 
 help:
@@ -14,6 +14,8 @@ help:
 	@echo "make test   - the whole pytest suite (model, unit and cocotb RTL tests)"
 	@echo "make sim    - only the cocotb HDL testbenches, with a pass/fail summary"
 	@echo "make bench  - benchmarks, JSON under bench/results/"
+	@echo "make build  - bitstream for BOARD=versa_ecp5|colorlight_5a75b|icebreaker, with a report"
+	@echo "make flash  - program BOARD with openFPGALoader (FLASH=1: the SPI flash)"
 	@echo "make fuzz   - 1M fuzzed frames through the emulator vs the model (FUZZ_FRAMES=N)"
 	@echo "make clean  - remove build products (keeps .venv; 'make distclean' removes it too)"
 
@@ -38,6 +40,14 @@ sim: $(STAMP)
 
 bench: $(STAMP)
 	@$(PY) -m openslb bench
+
+# a board's bitstream (BOARD=versa_ecp5 | colorlight_5a75b | icebreaker) and programming it
+BOARD ?= versa_ecp5
+build: $(STAMP)
+	@$(PY) -m openslb build --board $(BOARD)
+
+flash: $(STAMP)
+	@$(PY) -m openslb flash --board $(BOARD) $(if $(filter 1,$(FLASH)),--flash,)
 
 # millions of random and mutated frames through the emulator, checked against the model
 FUZZ_FRAMES ?= 1000000

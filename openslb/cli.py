@@ -119,6 +119,16 @@ def _cmd_exporter(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_build(args: argparse.Namespace) -> int:
+    from openslb.sim.board_build import build
+    return build(args.board)
+
+
+def _cmd_flash(args: argparse.Namespace) -> int:
+    from openslb.sim.board_build import flash
+    return flash(args.board, args.flash)
+
+
 def _device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", help="serial URL of the appliance's management UART "
                                   "(/dev/ttyUSB0, /dev/pts/N, socket://host:port); "
@@ -182,6 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--listen", default=":9108", help="address:port to serve /metrics on")
     p.add_argument("--once", action="store_true", help="serve one scrape and exit (tests)")
     p.set_defaults(func=_cmd_exporter)
+    p = sub.add_parser("build", help="synthesise, place and route and pack a board's bitstream")
+    p.add_argument("--board", default="versa_ecp5", help="versa_ecp5, colorlight_5a75b, icebreaker")
+    p.set_defaults(func=_cmd_build)
+    p = sub.add_parser("flash", help="program a board with openFPGALoader")
+    p.add_argument("--board", default="versa_ecp5")
+    p.add_argument("--flash", action="store_true", help="write the SPI flash, not the SRAM")
+    p.set_defaults(func=_cmd_flash)
     p = sub.add_parser("regdoc", help="print the register reference (Markdown)")
     p.set_defaults(func=_cmd_regdoc)
     args = parser.parse_args(argv)

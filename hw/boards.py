@@ -1,0 +1,192 @@
+"""Board top levels (through amaranth-boards): pins, clocks and DDR buffers around
+:class:`~openslb.hw.appliance.EthAppliance`, and an iCE40 bring-up top.
+
+=================  ==============================  ===========================================
+board              ports                           notes
+=================  ==============================  ===========================================
+``versa_ecp5``     RGMII 0 = client side,          Lattice Versa ECP5 (LFE5UM-45F); core on
+                   RGMII 1 = server side           the 100 MHz oscillator; UART on the FTDI
+``colorlight_5a75b`` RGMII 0 = client side,        Colorlight 5A-75B r7.0 (LFE5U-25F): fewer
+                   RGMII 1 = server side           groups (its 56 block RAMs); core on 25 MHz;
+                                                   UART on J19 (LED pin = TX, key pin = RX)
+``icebreaker``     none (bring-up)                 iCE40UP5K: the UART bridge and the register
+                                                   bank only, so the serial link and the CLI
+                                                   can be checked before an ECP5 board
+=================  ==============================  ===========================================
+
+Each RGMII port's receive clock clocks both its receive and its transmit side (the PHY runs it
+at 125 MHz at 1 Gb/s), so no PLL is needed; the transmit clock is forwarded through a DDR
+output in phase with the data, for a PHY that adds the RGMII delay itself (RGMII-ID).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+from amaranth import Cat, ClockDomain, ClockSignal, Module, Signal
+from amaranth.lib import wiring
+
+from openslb.hw.appliance import EthAppliance
+from openslb.hw.bridge import RegisterBridge
+from openslb.hw.mac import RgmiiAdapter
+from openslb.hw.regbank import RegBank
+from openslb.hw.spec import BRIDGE_TIMEOUT_BYTES, ID_MAGIC, UART_DEFAULT_BAUD, Params, params_word
+from openslb.hw.top import uart_divisor
+from openslb.hw.uart import UartRx, UartTx
+
+__all__ = ["BOARDS", "Board", "board_top", "platform_for"]
+
+
+@dataclass(frozen=True)
+class Board:
+    platform: str               #: "module:Class" in amaranth_boards
+    params: Params
+    kind: str = "ethernet"      #: "ethernet" (the appliance) or "bridge" (bring-up)
+    ports: tuple[str, ...] = ("client side", "server side")
+    loader: str = ""            #: openFPGALoader board name
+    notes: str = ""
+    shared_phy_pins: bool = False
+    toolchain: dict = field(default_factory=dict)
+
+
+BOARDS = {
+    "versa_ecp5": Board(
+        "amaranth_boards.versa_ecp5:VersaECP5Platform", Params(width=64), loader="ecp5_evn",
+        notes="Lattice Versa ECP5: RGMII port 0 (J? near the USB) is the client side, "
+              "RGMII port 1 the server side; UART over the FTDI USB port."),
+    "colorlight_5a75b": Board(
+        "amaranth_boards.colorlight_5a75b_r7_0:Colorlight_5A75B_R70Platform",
+        Params(width=64, n_groups=4, n_reals=64, n_vips=8), loader="colorlight",
+        shared_phy_pins=True,
+        notes="Colorlight 5A-75B r7.0: Ethernet port J1 (RGMII 0) client side, J2 (RGMII 1) "
+              "server side; UART on J19 (DATA_LED- = TX, KEY+ = RX), 3.3 V."),
+    "icebreaker": Board(
+        "amaranth_boards.icebreaker:ICEBreakerPlatform",
+        Params(width=8, n_vips=2, n_groups=2, n_reals=32, table_stride=256, max_frame=128),
+        kind="bridge", ports=(), loader="ice40_generic",
+        notes="iCEBreaker: UART bridge and register bank for bring-up over the FTDI USB port."),
+}
+
+
+def platform_for(name: str):
+    """An instance of the board's amaranth-boards platform."""
+    try:
+        board = BOARDS[name]
+    except KeyError:
+        raise ValueError(f"unknown board {name!r}; boards: {', '.join(BOARDS)}") from None
+    module, cls = board.platform.split(":")
+    platform_cls = getattr(importlib.import_module(module), cls)
+    if board.shared_phy_pins:
+        platform_cls = _without_shared_phy_pins(platform_cls)
+    return platform_cls()
+
+
+def _without_shared_phy_pins(cls):
+    """The 5A-75B's two PHYs share reset and MDIO pins, which amaranth-boards declares in both
+    RGMII resources: port 1 is redeclared without them (port 0 drives them for both)."""
+    from amaranth.build import Resource
+    resources = []
+    for r in cls.resources:
+        if r.name == "eth_rgmii" and r.number == 1:
+            ios = [s for s in r.ios if s.name not in ("rst", "mdc", "mdio")]
+            r = Resource(r.name, r.number, *ios, r.attrs)
+        resources.append(r)
+    return type(cls.__name__, (cls,), {"resources": resources})
+
+
+class EthernetBoardTop(wiring.Component):
+    """The appliance on an ECP5 board with two RGMII ports."""
+
+    def __init__(self, board: Board) -> None:
+        self.board = board
+        super().__init__({})
+
+    def elaborate(self, platform):
+        m = Module()
+        clk_hz = platform.default_clk_frequency
+        app = EthAppliance(self.board.params, uart_divisor(clk_hz, UART_DEFAULT_BAUD))
+        m.submodules.app = app
+        uart = platform.request("uart", 0)
+        m.d.comb += [app.uart_rx.eq(uart.rx.i), uart.tx.o.eq(app.uart_tx)]
+        for k in range(2):
+            self._rgmii_port(m, platform, app, k)
+        for n in range(4):
+            try:
+                led = platform.request("led", n)
+            except Exception:   # boards with fewer LEDs (the 5A-75B's is the UART's TX)
+                break
+            m.d.comb += led.o.eq(app.leds[n])
+        return m
+
+    def _rgmii_port(self, m: Module, platform, app, k: int) -> None:
+        res = platform.lookup("eth_rgmii", k)
+        names = {s.name for s in res.ios}
+        ctl_rx = "rx_ctl" if "rx_ctl" in names else "rx_ctrl"
+        ctl_tx = "tx_ctl" if "tx_ctl" in names else "tx_ctrl"
+        xdr = {"rx_data": 2, ctl_rx: 2, "tx_data": 2, ctl_tx: 2, "tx_clk": 2, "rx_clk": 0}
+        xdr |= {n: 0 for n in ("rst", "mdc", "mdio") if n in names}
+        rgmii = platform.request("eth_rgmii", k, xdr=xdr)
+        rx_dom, tx_dom = f"eth{k}_rx", f"eth{k}_tx"
+        m.domains += ClockDomain(rx_dom, local=True)
+        m.domains += ClockDomain(tx_dom, local=True)
+        m.d.comb += [ClockSignal(rx_dom).eq(rgmii.rx_clk.i), ClockSignal(tx_dom).eq(rgmii.rx_clk.i)]
+        platform.add_clock_constraint(rgmii.rx_clk.i, 125e6)   # 1 Gb/s RGMII
+        m.submodules[f"rgmii{k}"] = adapter = RgmiiAdapter()
+        rx_data, rx_ctl = getattr(rgmii, "rx_data"), getattr(rgmii, ctl_rx)
+        tx_data, tx_ctl = getattr(rgmii, "tx_data"), getattr(rgmii, ctl_tx)
+        m.d.comb += [
+            rx_data.i_clk.eq(ClockSignal(rx_dom)), rx_ctl.i_clk.eq(ClockSignal(rx_dom)),
+            adapter.rx_rise.eq(Cat(rx_data.i0, rx_ctl.i0)),
+            adapter.rx_fall.eq(Cat(rx_data.i1, rx_ctl.i1)),
+            tx_data.o_clk.eq(ClockSignal(tx_dom)), tx_ctl.o_clk.eq(ClockSignal(tx_dom)),
+            tx_data.o0.eq(adapter.tx_rise[0:4]), tx_ctl.o0.eq(adapter.tx_rise[4]),
+            tx_data.o1.eq(adapter.tx_fall[0:4]), tx_ctl.o1.eq(adapter.tx_fall[4]),
+            rgmii.tx_clk.o_clk.eq(ClockSignal(tx_dom)), rgmii.tx_clk.o0.eq(1),
+            rgmii.tx_clk.o1.eq(0),
+            getattr(app, f"eth{k}_rx_dv").eq(adapter.rx_dv),
+            getattr(app, f"eth{k}_rx_er").eq(adapter.rx_er),
+            getattr(app, f"eth{k}_rxd").eq(adapter.rxd),
+            adapter.tx_en.eq(getattr(app, f"eth{k}_tx_en")),
+            adapter.tx_er.eq(getattr(app, f"eth{k}_tx_er")),
+            adapter.txd.eq(getattr(app, f"eth{k}_txd")),
+        ]
+        if "rst" in names:
+            m.d.comb += [rgmii.rst.o.eq(0),              # PHY out of reset
+                         rgmii.mdc.o.eq(0), rgmii.mdio.oe.eq(0)]
+
+
+class BridgeBoardTop(wiring.Component):
+    """Bring-up: the UART register bridge and the register bank of a small core (ID, PARAMS and
+    every read/write register answer), so the link and the firmware can be checked."""
+
+    def __init__(self, board: Board) -> None:
+        self.board = board
+        super().__init__({})
+
+    def elaborate(self, platform):
+        m = Module()
+        clk_hz = platform.default_clk_frequency
+        divisor = uart_divisor(clk_hz, UART_DEFAULT_BAUD)
+        m.submodules.rx = rx = UartRx(divisor)
+        m.submodules.tx = tx = UartTx(divisor)
+        m.submodules.bridge = bridge = RegisterBridge(BRIDGE_TIMEOUT_BYTES * 10 * divisor)
+        m.submodules.regs = regs = RegBank(self.board.params)
+        wiring.connect(m, rx.o, bridge.rx)
+        wiring.connect(m, bridge.tx, tx.i)
+        wiring.connect(m, bridge.bus, regs.bus)
+        m.d.comb += [regs.id.eq(ID_MAGIC), regs.params.eq(params_word(self.board.params))]
+        uart = platform.request("uart", 0)
+        m.d.comb += [rx.rx.eq(uart.rx.i), uart.tx.o.eq(tx.tx)]
+        activity = Signal(20)
+        with m.If(rx.o.valid | tx.i.valid):
+            m.d.sync += activity.eq(-1)
+        with m.Elif(activity != 0):
+            m.d.sync += activity.eq(activity - 1)
+        m.d.comb += platform.request("led", 0).o.eq(activity != 0)
+        return m
+
+
+def board_top(name: str):
+    board = BOARDS[name]
+    return (EthernetBoardTop if board.kind == "ethernet" else BridgeBoardTop)(board)
