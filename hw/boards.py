@@ -53,8 +53,8 @@ class Board:
 BOARDS = {
     "versa_ecp5": Board(
         "amaranth_boards.versa_ecp5:VersaECP5Platform", Params(width=64), loader="ecp5_evn",
-        notes="Lattice Versa ECP5: RGMII port 0 (J? near the USB) is the client side, "
-              "RGMII port 1 the server side; UART over the FTDI USB port."),
+        notes="Lattice Versa ECP5: Ethernet PHY 0 (RGMII 0) is the client side, "
+              "PHY 1 (RGMII 1) the server side; UART over the FTDI USB port."),
     "colorlight_5a75b": Board(
         "amaranth_boards.colorlight_5a75b_r7_0:Colorlight_5A75B_R70Platform",
         Params(width=64, n_groups=4, n_reals=64, n_vips=8), loader="colorlight",
@@ -130,8 +130,10 @@ class EthernetBoardTop(wiring.Component):
         rx_dom, tx_dom = f"eth{k}_rx", f"eth{k}_tx"
         m.domains += ClockDomain(rx_dom, local=True)
         m.domains += ClockDomain(tx_dom, local=True)
-        m.d.comb += [ClockSignal(rx_dom).eq(rgmii.rx_clk.i), ClockSignal(tx_dom).eq(rgmii.rx_clk.i)]
-        platform.add_clock_constraint(rgmii.rx_clk.i, 125e6)   # 1 Gb/s RGMII
+        rx_clk = Signal(name=f"eth{k}_clk")
+        m.d.comb += [rx_clk.eq(rgmii.rx_clk.i),
+                     ClockSignal(rx_dom).eq(rx_clk), ClockSignal(tx_dom).eq(rx_clk)]
+        platform.add_clock_constraint(rx_clk, 125e6)   # 1 Gb/s RGMII
         m.submodules[f"rgmii{k}"] = adapter = RgmiiAdapter()
         rx_data, rx_ctl = getattr(rgmii, "rx_data"), getattr(rgmii, ctl_rx)
         tx_data, tx_ctl = getattr(rgmii, "tx_data"), getattr(rgmii, ctl_tx)

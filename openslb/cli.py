@@ -119,6 +119,35 @@ def _cmd_exporter(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_probe(args: argparse.Namespace) -> int:
+    """Bring-up check of a management link: ID, parameters, register write/read-back."""
+    import random
+
+    from openslb.firmware.bus import BusError, open_serial
+    from openslb.firmware.regs import address
+    from openslb.hw.spec import REG
+    try:
+        bus = open_serial(args.port, args.baud)
+        params = bus.read(address("PARAMS"))
+        fields = {name: params >> lsb & ((1 << width) - 1) for name, lsb, width in REG["PARAMS"].fields}
+        print(f"openslb bridge on {args.port}: " + ", ".join(f"{k} {v}" for k, v in fields.items()))
+        rng = random.Random()
+        for k in range(args.words):
+            value = rng.getrandbits(32)
+            bus.write(address("OWN_IP"), value)      # a staged register: traffic never sees it
+            got = bus.read(address("OWN_IP"))
+            if got != value:
+                print(f"error: wrote {value:#010x}, read back {got:#010x} (try {k})")
+                return 1
+        s = bus.stats
+        print(f"{args.words} write/read-back pairs correct; {s.requests} requests, "
+              f"{s.retries} resent, {s.bytes_out} bytes out, {s.bytes_in} bytes in")
+        return 0
+    except BusError as e:
+        print(f"error: {e}")
+        return 1
+
+
 def _cmd_build(args: argparse.Namespace) -> int:
     from openslb.sim.board_build import build
     return build(args.board)
@@ -192,6 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--listen", default=":9108", help="address:port to serve /metrics on")
     p.add_argument("--once", action="store_true", help="serve one scrape and exit (tests)")
     p.set_defaults(func=_cmd_exporter)
+    p = sub.add_parser("probe", help="check a management link: ID, parameters, read-back")
+    p.add_argument("--port", required=True, help="serial URL (/dev/ttyUSB1, /dev/pts/N, ...)")
+    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--words", type=int, default=32, help="write/read-back pairs")
+    p.set_defaults(func=_cmd_probe)
     p = sub.add_parser("build", help="synthesise, place and route and pack a board's bitstream")
     p.add_argument("--board", default="versa_ecp5", help="versa_ecp5, colorlight_5a75b, icebreaker")
     p.set_defaults(func=_cmd_build)

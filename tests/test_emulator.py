@@ -98,3 +98,27 @@ def test_live_refuses_without_root_in_one_line(monkeypatch, capsys):
     assert main(["live"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == "error: live mode needs root (network namespaces and TAP devices)"
+
+
+def test_probe_over_the_emulated_uart_pty(box, tmp_path, capsys):
+    from rich.console import Console
+
+    from openslb.cli import main
+    emu, _ = box
+    console = Console(file=open(tmp_path / "log.txt", "w"))
+    stop = threading.Event()
+    t = threading.Thread(target=serve_uart_pty, args=(emu, console, stop), daemon=True)
+    t.start()
+    try:
+        deadline, text = time.monotonic() + 5, ""
+        while "/dev/pts/" not in text and time.monotonic() < deadline:
+            time.sleep(0.05)
+            console.file.flush()
+            text = (tmp_path / "log.txt").read_text()
+        path = text.split("openslb cli --port ")[1].split()[0]
+        assert main(["probe", "--port", path, "--words", "4"]) == 0
+    finally:
+        stop.set()
+        t.join(10)
+    out = capsys.readouterr().out
+    assert "width 64" in out and "4 write/read-back pairs correct" in out
