@@ -56,6 +56,8 @@ def main(skip_fpga: bool = False) -> int:
     if not skip_fpga:
         result["ecp5_45k"] = implement(Params(width=64), "ecp5_45k")
         print(json.dumps(result["ecp5_45k"], indent=2), flush=True)
+        from openslb.sim.bench_fpga import fpga_figures
+        print(json.dumps(fpga_figures(), indent=2), flush=True)
     result["elapsed_s"] = round(time.monotonic() - t0, 1)
     path = RESULTS / "pipeline.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
