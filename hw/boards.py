@@ -4,8 +4,8 @@
 =================  ==============================  ===========================================
 board              ports                           notes
 =================  ==============================  ===========================================
-``versa_ecp5``     RGMII 0 = client side,          Lattice Versa ECP5 (LFE5UM-45F); core on
-                   RGMII 1 = server side           the 100 MHz oscillator; UART on the FTDI
+``versa_ecp5``     RGMII 0 = client side,          Lattice Versa ECP5 (LFE5UM-45F); core at
+                   RGMII 1 = server side           50 MHz from a PLL; UART on the FTDI
 ``colorlight_5a75b`` RGMII 0 = client side,        Colorlight 5A-75B r7.0 (LFE5U-25F): fewer
                    RGMII 1 = server side           groups (its 56 block RAMs); core on 25 MHz;
                                                    UART on J19 (LED pin = TX, key pin = RX)
@@ -24,7 +24,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
-from amaranth import Cat, ClockDomain, ClockSignal, Module, Signal
+from amaranth import Cat, ClockDomain, ClockSignal, Instance, Module, ResetSignal, Signal
 from amaranth.lib import wiring
 
 from openslb.hw.appliance import EthAppliance
@@ -47,12 +47,17 @@ class Board:
     loader: str = ""            #: openFPGALoader board name
     notes: str = ""
     shared_phy_pins: bool = False
+    #: ECP5 PLL for the core clock: (CLKI_DIV, CLKFB_DIV, CLKOP_DIV, CLKOP_CPHASE) as computed by
+    #: ecppll; None runs the core on the board oscillator
+    pll: tuple[int, int, int, int] | None = None
     toolchain: dict = field(default_factory=dict)
 
 
 BOARDS = {
     "versa_ecp5": Board(
         "amaranth_boards.versa_ecp5:VersaECP5Platform", Params(width=64), loader="ecp5_evn",
+        pll=(2, 1, 12, 5),      # 100 MHz → 50 MHz (ecppll -i 100 -o 50): the core's measured
+                                # fmax is below 100 MHz, and 1 Gb/s needs only 16 MHz
         notes="Lattice Versa ECP5: Ethernet PHY 0 (RGMII 0) is the client side, "
               "PHY 1 (RGMII 1) the server side; UART over the FTDI USB port."),
     "colorlight_5a75b": Board(
@@ -104,7 +109,7 @@ class EthernetBoardTop(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        clk_hz = platform.default_clk_frequency
+        clk_hz = self._core_clock(m, platform)
         app = EthAppliance(self.board.params, uart_divisor(clk_hz, UART_DEFAULT_BAUD))
         m.submodules.app = app
         uart = platform.request("uart", 0)
@@ -118,6 +123,32 @@ class EthernetBoardTop(wiring.Component):
                 break
             m.d.comb += led.o.eq(app.leds[n])
         return m
+
+    def _core_clock(self, m: Module, platform) -> float:
+        """The ``sync`` domain: the board oscillator, or an ECP5 PLL's output from it."""
+        if self.board.pll is None:
+            return platform.default_clk_frequency
+        clki_div, clkfb_div, clkop_div, cphase = self.board.pll
+        f_in = platform.default_clk_frequency
+        f_out = f_in * clkfb_div / clki_div
+        osc = platform.request(platform.default_clk, dir="i").i
+        core_clk, locked = Signal(name="core_clk"), Signal()
+        m.submodules.pll = Instance(
+            "EHXPLLL",
+            a_FREQUENCY_PIN_CLKI=str(round(f_in / 1e6)), a_FREQUENCY_PIN_CLKOP=str(round(f_out / 1e6)),
+            a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
+            a_MFG_GMCREF_SEL="2",
+            p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+            p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_CLKI_DIV=clki_div,
+            p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=clkop_div, p_CLKOP_CPHASE=cphase,
+            p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP", p_CLKFB_DIV=clkfb_div,
+            i_RST=0, i_STDBY=0, i_CLKI=osc, o_CLKOP=core_clk, i_CLKFB=core_clk,
+            i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
+            i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked)
+        m.domains.sync = ClockDomain("sync")
+        m.d.comb += [ClockSignal("sync").eq(core_clk), ResetSignal("sync").eq(~locked)]
+        platform.add_clock_constraint(core_clk, f_out)
+        return f_out
 
     def _rgmii_port(self, m: Module, platform, app, k: int) -> None:
         res = platform.lookup("eth_rgmii", k)
