@@ -73,12 +73,14 @@ def build(params: Params, top: str = "core") -> tuple[Path, str]:
     from openslb.hw.appliance import EthAppliance
     from openslb.hw.mac import EthPort
     from openslb.hw.top import ApplianceTop
+    from openslb.sim.rgmii_top import RgmiiSimTop
     designs = {"core": ("dispatch_core", lambda: DispatchCore(params)),
                "hasher": ("hasher", lambda: Hasher(params)),
                "appliance": ("appliance_top", lambda: ApplianceTop(params, SIM_UART_DIVISOR)),
                "ethport": ("eth_port", lambda: EthPort(params)),
                "ethappliance": ("eth_appliance",
-                                lambda: EthAppliance(params, SIM_UART_DIVISOR, led_stretch_bits=4))}
+                                lambda: EthAppliance(params, SIM_UART_DIVISOR, led_stretch_bits=4)),
+               "rgmii": ("rgmii_top", lambda: RgmiiSimTop(params, SIM_UART_DIVISOR))}
     toplevel, factory = designs[top]
     build_dir = BUILD / f"{top}-w{params.width}-{_source_digest(params, top, '')}"
     marker = build_dir / ".built"
@@ -151,6 +153,7 @@ TESTBENCHES = [
     ("ethernet-mac-w64", "openslb.sim.tb_mac", "ethport", 64, "mac"),
     ("ethernet-mac-w8", "openslb.sim.tb_mac", "ethport", 8, "mac"),
     ("appliance-with-macs", "openslb.sim.tb_ethappliance", "ethappliance", 64, "macs"),
+    ("board-top-rgmii", "openslb.sim.tb_ethappliance", "rgmii", 64, "rgmii"),
 ]
 
 

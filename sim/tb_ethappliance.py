@@ -1,11 +1,16 @@
-"""cocotb testbench of the appliance with its two Ethernet MACs (:class:`EthAppliance`, the
-common part of every board top): configured over its UART by the firmware, frames in on the
-client-side GMII, out on the server-side GMII (and ARP replies back out of the client side),
-compared with the reference model; a frame with a bad FCS is dropped and counted in MAC_STAT.
+"""cocotb testbench of the appliance with its two Ethernet MACs, configured over its UART by
+the firmware: frames in on the client side, out on the server side (and ARP replies back out of
+the client side), compared with the reference model; a frame with a bad FCS is dropped and
+counted in MAC_STAT.
+
+Scenario ``macs``: :class:`~openslb.hw.appliance.EthAppliance` (the common part of every board
+top) at its GMII ports.  Scenario ``rgmii``: :class:`~openslb.sim.rgmii_top.RgmiiSimTop`, the
+same behind RGMII pins with DDR buffers, driven nibble by nibble on both clock edges.
 """
 
 from __future__ import annotations
 
+import os
 import random
 
 import cocotb
@@ -51,21 +56,66 @@ async def _gmii_monitor(dut, k: int, sink: list[bytes]) -> None:
             burst = bytearray()
 
 
-@cocotb.test()
-async def frames_through_the_macs(dut) -> None:
-    p = _params()
-    Clock(dut.clk, CLOCK_NS, unit="ns").start()
+async def _rgmii_send(dut, k: int, bursts: list[bytes]) -> None:
+    """RGMII: low nibble and DV at the rising edge, high nibble and DV xor ER at the falling."""
+    clk, ctl, data = (getattr(dut, f"rgmii{k}_{n}") for n in ("rx_clk", "rx_ctl", "rxd"))
+    for burst in bursts:
+        for b in burst:
+            await FallingEdge(clk)
+            ctl.value, data.value = 1, b & 0xF
+            await RisingEdge(clk)
+            ctl.value, data.value = 1, b >> 4
+        for _ in range(IFG_BYTES):
+            await FallingEdge(clk)
+            ctl.value = 0
+            await RisingEdge(clk)
+            ctl.value = 0
+
+
+async def _rgmii_monitor(dut, k: int, sink: list[bytes]) -> None:
+    clk, ctl, data = (getattr(dut, f"rgmii{k}_{n}") for n in ("tx_clk", "tx_ctl", "txd"))
+    burst = bytearray()
+    while True:
+        await RisingEdge(clk)
+        await ReadOnly()
+        en, low = int(ctl.value), int(data.value)
+        await FallingEdge(clk)
+        await ReadOnly()
+        if en:
+            burst.append(low | int(data.value) << 4)
+        elif burst:
+            sink.append(bytes(burst))
+            burst = bytearray()
+
+
+async def _start_gmii(dut):
     for k in range(2):
         for d in ("rx", "tx"):
             Clock(getattr(dut, f"eth{k}_{d}_clk"), 8, unit="ns").start()
     resets = [dut.rst] + [getattr(dut, f"eth{k}_{d}_rst") for k in range(2) for d in ("rx", "tx")]
-    for r in resets:
-        r.value = 1
-    dut.uart_rx.value = 1
     for k in range(2):
         getattr(dut, f"eth{k}_rx_dv").value = 0
         getattr(dut, f"eth{k}_rx_er").value = 0
-    await ClockCycles(dut.eth0_rx_clk, 4)
+    return resets, dut.eth0_rx_clk, _gmii_send, _gmii_monitor
+
+
+async def _start_rgmii(dut):
+    for k in range(2):
+        Clock(getattr(dut, f"rgmii{k}_rx_clk"), 8, unit="ns").start()
+        getattr(dut, f"rgmii{k}_rx_ctl").value = 0
+    return [dut.rst], dut.rgmii0_rx_clk, _rgmii_send, _rgmii_monitor
+
+
+@cocotb.test()
+async def frames_through_the_macs(dut) -> None:
+    p = _params()
+    Clock(dut.clk, CLOCK_NS, unit="ns").start()
+    rgmii = os.environ.get("OPENSLB_SCENARIO") == "rgmii"
+    resets, eth_clk, send, monitor = await (_start_rgmii if rgmii else _start_gmii)(dut)
+    for r in resets:
+        r.value = 1
+    dut.uart_rx.value = 1
+    await ClockCycles(eth_clk, 4)
     for r in resets:
         r.value = 0
     uart = Uart(dut)
@@ -93,8 +143,8 @@ async def frames_through_the_macs(dut) -> None:
     bad = bad[:-1] + bytes([bad[-1] ^ 0x80])
     out = {0: [], 1: []}
     for k in (0, 1):
-        cocotb.start_soon(_gmii_monitor(dut, k, out[k]))
-    await _gmii_send(dut, 0, [bad] + [mac_model.on_wire(f) for f in frames])
+        cocotb.start_soon(monitor(dut, k, out[k]))
+    await send(dut, 0, [bad] + [mac_model.on_wire(f) for f in frames])
     expect = {0: [f for port, f in want.outputs if port == EgressPort.CLIENT],
               1: [f for port, f in want.outputs if port == EgressPort.SERVER]}
     for _ in range(400):
