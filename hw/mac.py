@@ -4,8 +4,7 @@ Blocks
 ------
 :class:`FrameFifo` — byte FIFO whose writer commits or rolls back each frame (a frame is only
     visible to the reader once it is complete and good); read side is a byte stream with
-    ``first``/``last``.  Latency: first byte out 3 cycles after the commit; throughput one byte
-    per cycle.
+    ``first``/``last``, one byte per cycle within a frame, one idle cycle between frames.
 :class:`MacRx` — GMII receive: waits for the preamble and SFD, checks the FCS (CRC-32 residue),
     drops runts (< 64 bytes with FCS), oversize frames (> ``max_frame`` + 4), frames with
     ``rx_er`` and frames that do not fit in the FIFO, each counted by reason; strips the FCS.
