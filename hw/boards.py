@@ -132,7 +132,8 @@ class EthernetBoardTop(wiring.Component):
         f_in = platform.default_clk_frequency
         f_out = f_in * clkfb_div / clki_div
         osc = platform.request(platform.default_clk, dir="i").i
-        core_clk, locked = Signal(name="core_clk"), Signal()
+        # "keep": the constraint names this net, so synthesis must not merge it away
+        core_clk, locked = Signal(name="core_clk", attrs={"keep": 1}), Signal()
         m.submodules.pll = Instance(
             "EHXPLLL",
             a_FREQUENCY_PIN_CLKI=str(round(f_in / 1e6)), a_FREQUENCY_PIN_CLKOP=str(round(f_out / 1e6)),
@@ -161,7 +162,7 @@ class EthernetBoardTop(wiring.Component):
         rx_dom, tx_dom = f"eth{k}_rx", f"eth{k}_tx"
         m.domains += ClockDomain(rx_dom, local=True)
         m.domains += ClockDomain(tx_dom, local=True)
-        rx_clk = Signal(name=f"eth{k}_clk")
+        rx_clk = Signal(name=f"eth{k}_clk", attrs={"keep": 1})   # named by the constraint
         m.d.comb += [rx_clk.eq(rgmii.rx_clk.i),
                      ClockSignal(rx_dom).eq(rx_clk), ClockSignal(tx_dom).eq(rx_clk)]
         platform.add_clock_constraint(rx_clk, 125e6)   # 1 Gb/s RGMII
