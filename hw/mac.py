@@ -56,7 +56,7 @@ class FrameFifo(wiring.Component):
         self.depth = depth
         super().__init__({
             "w_data": In(8), "w_en": In(1), "commit": In(1), "rollback": In(1),
-            "w_room": Out(range(depth + 1)),        # bytes that may still be written
+            "w_room": Out(range(depth + 1)),   # bytes that may still be written (registered)
             "o": Out(stream.Signature(byte_layout())),
         })
 
@@ -69,10 +69,11 @@ class FrameFifo(wiring.Component):
         w_tent, w_done, r_ptr = Signal(bits), Signal(bits), Signal(bits)
         length = Signal(16)
         m.submodules.lengths = lengths = fifo.SyncFIFO(width=16, depth=16)
-        m.d.comb += [
-            wr.addr.eq(w_tent[:-1]), wr.data.eq(self.w_data), wr.en.eq(self.w_en),
-            self.w_room.eq(Mux(lengths.w_rdy, depth - (w_tent - r_ptr), 0)),
-        ]
+        m.d.comb += [wr.addr.eq(w_tent[:-1]), wr.data.eq(self.w_data), wr.en.eq(self.w_en)]
+        # room, registered and one byte conservative (a write may land in the same cycle), so
+        # that no subtractor sits in front of the writer's decision to write
+        m.d.sync += self.w_room.eq(Mux(lengths.w_rdy & (w_tent - r_ptr < depth),
+                                       depth - 1 - (w_tent - r_ptr), 0))
         with m.If(self.w_en):
             m.d.sync += [w_tent.eq(w_tent + 1), length.eq(length + 1)]
         with m.If(self.commit):
