@@ -44,7 +44,7 @@ bench: $(STAMP)
 # a board's bitstream (BOARD=versa_ecp5 | colorlight_5a75b | icebreaker) and programming it
 BOARD ?= versa_ecp5
 build: $(STAMP)
-	@$(PY) -m openslb build --board $(BOARD)
+	@$(PY) -m openslb build --board $(BOARD) --baud $(or $(BAUD),115200)
 
 flash: $(STAMP)
 	@$(PY) -m openslb flash --board $(BOARD) $(if $(filter 1,$(FLASH)),--flash,)

@@ -103,14 +103,15 @@ def _without_shared_phy_pins(cls):
 class EthernetBoardTop(wiring.Component):
     """The appliance on an ECP5 board with two RGMII ports."""
 
-    def __init__(self, board: Board) -> None:
+    def __init__(self, board: Board, baud: int = UART_DEFAULT_BAUD) -> None:
         self.board = board
+        self.baud = baud
         super().__init__({})
 
     def elaborate(self, platform):
         m = Module()
         clk_hz = self._core_clock(m, platform)
-        app = EthAppliance(self.board.params, uart_divisor(clk_hz, UART_DEFAULT_BAUD))
+        app = EthAppliance(self.board.params, uart_divisor(clk_hz, self.baud))
         m.submodules.app = app
         uart = platform.request("uart", 0)
         m.d.comb += [app.uart_rx.eq(uart.rx.i), uart.tx.o.eq(app.uart_tx)]
@@ -194,14 +195,15 @@ class BridgeBoardTop(wiring.Component):
     """Bring-up: the UART register bridge and the register bank of a small core (ID, PARAMS and
     every read/write register answer), so the link and the firmware can be checked."""
 
-    def __init__(self, board: Board) -> None:
+    def __init__(self, board: Board, baud: int = UART_DEFAULT_BAUD) -> None:
         self.board = board
+        self.baud = baud
         super().__init__({})
 
     def elaborate(self, platform):
         m = Module()
         clk_hz = platform.default_clk_frequency
-        divisor = uart_divisor(clk_hz, UART_DEFAULT_BAUD)
+        divisor = uart_divisor(clk_hz, self.baud)
         m.submodules.rx = rx = UartRx(divisor)
         m.submodules.tx = tx = UartTx(divisor)
         m.submodules.bridge = bridge = RegisterBridge(BRIDGE_TIMEOUT_BYTES * 10 * divisor)
@@ -221,6 +223,7 @@ class BridgeBoardTop(wiring.Component):
         return m
 
 
-def board_top(name: str):
+def board_top(name: str, baud: int = UART_DEFAULT_BAUD):
+    """The top level of board ``name``, its management UART at ``baud`` (fixed at build time)."""
     board = BOARDS[name]
-    return (EthernetBoardTop if board.kind == "ethernet" else BridgeBoardTop)(board)
+    return (EthernetBoardTop if board.kind == "ethernet" else BridgeBoardTop)(board, baud)

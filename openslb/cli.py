@@ -150,7 +150,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from openslb.sim.board_build import build
-    return build(args.board)
+    return build(args.board, args.baud)
 
 
 def _cmd_flash(args: argparse.Namespace) -> int:
@@ -228,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_cmd_probe)
     p = sub.add_parser("build", help="synthesise, place and route and pack a board's bitstream")
     p.add_argument("--board", default="versa_ecp5", help="versa_ecp5, colorlight_5a75b, icebreaker")
+    p.add_argument("--baud", type=int, default=115200,
+                   help="management UART rate, fixed in the bitstream (default 115200)")
     p.set_defaults(func=_cmd_build)
     p = sub.add_parser("flash", help="program a board with openFPGALoader")
     p.add_argument("--board", default="versa_ecp5")

@@ -72,7 +72,7 @@ def _required(board: str, platform) -> dict[str, float]:
     return {"eth": 125.0, "": core / 1e6}
 
 
-def build(board: str) -> int:
+def build(board: str, baud: int = 115200) -> int:
     if board not in BOARDS:
         print(f"error: unknown board {board!r}; boards: {', '.join(BOARDS)}")
         return 2
@@ -84,7 +84,7 @@ def build(board: str) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
-            platform.build(board_top(board), name="openslb", build_dir=str(build_dir),
+            platform.build(board_top(board, baud), name="openslb", build_dir=str(build_dir),
                            do_program=False, nextpnr_opts="--report report.json")
         except subprocess.CalledProcessError as e:
             print(f"error: the toolchain failed ({e.cmd[0] if e.cmd else e}); "
