@@ -131,10 +131,11 @@ class Manager:
         if self.up.get(real, True) == up:
             return
         self.up[real] = up
-        self.events.append(HealthEvent(time.time(), real, up, reason))
         cfg = self.applied
         mask = sum(1 << n for n in cfg.reals if self.up.get(n, True))
         self.programmer.set_health(mask, cfg.params.n_reals)
+        # logged once the hardware has it: from this moment the real gets no new flow
+        self.events.append(HealthEvent(time.time(), real, up, reason))
         try:
             self.program_applied()
         except (IOError, ConfigError) as e:

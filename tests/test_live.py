@@ -25,6 +25,9 @@ def test_http_through_the_vip_with_a_real_failing():
     slb = default_slb_config()
     for r in slb.reals.values():
         r.retry = RETRY
+    # with a backup real, a flow whose two Maglev slots are both the failed real still has
+    # somewhere to go in the moment between the health-mask write and the table rebuild
+    slb.groups[1].backup = 4
     try:
         run = LiveRun(slb, health_interval=INTERVAL)
     except LiveError as e:   # root, but no namespaces here (a container without the capability)
@@ -58,7 +61,8 @@ def test_http_through_the_vip_with_a_real_failing():
     detect = down[0].mono - stopped
     assert detect <= (RETRY + 2) * INTERVAL + 1.0, f"detection took {detect:.2f} s"
     # after the health mask write, every new request is answered by a live real
-    after = [r for r in rows if r["t"] - r["ms"] / 1000 > down[0].mono + 0.05]
+    # (a margin for the client's own scheduling: it may have sent just before the write)
+    after = [r for r in rows if r["t"] - r["ms"] / 1000 > down[0].mono + 0.25]
     bad = [r for r in after if not r["ok"] or r["real"] == 2]
     assert after and not bad, f"{len(bad)} bad after the DOWN event: {bad[:3]}, event at {down[0].mono}"
     # the client saw failures only while the real was not yet detected
