@@ -41,6 +41,14 @@ def run_script(shell: Shell, commands: list[str], where: str, out=None) -> int:
     return 0
 
 
+def _answer(shell: Shell, line: str) -> str:
+    """Run one interactive line: its output, or the error as one line."""
+    try:
+        return shell.execute(line)
+    except CliError as e:
+        return f"Error: {e}"
+
+
 def _login_ok(password_hash: str, ask) -> bool:
     if not password_hash:
         return True
@@ -76,10 +84,7 @@ def interactive(shell: Shell) -> int:
             continue
         except EOFError:
             break
-        try:
-            out = shell.execute(line)
-        except CliError as e:
-            out = f"Error: {e}"
+        out = _answer(shell, line)
         if out:
             print(out)
     return 0
@@ -134,10 +139,7 @@ def serve_console(shell: Shell, port, once: bool = False) -> None:
                 line = io.readline()
                 if line is None:
                     break
-                try:
-                    out = shell.execute(line)
-                except CliError as e:
-                    out = f"Error: {e}"
+                out = _answer(shell, line)
                 if out:
                     io.write(out + "\n")
         if once:

@@ -100,13 +100,17 @@ def _without_shared_phy_pins(cls):
     return type(cls.__name__, (cls,), {"resources": resources})
 
 
-class EthernetBoardTop(wiring.Component):
-    """The appliance on an ECP5 board with two RGMII ports."""
+class _BoardTop(wiring.Component):
+    """A board top: no ports of its own (its pins come from the platform)."""
 
     def __init__(self, board: Board, baud: int = UART_DEFAULT_BAUD) -> None:
         self.board = board
         self.baud = baud
         super().__init__({})
+
+
+class EthernetBoardTop(_BoardTop):
+    """The appliance on an ECP5 board with two RGMII ports."""
 
     def elaborate(self, platform):
         m = Module()
@@ -191,14 +195,9 @@ class EthernetBoardTop(wiring.Component):
                          rgmii.mdc.o.eq(0), rgmii.mdio.oe.eq(0)]
 
 
-class BridgeBoardTop(wiring.Component):
+class BridgeBoardTop(_BoardTop):
     """Bring-up: the UART register bridge and the register bank of a small core (ID, PARAMS and
     every read/write register answer), so the link and the firmware can be checked."""
-
-    def __init__(self, board: Board, baud: int = UART_DEFAULT_BAUD) -> None:
-        self.board = board
-        self.baud = baud
-        super().__init__({})
 
     def elaborate(self, platform):
         m = Module()

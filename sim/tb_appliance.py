@@ -188,21 +188,28 @@ async def _in_thread(dut, fn):
     return result.get("value")
 
 
-async def cli(dut) -> None:
-    p = _params()
-    uart = await _start(dut)
+async def attach_firmware(dut, uart: Uart, params) -> Manager:
+    """The firmware, in a thread, brings the box to the built-in configuration (with a small
+    Maglev table, so the upload is quick at simulation speed) over the simulated UART."""
     line = SimLine(uart)
     cocotb.start_soon(line.pump())
     slb = default_slb_config()
     slb.table_size = 251
-    slb.params = p
+    slb.params = params
 
     def attach():
         bus = SerialBus(line, baud=115200, timeout_scale=400, min_timeout=20, retries=2)
         manager = Manager(bus, None, slb)
         manager.program_applied()
-        return manager, Shell(manager)
-    manager, shell = await _in_thread(dut, attach)
+        return manager
+    return await _in_thread(dut, attach)
+
+
+async def cli(dut) -> None:
+    p = _params()
+    uart = await _start(dut)
+    manager = await attach_firmware(dut, uart, p)
+    shell = Shell(manager)
     script = ("/cfg/slb/real 5/rip 10.0.1.15; /cfg/slb/real 5/mac 02:00:00:00:01:05; "
               "/cfg/slb/real 5/weight 2; /cfg/slb/group 1/add 5; /cfg/slb/real 1/dis; apply")
     rc = await _in_thread(dut, lambda: run_script(shell, split_commands(script), "-c"))

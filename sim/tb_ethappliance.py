@@ -17,16 +17,13 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
-from openslb.firmware.bus import SerialBus
-from openslb.firmware.manager import Manager
 from openslb.firmware.regs import address
-from openslb.firmware.slb import default_slb_config
 from openslb.hw.mac import IFG_BYTES, MAC_COUNTERS
 from openslb.hw.spec import EgressPort
 from openslb.model import mac as mac_model
 from openslb.model.pipeline import Appliance
 from openslb.sim import traffic
-from openslb.sim.tb_appliance import SimLine, Uart, _in_thread
+from openslb.sim.tb_appliance import Uart, _in_thread, attach_firmware
 from openslb.sim.tb_core import CLOCK_NS, _params
 
 
@@ -120,19 +117,7 @@ async def frames_through_the_macs(dut) -> None:
         r.value = 0
     uart = Uart(dut)
     cocotb.start_soon(uart.monitor())
-    line = SimLine(uart)
-    cocotb.start_soon(line.pump())
-
-    slb = default_slb_config()
-    slb.table_size = 251
-    slb.params = p
-
-    def attach():
-        bus = SerialBus(line, baud=115200, timeout_scale=400, min_timeout=20, retries=2)
-        manager = Manager(bus, None, slb)
-        manager.program_applied()
-        return manager
-    manager = await _in_thread(dut, attach)
+    manager = await attach_firmware(dut, uart, p)
     cfg = manager.applied.compile()
 
     rng = random.Random(3)
