@@ -4,29 +4,31 @@ Ports
 -----
 ``ev_valid``, ``ev`` : In — one event per frame: the selector's decision as it is handed on.
 ``stat_ev_valid``    : In — ``ev`` is a newly made decision (per-VIP / per-real statistics
-                       count these; they come at least 5 cycles apart).
+                       count these; they come at least 7 cycles apart).
 ``snapshot``         : In(1) strobe — copy all global counters into their snapshots at once.
 ``counter``          : Out(32) array — snapshot words (2n low, 2n+1 high) of counter n.
 ``stat_sel``         : In(1) strobe, with ``w_data`` — latch one VIP (bit 15 = 0) or real
-                       (bit 15 = 1) entry into ``stat`` (valid two cycles after the strobe).
+                       (bit 15 = 1) entry into ``stat`` (valid at most
+                       :data:`~openslb.hw.spec.STAT_LATCH_CYCLES` cycles after the strobe).
 ``stat``             : Out(32) array of 4 — packets lo/hi, bytes lo/hi.
 
 All counters are 64 bits.  The global counters live in flip-flops; a read of the snapshot is
 consistent across all of them.  The per-VIP and per-real counters live in block RAM
-(``{bytes, packets}`` per entry), updated read-modify-write; a STAT_SEL latch is consistent for
-one entry.  Events that update the RAM (forwarded frames, counted when the selector makes the
-decision) come at most once every 5 cycles (its lookup rate), so a read-modify-write (3 cycles)
-never overlaps the next one.
+(:class:`~openslb.hw.bram.BlockRam`, ``{bytes, packets}`` per entry), updated
+read-modify-write; a STAT_SEL latch is consistent for one entry.  Events that update the RAM
+(forwarded frames, counted when the selector makes the decision) come at most once every 7
+cycles (its lookup rate), so a read-modify-write (5 cycles) never overlaps the next one.
 
 The counting rules are :meth:`openslb.model.pipeline.Appliance.decide`'s.
 """
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal
-from amaranth.lib import memory, wiring
+from amaranth import Cat, Module, Mux, Signal
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from openslb.hw.bram import BlockRam
 from openslb.hw.layouts import Action, meta_layout
 from openslb.hw.spec import COUNTERS, DropReason, Params
 
@@ -86,43 +88,49 @@ class Counters(wiring.Component):
                          self.counter[2 * n + 1].eq(snap[name][32:64])]
 
         # ---- per-VIP and per-real counters in RAM --------------------------------------------
+        # One read port per RAM serves both the read-modify-write of an event and a STAT_SEL
+        # read; the event wins a cycle they both want, the STAT_SEL read waits for the next.
         forwarded = Signal()
         m.d.comb += forwarded.eq(self.stat_ev_valid & (self.ev.action == Action.VIP))
         stat_real = Signal()
-        stat_latch = Signal()
-        m.d.sync += stat_latch.eq(self.stat_sel)
+        stat_index = Signal(8)
+        stat_pending = Signal()
+        stat_issue = Signal()
+        stat_stage = Signal(BlockRam.LATENCY)
+        m.d.comb += stat_issue.eq(stat_pending & ~forwarded)
+        m.d.sync += stat_stage.eq(Cat(stat_issue, stat_stage))
         with m.If(self.stat_sel):
-            m.d.sync += stat_real.eq(self.w_data[15])
+            m.d.sync += [stat_real.eq(self.w_data[15]), stat_index.eq(self.w_data[0:8]),
+                         stat_pending.eq(1)]
+        with m.Elif(stat_issue):
+            m.d.sync += stat_pending.eq(0)
+        # event: read (cycle 0), RAM output register (cycle 2), add (cycle 3), write (cycle 4)
+        rmw = Signal(BlockRam.LATENCY + 2)
+        m.d.sync += rmw.eq(Cat(forwarded, rmw))
+        amount = Signal(16)
+        with m.If(forwarded):
+            m.d.sync += amount.eq(self.ev.length)
         results = []
         for which, depth, index in (("vip", p.n_vips, self.ev.vip),
                                     ("real", p.n_reals, self.ev.real)):
-            mem = memory.Memory(shape=128, depth=depth, init=[])
-            m.submodules[f"{which}_stats"] = mem
-            rmw_rd, wr, stat_rd = mem.read_port(), mem.write_port(), mem.read_port()
-            # read (cycle 1), register the RAM output (cycle 2), add and write back (cycle 3)
-            read_pending = Signal(name=f"{which}_read_pending")
-            pending = Signal(name=f"{which}_pending")
+            ram = BlockRam(128, depth)
+            m.submodules[f"{which}_stats"] = ram
             addr = Signal(range(depth), name=f"{which}_addr")
-            amount = Signal(16, name=f"{which}_amount")
             entry = Signal(128, name=f"{which}_entry")
-            m.d.sync += [read_pending.eq(forwarded), pending.eq(read_pending),
-                         entry.eq(rmw_rd.data)]
+            updated = Signal(128, name=f"{which}_updated")
             with m.If(forwarded):
-                m.d.sync += [addr.eq(index), amount.eq(self.ev.length)]
+                m.d.sync += addr.eq(index)
+            m.d.sync += [entry.eq(ram.r_data),
+                         updated.eq(Cat((entry[0:64] + 1)[0:64], (entry[64:128] + amount)[0:64]))]
             m.d.comb += [
-                rmw_rd.addr.eq(index),
-                wr.en.eq(pending),
-                wr.addr.eq(addr),
-                wr.data.eq(Cat((entry[0:64] + 1)[0:64], (entry[64:128] + amount)[0:64])),
-                stat_rd.addr.eq(self.w_data[0:8]),
-                stat_rd.en.eq(self.stat_sel),
+                ram.r_addr.eq(Mux(forwarded, index, stat_index)),
+                ram.w_en.eq(rmw[BlockRam.LATENCY + 1]),
+                ram.w_addr.eq(addr),
+                ram.w_data.eq(updated),
             ]
-            results.append(stat_rd.data)
+            results.append(ram.r_data)
         vip_entry, real_entry = results
-        with m.If(stat_latch):
-            chosen = Signal(128)
-            m.d.comb += chosen.eq(vip_entry)
-            with m.If(stat_real):
-                m.d.comb += chosen.eq(real_entry)
+        with m.If(stat_stage[-1]):
+            chosen = Mux(stat_real, real_entry, vip_entry)
             m.d.sync += [self.stat[k].eq(chosen[32 * k:32 * k + 32]) for k in range(4)]
         return m

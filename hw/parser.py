@@ -6,11 +6,12 @@ Ports
 ``o`` : Out(stream of :func:`~openslb.hw.layouts.meta_layout`) — parser fields filled in.
 
 Stage 0 selects the L3 header behind an optional VLAN tag; stage 1 extracts the fields and the
-L4 ports behind the IPv4 options, forms six partial checksum sums and does every length
-comparison; stage 2 adds the partial sums; stage 3 checks the checksum and runs the check chain
+L4 ports behind the IPv4 options and adds the checksum words in pairs; stage 2 adds those in
+four groups and does every length comparison; stage 3 adds the four group sums; stage 4 checks
+the checksum and runs the check chain
 (docs/pipeline.md, "Drop rules"), which is exactly :func:`openslb.model.pipeline.parse`.
 
-Latency 4 cycles, throughput one frame per cycle.
+Latency 5 cycles (at most two adder levels per stage), throughput one frame per cycle.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _be(bytes_: list, start: int, n: int):
 
 
 class Parser(wiring.Component):
-    LATENCY = 4  #: cycles from input to output register
+    LATENCY = 5  #: cycles from input to output register
 
     def __init__(self, params: Params) -> None:
         self.params = params
@@ -75,12 +76,11 @@ class Parser(wiring.Component):
             "length": 16, "oversize": 1, "vlan": 1, "ethertype": 16,
             "version": 4, "ihl": 4, "flags_frag": 16, "proto": 8,
             "src": 32, "dst": 32, "sport": 16, "dport": 16, "tcp_flags": 8,
-            "csum_parts": data.ArrayLayout(19, 6),
+            "csum_parts": data.ArrayLayout(17, 15),
             "eth_src": 48, "arp_ok": 1, "arp_sha": 48, "arp_spa": 32, "arp_tpa": 32,
-            # length checks, each a comparison done here to keep stage 2 short
-            "beats_m1": 16,
-            "runt": 1, "short_vlan": 1, "short_arp": 1, "short_ip": 1, "short_header": 1,
-            "bad_total": 1, "short_l4": 1, "fragment": 1, "has_ports": 1,
+            # the lengths the checks compare (stage 2 compares them)
+            "beats_m1": 16, "total": 16, "hl": 6, "l4_need": 5,
+            "fragment": 1, "has_ports": 1,
         }))
         s1_valid = Signal()
         l3 = [s0.l3[j] for j in range(L3_SPAN)]
@@ -103,7 +103,6 @@ class Parser(wiring.Component):
             m.d.comb += words[k].eq(Mux(k < ihl * 2, _be(l3, 2 * k, 2), 0))
 
         n = s0.length
-        l3_off = Mux(s0.vlan, spec.ETH_HEADER + spec.VLAN_TAG, spec.ETH_HEADER)
         hl = Signal(6)
         m.d.comb += hl.eq(ihl * 4)
         total = Signal(16)
@@ -143,30 +142,51 @@ class Parser(wiring.Component):
             next_s1.arp_spa.eq(_be(l3, 14, 4)),
             next_s1.arp_tpa.eq(_be(l3, 24, 4)),
             next_s1.beats_m1.eq(s0.beats_m1),
-            next_s1.runt.eq(n < spec.ETH_HEADER),
-            next_s1.short_vlan.eq(s0.vlan & (n < spec.ETH_HEADER + spec.VLAN_TAG)),
-            next_s1.short_arp.eq(n < l3_off + spec.ARP_BODY),
-            next_s1.short_ip.eq(n < l3_off + spec.IPV4_MIN_HEADER),
-            next_s1.short_header.eq(n < l3_off + hl),
-            next_s1.bad_total.eq((total < hl) | (l3_off + total > n)),
-            next_s1.short_l4.eq(has_ports & (total < hl + l4_need)),
+            next_s1.total.eq(total),
+            next_s1.hl.eq(hl),
+            next_s1.l4_need.eq(l4_need),
             next_s1.fragment.eq(fragment),
             next_s1.has_ports.eq(has_ports),
         ]
-        for g in range(6):
-            m.d.comb += next_s1.csum_parts[g].eq(sum(words[5 * g + k] for k in range(5)))
+        for g in range(15):
+            m.d.comb += next_s1.csum_parts[g].eq(words[2 * g] + words[2 * g + 1])
 
-        # ---- stage 2: the checksum's total --------------------------------------------------
-        s2 = Signal.like(s1)
+        # ---- stage 2: the checksum's total and every length comparison ---------------------
+        s2 = Signal(data.StructLayout({
+            **{name: s1.shape()[name].shape for name in (
+                "length", "oversize", "vlan", "ethertype", "version", "ihl", "proto", "src",
+                "dst", "sport", "dport", "tcp_flags", "eth_src", "arp_ok", "arp_sha",
+                "arp_spa", "arp_tpa", "beats_m1", "fragment", "has_ports")},
+            "runt": 1, "short_vlan": 1, "short_arp": 1, "short_ip": 1, "short_header": 1,
+            "bad_total": 1, "short_l4": 1,
+        }))
         s2_valid = Signal()
-        s2_total = Signal(22)
+        s2_sums = Signal(data.ArrayLayout(19, 4))
+        n1 = s1.length
+        l3_off = Mux(s1.vlan, spec.ETH_HEADER + spec.VLAN_TAG, spec.ETH_HEADER)
+        checks = {
+            "runt": n1 < spec.ETH_HEADER,
+            "short_vlan": s1.vlan & (n1 < spec.ETH_HEADER + spec.VLAN_TAG),
+            "short_arp": n1 < l3_off + spec.ARP_BODY,
+            "short_ip": n1 < l3_off + spec.IPV4_MIN_HEADER,
+            "short_header": n1 < l3_off + s1.hl,
+            "bad_total": (s1.total < s1.hl) | (l3_off + s1.total > n1),
+            "short_l4": s1.has_ports & (s1.total < s1.hl + s1.l4_need),
+        }
 
+        # ---- stage 3: the checksum's total -------------------------------------------------
+        s3 = Signal.like(s2)
+        s3_valid = Signal()
+        s3_total = Signal(21)
+
+        s4_free = Signal()
         s3_free = Signal()
         s2_free = Signal()
         s1_free = Signal()
         s0_free = Signal()
         m.d.comb += [
-            s3_free.eq(~self.o.valid | self.o.ready),
+            s4_free.eq(~self.o.valid | self.o.ready),
+            s3_free.eq(~s3_valid | s4_free),
             s2_free.eq(~s2_valid | s3_free),
             s1_free.eq(~s1_valid | s2_free),
             s0_free.eq(~s0_valid | s1_free),
@@ -177,17 +197,26 @@ class Parser(wiring.Component):
         with m.If(s1_free):
             m.d.sync += [s1_valid.eq(s0_valid), s1.eq(next_s1)]
         with m.If(s2_free):
-            m.d.sync += [s2_valid.eq(s1_valid), s2.eq(s1),
-                         s2_total.eq(sum(s1.csum_parts[g] for g in range(6)))]
+            parts = [s1.csum_parts[g] for g in range(15)] + [0]
+            m.d.sync += s2_valid.eq(s1_valid)
+            m.d.sync += [s2_sums[q].eq((parts[4 * q] + parts[4 * q + 1])
+                                       + (parts[4 * q + 2] + parts[4 * q + 3]))
+                         for q in range(4)]
+            m.d.sync += [getattr(s2, name).eq(getattr(s1, name))
+                         for name in s2.shape().members if name not in checks]
+            m.d.sync += [getattr(s2, name).eq(check) for name, check in checks.items()]
+        with m.If(s3_free):
+            m.d.sync += [s3_valid.eq(s2_valid), s3.eq(s2),
+                         s3_total.eq((s2_sums[0] + s2_sums[1]) + (s2_sums[2] + s2_sums[3]))]
 
-        # ---- stage 3: checksum verdict and the check chain -----------------------------------
+        # ---- stage 4: checksum verdict and the check chain -----------------------------------
         # The end-around-carry sum is 0xFFFF exactly when lo + hi == 0xFFFF (the total of at
         # most 30 words has hi <= 29, so a second fold can never reach 0xFFFF), i.e. when
         # lo == ~hi: a comparison, no adder.
         csum_ok = Signal()
-        m.d.comb += csum_ok.eq(s2_total[0:16] == ~Cat(s2_total[16:22], Const(0, 10)))
+        m.d.comb += csum_ok.eq(s3_total[0:16] == ~Cat(s3_total[16:21], Const(0, 11)))
 
-        fragment, has_ports = s2.fragment, s2.has_ports
+        fragment, has_ports = s3.fragment, s3.has_ports
 
         meta = Signal(meta_layout(p))
         err = Signal()
@@ -197,58 +226,58 @@ class Parser(wiring.Component):
         def fail(r: DropReason):
             return [err.eq(1), reason.eq(r)]
 
-        is_arp = s2.ethertype == spec.ETHERTYPE_ARP
-        is_ipv4 = s2.ethertype == spec.ETHERTYPE_IPV4
-        is_ipv6 = s2.ethertype == spec.ETHERTYPE_IPV6
-        with m.If(s2.oversize):
+        is_arp = s3.ethertype == spec.ETHERTYPE_ARP
+        is_ipv4 = s3.ethertype == spec.ETHERTYPE_IPV4
+        is_ipv6 = s3.ethertype == spec.ETHERTYPE_IPV6
+        with m.If(s3.oversize):
             m.d.comb += fail(DropReason.OVERSIZE)
-        with m.Elif(s2.runt):
+        with m.Elif(s3.runt):
             m.d.comb += fail(DropReason.RUNT)
-        with m.Elif(s2.short_vlan):
+        with m.Elif(s3.short_vlan):
             m.d.comb += fail(DropReason.TRUNCATED)
         with m.Else():
             m.d.comb += kind_known.eq(1)
             with m.If(is_arp):
-                with m.If(s2.short_arp):
+                with m.If(s3.short_arp):
                     m.d.comb += fail(DropReason.TRUNCATED)
             with m.Elif(is_ipv4):
-                with m.If(s2.short_ip):
+                with m.If(s3.short_ip):
                     m.d.comb += fail(DropReason.TRUNCATED)
-                with m.Elif((s2.version != 4) | (s2.ihl < 5)):
+                with m.Elif((s3.version != 4) | (s3.ihl < 5)):
                     m.d.comb += fail(DropReason.BAD_IP_HEADER)
-                with m.Elif(s2.short_header):
+                with m.Elif(s3.short_header):
                     m.d.comb += fail(DropReason.TRUNCATED)
-                with m.Elif(s2.bad_total):
+                with m.Elif(s3.bad_total):
                     m.d.comb += fail(DropReason.BAD_TOTLEN)
                 with m.Elif(~csum_ok):
                     m.d.comb += fail(DropReason.BAD_CSUM)
-                with m.Elif(s2.short_l4):
+                with m.Elif(s3.short_l4):
                     m.d.comb += fail(DropReason.TRUNCATED)
 
         m.d.comb += [
-            meta.length.eq(s2.length),
-            meta.beats_m1.eq(s2.beats_m1),
+            meta.length.eq(s3.length),
+            meta.beats_m1.eq(s3.beats_m1),
             meta.error.eq(err),
             meta.reason.eq(reason),
             meta.is_arp.eq(kind_known & is_arp),
             meta.is_ipv4.eq(kind_known & is_ipv4),
             meta.is_ipv6.eq(kind_known & is_ipv6),
             meta.is_other.eq(kind_known & ~is_arp & ~is_ipv4 & ~is_ipv6),
-            meta.vlan.eq(s2.vlan),
-            meta.arp_request.eq(s2.arp_ok),
-            meta.eth_src.eq(s2.eth_src),
-            meta.arp_sha.eq(s2.arp_sha),
-            meta.arp_spa.eq(s2.arp_spa),
-            meta.arp_tpa.eq(s2.arp_tpa),
-            meta.src.eq(s2.src),
-            meta.dst.eq(s2.dst),
-            meta.proto.eq(s2.proto),
+            meta.vlan.eq(s3.vlan),
+            meta.arp_request.eq(s3.arp_ok),
+            meta.eth_src.eq(s3.eth_src),
+            meta.arp_sha.eq(s3.arp_sha),
+            meta.arp_spa.eq(s3.arp_spa),
+            meta.arp_tpa.eq(s3.arp_tpa),
+            meta.src.eq(s3.src),
+            meta.dst.eq(s3.dst),
+            meta.proto.eq(s3.proto),
             meta.fragment.eq(fragment),
             meta.ports_known.eq(has_ports),
-            meta.sport.eq(Mux(has_ports, s2.sport, 0)),
-            meta.dport.eq(Mux(has_ports, s2.dport, 0)),
-            meta.tcp_flags.eq(Mux(has_ports & (s2.proto == spec.PROTO_TCP), s2.tcp_flags, 0)),
+            meta.sport.eq(Mux(has_ports, s3.sport, 0)),
+            meta.dport.eq(Mux(has_ports, s3.dport, 0)),
+            meta.tcp_flags.eq(Mux(has_ports & (s3.proto == spec.PROTO_TCP), s3.tcp_flags, 0)),
         ]
-        with m.If(s3_free):
-            m.d.sync += [self.o.valid.eq(s2_valid), self.o.payload.eq(meta)]
+        with m.If(s4_free):
+            m.d.sync += [self.o.valid.eq(s3_valid), self.o.payload.eq(meta)]
         return m

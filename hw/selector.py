@@ -18,30 +18,38 @@ Ports
                     delays a frame.
 ``real_mac_stb``, ``real_sel``, ``real_mac_hi`` : REAL_MAC_LO writes one real's MAC.
 ``loaded``        : Out(1) — high for one cycle when ``o`` holds a newly made decision (the
-                    per-real statistics count VIP decisions here: at most one per 5 cycles,
+                    per-real statistics count VIP decisions here: at most one per 7 cycles,
                     even when the output has waited and then hands decisions on back to back).
 
-Memory: one RAM of ``table_stride`` slots of ``real_bits`` per (bank, group), all read at the
-same index; the frame's (bank, group) output is picked from their registered read data.  The
-bank is sampled when a frame is accepted, so a commit takes effect between two lookups, never
-inside one.
+Memory: one :class:`~openslb.hw.bram.BlockRam` of ``table_stride`` slots per (bank, group) and
+per slot (port A reads slot 1, port B slot 2), all read at the same indices; the frame's
+(bank, group) result is picked from their registered read data.  Table writes only ever go to
+the shadow bank, and lookups only use the active bank's data, so a write never delays a
+lookup.  The bank is sampled when a frame is accepted, so a commit takes effect between two
+lookups, never inside one.
+
+Timing: every RAM address, write enable and write word comes straight from a register (the
+tables span tens of block RAMs across the die), and every RAM read lands in a register before
+any logic uses it.
 
 Fallback rule (model: :meth:`Appliance.select`): the slot ``idx1`` gives the real; if it is down,
 slot ``idx2`` (from the other half of the hash) is tried; if that is down too, the group's
 backup real (when enabled and up); otherwise the frame is dropped as NO_REAL.  A real marked
 down therefore stops receiving traffic on the very next frame after the HEALTH write.
 
-Latency: 1 cycle for frames that need no lookup, 5 for VIP frames (both slots are always read);
-the same numbers are the cycles per frame, so a VIP frame must be at least 5 beats long for
-line rate: every IPv4 frame is (34 bytes) at widths up to 64 bits.
+Latency: 1 cycle for frames that need no lookup, 8 for VIP frames (accept, RAM read, RAM output
+register, read register, pick, health and MAC address, MAC read, MAC output register, choose); a
+VIP frame takes 7 cycles of the selector, so it must be at least 7 beats long for line rate: a
+minimum Ethernet frame (60 bytes) is 8 beats at 64 bits.
 """
 
 from __future__ import annotations
 
 from amaranth import Array, C, Cat, Module, Mux, Signal
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from openslb.hw.bram import BlockRam
 from openslb.hw.layouts import Action, meta_layout
 from openslb.hw.spec import DropReason, Params
 
@@ -70,27 +78,27 @@ class Selector(wiring.Component):
             "loaded": Out(1),
         })
 
+    LATENCY_VIP = 8  #: cycles from accepting a VIP frame to its decision in the output register
+    CYCLES_VIP = 7   #: cycles between two VIP frames
+
     def elaborate(self, platform):
         m = Module()
         p = self.params
-        # One RAM per (bank, group): each is two block RAMs side by side, so its read data needs
-        # no output multiplexer before the register that takes it.
-        tables_rd = [[None] * p.n_groups for _ in range(2)]
-        tables_wr = [[None] * p.n_groups for _ in range(2)]
+        rams = [[BlockRam(p.real_bits, p.table_stride, dual_read=True) for _ in range(p.n_groups)]
+                for _ in range(2)]
         for b in range(2):
             for g in range(p.n_groups):
-                mem = memory.Memory(shape=p.real_bits, depth=p.table_stride, init=[])
-                m.submodules[f"table_b{b}_g{g}"] = mem
-                tables_rd[b][g], tables_wr[b][g] = mem.read_port(), mem.write_port()
-        table_addr = Signal(p.index_bits)
-        m.submodules.macs = macs = memory.Memory(shape=48, depth=p.n_reals, init=[])
-        mac_rd = macs.read_port()
-        mac_wr = macs.write_port()
+                m.submodules[f"table_b{b}_g{g}"] = rams[b][g]
+        # three copies of the real → MAC RAM: slot 1's, slot 2's and the backup's MAC in parallel
+        macs = [BlockRam(48, p.n_reals) for _ in range(3)]
+        for k, ram in enumerate(macs):
+            m.submodules[f"macs{k}"] = ram
 
-        # ---- management writes ------------------------------------------------------------
         bank = self.active_bank
         with m.If(self.commit):
             m.d.sync += bank.eq(~bank)
+
+        # ---- management writes, registered before they reach the RAMs ----------------------
         wr_ptr = Signal(p.group_bits + p.index_bits)
         with m.If(self.table_addr_stb):
             m.d.sync += wr_ptr.eq(self.w_data)
@@ -99,43 +107,54 @@ class Selector(wiring.Component):
         # a TABLE_DATA write goes to the pointer, a TABLE_ENTRY write to the slot it names
         entry_index = self.w_data[8:8 + p.index_bits]
         entry_group = self.w_data[8 + p.index_bits:8 + p.index_bits + p.group_bits]
+        wr_any = Signal()
         wr_group = Signal(p.group_bits)
         wr_index = Signal(p.index_bits)
-        wr_real = Signal(p.real_bits)
-        wr_any = Signal()
         m.d.comb += [
             wr_any.eq(self.table_data_stb | self.table_entry_stb),
             wr_group.eq(Mux(self.table_entry_stb, entry_group, wr_ptr[p.index_bits:])),
             wr_index.eq(Mux(self.table_entry_stb, entry_index, wr_ptr[0:p.index_bits])),
-            wr_real.eq(self.w_data[0:p.real_bits]),
         ]
+        w_word = Signal(p.real_bits)
+        m.d.sync += w_word.eq(self.w_data[0:p.real_bits])
+        mac_we = Signal()
+        mac_addr = Signal(p.real_bits)
+        mac_word = Signal(48)
+        m.d.sync += [mac_we.eq(self.real_mac_stb), mac_addr.eq(self.real_sel),
+                     mac_word.eq(Cat(self.w_data, self.real_mac_hi[0:16]))]
+        for ram in macs:
+            m.d.comb += [ram.w_en.eq(mac_we), ram.w_addr.eq(mac_addr), ram.w_data.eq(mac_word)]
+
+        # ---- RAM addresses: port A of each bank (a write to the shadow bank, else slot 1 of
+        # the lookup), port B (slot 2 of the lookup, or a management read-back) ---------------
+        next_a = Signal(p.index_bits)
+        next_b = Signal(p.index_bits)
+        addr_a = [Signal(p.index_bits, name=f"addr_a_b{b}") for b in range(2)]
+        addr_b = Signal(p.index_bits)
+        m.d.sync += addr_b.eq(next_b)
         for b in range(2):
+            writing = wr_any & (bank != b)
+            m.d.sync += addr_a[b].eq(Mux(writing, wr_index, next_a))
             for g in range(p.n_groups):
-                rd, wr = tables_rd[b][g], tables_wr[b][g]
-                m.d.comb += [
-                    rd.addr.eq(table_addr),
-                    wr.en.eq(wr_any & (wr_group == g) & (bank != b)),
-                    wr.addr.eq(wr_index),
-                    wr.data.eq(wr_real),
-                ]
+                we = Signal(name=f"we_b{b}_g{g}")
+                m.d.sync += we.eq(writing & (wr_group == g))
+                m.d.comb += [rams[b][g].w_en.eq(we), rams[b][g].w_addr.eq(addr_a[b]),
+                             rams[b][g].w_data.eq(w_word), rams[b][g].r_addr.eq(addr_b)]
         # every RAM's read data, registered; the (bank, group) one is picked a cycle later
-        raw = Signal(data.ArrayLayout(p.real_bits, 2 * p.n_groups))
-        m.d.sync += raw.eq(Cat(*[tables_rd[b][g].data for b in range(2) for g in range(p.n_groups)]))
-        m.d.comb += [
-            mac_wr.en.eq(self.real_mac_stb),
-            mac_wr.addr.eq(self.real_sel),
-            mac_wr.data.eq(Cat(self.w_data, self.real_mac_hi[0:16])),
+        n_tables = 2 * p.n_groups
+        raw_a = Signal(data.ArrayLayout(p.real_bits, n_tables))
+        raw_b = Signal(data.ArrayLayout(p.real_bits, n_tables))
+        m.d.sync += [
+            raw_a.eq(Cat(*[rams[b][g].a_data for b in range(2) for g in range(p.n_groups)])),
+            raw_b.eq(Cat(*[rams[b][g].r_data for b in range(2) for g in range(p.n_groups)])),
         ]
 
         # ---- lookups ------------------------------------------------------------------------
-        # The table spans tens of block RAMs, so its read data and its address are each given
-        # a register of their own: both slots are read back to back (idx1, then idx2), health
-        # is looked up from registered real numbers, and the three candidate MACs (slot 1,
-        # slot 2, backup) are read from three copies of the small MAC RAM in parallel.
-        mac_rd2 = macs.read_port()
-        mac_rdb = macs.read_port()
         cur = Signal(meta_layout(p))
         cur_bank = Signal()
+        # one-hot lookup step: bit 0 idle, bits 1..7 the steps of a VIP lookup
+        onehot = Signal(self.CYCLES_VIP + 1, init=1)
+        at = lambda k: onehot[k]  # noqa: E731
         real1 = Signal(p.real_bits)
         real2 = Signal(p.real_bits)
         up1 = Signal()
@@ -144,94 +163,94 @@ class Selector(wiring.Component):
         backup = Signal(32)
         m.d.sync += backup.eq(Array(list(self.group_backup))[cur.group])
         backup_real = backup[0:p.real_bits]
-        up = lambda real: self.health.bit_select(real, 1)  # noqa: E731
-        picked = Signal(p.real_bits)
-        m.d.comb += picked.eq(raw[Cat(cur.group, cur_bank)])
-        # slot 2's MAC is read in the cycle its real is picked (real2 is registered at the same
-        # edge as the RAM samples the address), so its address comes from the pick itself
-        m.d.comb += [mac_rd.addr.eq(real1), mac_rd2.addr.eq(picked), mac_rdb.addr.eq(backup_real)]
-        mac1, mac2, mac_backup = Signal(48), Signal(48), Signal(48)
+        which = Cat(cur.group, cur_bank)
+        picked1 = Signal(p.real_bits)
+        picked2 = Signal(p.real_bits)
+        m.d.comb += [picked1.eq(raw_a[which]), picked2.eq(raw_b[which])]
+        # the MACs are read from the registered reals (step 5 on): their data is there at step 7
+        m.d.comb += [
+            macs[0].r_addr.eq(real1),
+            macs[1].r_addr.eq(real2),
+            macs[2].r_addr.eq(backup_real),
+        ]
 
         out_free = Signal()
         m.d.comb += out_free.eq(~self.o.valid | self.o.ready)
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         m.d.sync += self.loaded.eq(0)
-
         vip_next = Signal()
         m.d.comb += vip_next.eq(self.i.valid & (self.i.payload.action == Action.VIP))
+        idle = at(0)
+        last = at(self.CYCLES_VIP)
+        accept = Signal()
+        steal = Signal()
+        m.d.comb += accept.eq(out_free & vip_next & (idle | last) & ~steal)
+        # The addresses are always the waiting frame's slots, whether or not it is taken this
+        # cycle: only the address of the cycle after the accept is used (a wasted read is
+        # harmless), which keeps handshakes off the address path.
+        m.d.comb += [next_a.eq(self.i.payload.idx1), next_b.eq(self.i.payload.idx2)]
 
-        # The address defaults to the waiting frame's first slot whether or not it is taken this
-        # cycle (a wasted read is harmless), which keeps handshakes off the RAM address path.
-        m.d.comb += table_addr.eq(self.i.payload.idx1)
-
-        # ---- management read-back of one slot -------------------------------------------
+        # ---- management read-back of one slot through port B -----------------------------
         rd_req = Signal(32)
         rd_pending = Signal()
         rd_bank = Signal()
-        rd_stage = Signal(2)
-        in_idle = Signal()
-        steal = Signal()
-        m.d.comb += steal.eq(rd_pending & in_idle & ~(out_free & vip_next) & ~rd_stage.any())
+        rd_stage = Signal(4)
+        # a read-back takes port B in an idle cycle and holds any lookup back for that cycle,
+        # so the choice depends on registers only
+        m.d.comb += steal.eq(rd_pending & idle & ~rd_stage.any())
         with m.If(self.table_raddr_stb):
             m.d.sync += [rd_req.eq(self.w_data), rd_pending.eq(1), self.table_rdata.eq(0)]
         with m.If(steal):
-            m.d.comb += table_addr.eq(rd_req[0:p.index_bits])
+            m.d.comb += next_b.eq(rd_req[0:p.index_bits])
             # bank 1 = the active one, 0 = the shadow
             m.d.sync += [rd_bank.eq(rd_req[24] ^ ~bank), rd_pending.eq(0)]
-        m.d.sync += rd_stage.eq(Cat(steal, rd_stage[0]))
-        with m.If(rd_stage[1] & ~self.table_raddr_stb):
+        m.d.sync += rd_stage.eq(Cat(steal, rd_stage[0:3]))
+        with m.If(rd_stage[3] & ~self.table_raddr_stb):
             rd_group = rd_req[p.index_bits:p.index_bits + p.group_bits]
-            m.d.sync += self.table_rdata.eq(Cat(raw[Cat(rd_group, rd_bank)], C(0, 31 - p.real_bits), 1))
+            m.d.sync += self.table_rdata.eq(
+                Cat(raw_b[Cat(rd_group, rd_bank)], C(0, 31 - p.real_bits), 1))
 
-        def accept_vip():
+        # the decision of a VIP lookup (step 7)
+        chosen = Signal(meta_layout(p))
+        m.d.comb += chosen.eq(cur)
+        with m.If(up1):
+            m.d.comb += [chosen.real.eq(real1), chosen.real_mac.eq(macs[0].r_data)]
+        with m.Elif(up2):
+            m.d.comb += [chosen.real.eq(real2), chosen.real_mac.eq(macs[1].r_data)]
+        with m.Elif(up_backup):
+            m.d.comb += [chosen.real.eq(backup_real), chosen.real_mac.eq(macs[2].r_data)]
+        with m.Else():
+            m.d.comb += [chosen.action.eq(Action.DROP), chosen.error.eq(1),
+                         chosen.reason.eq(DropReason.NO_REAL)]
+        # The output register loads whenever it is free: a passing frame's record when idle,
+        # the decision otherwise; only its valid bit depends on the handshakes.
+        passing = Signal()
+        m.d.comb += passing.eq(idle & ~steal & ~vip_next)
+        with m.If(out_free):
+            m.d.sync += self.o.payload.eq(Mux(idle, self.i.payload, chosen))
+            with m.If((passing & self.i.valid) | last):
+                m.d.sync += [self.o.valid.eq(1), self.loaded.eq(1)]
+            with m.If(passing):
+                m.d.comb += self.i.ready.eq(1)
+        with m.If(accept):
             m.d.comb += self.i.ready.eq(1)
-            m.d.sync += [cur.eq(self.i.payload), cur_bank.eq(bank)]
-            m.next = "READ2"
-
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += in_idle.eq(1)
-                with m.If(out_free & vip_next):
-                    accept_vip()
-                with m.Elif(out_free):
-                    m.d.comb += self.i.ready.eq(1)
-                    with m.If(self.i.valid):
-                        m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(self.i.payload),
-                                     self.loaded.eq(1)]
-            with m.State("READ2"):       # read slot 2 (slot 1 is being registered)
-                m.d.comb += table_addr.eq(cur.idx2)
-                m.next = "PICK1"
-            with m.State("PICK1"):       # slot 1 of the frame's (bank, group)
-                m.d.sync += real1.eq(picked)
-                m.next = "HEALTH1"
-            with m.State("HEALTH1"):     # health of slot 1; slot 2 picked
-                m.d.sync += [real2.eq(picked), up1.eq(up(real1))]
-                m.next = "HEALTH2"
-            with m.State("HEALTH2"):     # health of slot 2 and backup; MAC of slot 1 arrives
-                m.d.sync += [up2.eq(up(real2)), up_backup.eq(backup[8] & up(backup_real)),
-                             mac1.eq(mac_rd.data), mac2.eq(mac_rd2.data),
-                             mac_backup.eq(mac_rdb.data)]
-                m.next = "CHOOSE"
-            with m.State("CHOOSE"):
-                # waits until the output register is free (the decision queue may be full); the
-                # next VIP frame may start its lookup in the same cycle the result is written
-                with m.If(out_free):
-                    m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(cur), self.loaded.eq(1)]
-                    m.next = "IDLE"
-                    with m.If(vip_next):
-                        accept_vip()
-                    with m.If(up1):
-                        m.d.sync += [self.o.payload.real.eq(real1),
-                                     self.o.payload.real_mac.eq(mac1)]
-                    with m.Elif(up2):
-                        m.d.sync += [self.o.payload.real.eq(real2),
-                                     self.o.payload.real_mac.eq(mac2)]
-                    with m.Elif(up_backup):
-                        m.d.sync += [self.o.payload.real.eq(backup_real),
-                                     self.o.payload.real_mac.eq(mac_backup)]
-                    with m.Else():
-                        m.d.sync += [self.o.payload.action.eq(Action.DROP),
-                                     self.o.payload.error.eq(1),
-                                     self.o.payload.reason.eq(DropReason.NO_REAL)]
+            m.d.sync += [cur.eq(self.i.payload), cur_bank.eq(bank), onehot.eq(0b10)]
+        with m.Elif(last & out_free):
+            m.d.sync += onehot.eq(1)
+        with m.Elif(~idle & ~last):
+            m.d.sync += onehot.eq(onehot << 1)
+        # step 3: slot data lands in raw_a/raw_b; step 4: pick; steps 5-6: health; 5-7: MACs
+        with m.If(at(4)):
+            m.d.sync += [real1.eq(picked1), real2.eq(picked2)]
+        # the health bit of a real is looked up in two steps (a 16-bit slice, then the bit): a
+        # 256-way multiplexer is too deep for one cycle
+        slices = [Signal(16, name=f"health_slice{k}") for k in range(3)]
+        reals = (real1, real2, backup_real)
+        with m.If(at(5)):
+            m.d.sync += [sl.eq(self.health.word_select(r[4:], 16)) for sl, r in zip(slices, reals)]
+        with m.If(at(6)):
+            m.d.sync += [up1.eq(slices[0].bit_select(real1[0:4], 1)),
+                         up2.eq(slices[1].bit_select(real2[0:4], 1)),
+                         up_backup.eq(backup[8] & slices[2].bit_select(backup_real[0:4], 1))]
         return m

@@ -209,6 +209,11 @@ class Register:
         return self.offset + index
 
 
+#: Cycles after a STAT_SEL write by which STAT holds the entry: the strobe, the RAM read (a
+#: counter update may delay it by one cycle), the RAM's two cycles and the latch, with a spare.
+STAT_LATCH_CYCLES = 6
+
+
 def _registers(p: Params) -> tuple[Register, ...]:
     mac = int.from_bytes(b"\x02\x00\x5e\x00\x00\x01", "big")
     key_words = [int.from_bytes(RSS_DEFAULT_KEY[4 * i:4 * i + 4], "big") for i in range(10)]
@@ -277,7 +282,8 @@ def _registers(p: Params) -> tuple[Register, ...]:
                  "Global counter snapshots: word 2n = low, 2n+1 = high half of counter n.",
                  count=2 * len(COUNTERS)),
         Register("STAT_SEL", 0x140, Access.STROBE,
-                 "Write: latch packets/bytes of one VIP (bit 15 = 0) or real (bit 15 = 1).",
+                 "Write: latch packets/bytes of one VIP (bit 15 = 0) or real (bit 15 = 1); "
+                 f"STAT holds them at most {STAT_LATCH_CYCLES} cycles later.",
                  fields=(("index", 0, 8), ("real", 15, 1))),
         Register("STAT", 0x141, Access.RO,
                  "Latched entry: packets lo, packets hi, bytes lo, bytes hi.", count=4),

@@ -23,6 +23,12 @@ DEVICES = {"ecp5_45k": ("--45k", "CABGA381"), "ecp5_85k": ("--85k", "CABGA381"),
            "ecp5_25k": ("--25k", "CABGA381")}
 
 
+class Ecp5Target:
+    """The platform as the gateware sees it when built out of context for an ECP5: block RAMs
+    become ``DP16KD`` with their output register (:mod:`openslb.hw.bram`)."""
+    family = "ecp5"
+
+
 def _tool(name: str) -> str:
     venv_bin = str(Path(sys.executable).parent)
     path = (shutil.which(f"yowasp-{name}", path=venv_bin) or shutil.which(f"yowasp-{name}")
@@ -46,7 +52,7 @@ def implement(params: Params, device: str = "ecp5_45k", freq_mhz: float = 156.25
     # RTLIL, not Verilog: the Maglev RAM's initial contents stay one constant instead of
     # 131072 assignments that take yosys' Verilog front end many minutes to read.
     (workdir / "core.il").write_text(rtlil.convert(DispatchCore(params), name="dispatch_core",
-                                                   emit_src=False))
+                                                   emit_src=False, platform=Ecp5Target()))
     t0 = time.monotonic()
     subprocess.run([_tool("yosys"), "-q", "-l", "yosys.log", "-p",
                     "read_rtlil core.il; synth_ecp5 -top dispatch_core -json core.json"],

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
 from openslb.firmware.program import health_writes, program, table_writes
 from openslb.firmware.regs import address, pack_fields
-from openslb.hw.spec import COUNTERS, ID_MAGIC, EgressPort, Params, params_word
+from openslb.hw.spec import (COUNTERS, ID_MAGIC, STAT_LATCH_CYCLES, EgressPort, Params,
+                             params_word)
 from openslb.model.config import ApplianceConfig
 from openslb.model.pipeline import Appliance
 from openslb.sim import traffic
@@ -96,6 +97,7 @@ class CoreBench:
 
     async def stat(self, index: int, real: bool) -> tuple[int, int]:
         await self.write_many([(address("STAT_SEL"), index | (real << 15))])
+        await ClockCycles(self.dut.clk, STAT_LATCH_CYCLES)
         words = [await self.read(address("STAT", k)) for k in range(4)]
         return words[0] | words[1] << 32, words[2] | words[3] << 32
 
