@@ -11,7 +11,7 @@ from amaranth.lib import data
 from openslb.hw.spec import HEADER_WINDOW, Params
 
 __all__ = ["beat_layout", "stored_beat_layout", "egress_beat_layout", "capture_layout",
-           "meta_layout", "Action"]
+           "tuple_layout", "meta_layout", "Action"]
 
 
 class Action:
@@ -49,6 +49,11 @@ def capture_layout() -> data.StructLayout:
     })
 
 
+def tuple_layout() -> data.StructLayout:
+    """The flow tuple the hasher reads."""
+    return data.StructLayout({"src": 32, "dst": 32, "sport": 16, "dport": 16})
+
+
 def meta_layout(p: Params) -> data.StructLayout:
     """Per-frame metadata; each stage fills its own fields and passes the rest along."""
     return data.StructLayout({
@@ -69,7 +74,7 @@ def meta_layout(p: Params) -> data.StructLayout:
         "action": 2,
         "vip": p.vip_bits,
         "group": p.group_bits,
-        # hasher
+        # hasher (beside the parser)
         "hash": 32,
         "idx1": p.index_bits, "idx2": p.index_bits,
         # selector

@@ -3,13 +3,16 @@
 Ports
 -----
 ``i`` : In(stream of :func:`~openslb.hw.layouts.capture_layout`) — header window + length.
-``o`` : Out(stream of :func:`~openslb.hw.layouts.meta_layout`) — parser fields filled in.
+``o`` : Out(stream of :func:`~openslb.hw.layouts.meta_layout`) — parser fields, and the flow
+        hash and Maglev indices, filled in.
+``key``, ``table_size`` : In — passed to the :class:`~openslb.hw.hasher.Hasher`.
 
 Stage 0 selects the L3 header behind an optional VLAN tag; stage 1 extracts the fields and the
 L4 ports behind the IPv4 options and adds the checksum words in pairs; stage 2 adds those in
 four groups and does every length comparison; stage 3 adds the four group sums; stage 4 checks
-the checksum and runs the check chain
-(docs/pipeline.md, "Drop rules"), which is exactly :func:`openslb.model.pipeline.parse`.
+the checksum and runs the check chain (docs/pipeline.md, "Drop rules"), which is exactly
+:func:`openslb.model.pipeline.parse`.  The hasher takes the flow tuple from stage 1 and runs
+beside stages 2 to 4, which advance together, so hashing adds no latency.
 
 Latency 5 cycles (at most two adder levels per stage), throughput one frame per cycle.
 """
@@ -21,6 +24,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw import spec
+from openslb.hw.hasher import KEY_BITS, Hasher
 from openslb.hw.layouts import capture_layout, meta_layout
 from openslb.hw.spec import DropReason, Params
 
@@ -42,6 +46,8 @@ class Parser(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(capture_layout())),
             "o": Out(stream.Signature(meta_layout(params))),
+            "key": In(KEY_BITS),
+            "table_size": In(16),
         })
 
     def elaborate(self, platform):
@@ -132,8 +138,8 @@ class Parser(wiring.Component):
             next_s1.proto.eq(l3[9]),
             next_s1.src.eq(_be(l3, 12, 4)),
             next_s1.dst.eq(_be(l3, 16, 4)),
-            next_s1.sport.eq(Cat(l4[1], l4[0])),
-            next_s1.dport.eq(Cat(l4[3], l4[2])),
+            next_s1.sport.eq(Mux(has_ports, Cat(l4[1], l4[0]), 0)),
+            next_s1.dport.eq(Mux(has_ports, Cat(l4[3], l4[2]), 0)),
             next_s1.tcp_flags.eq(l4[13]),
             next_s1.eth_src.eq(s0.eth_src),
             next_s1.arp_ok.eq((_be(l3, 0, 2) == 1) & (_be(l3, 2, 2) == spec.ETHERTYPE_IPV4)
@@ -179,15 +185,21 @@ class Parser(wiring.Component):
         s3_valid = Signal()
         s3_total = Signal(21)
 
-        s4_free = Signal()
-        s3_free = Signal()
-        s2_free = Signal()
+        # Stages 2 to 4 advance together (and the hasher beside them), so a frame's hash leaves
+        # with its record; stages 0 and 1 fill bubbles while the output waits.
+        adv = Signal()
+        m.submodules.hasher = hasher = Hasher(p)
+        m.d.comb += [
+            hasher.en.eq(adv), hasher.key.eq(self.key), hasher.table_size.eq(self.table_size),
+            hasher.tuple.src.eq(s1.src), hasher.tuple.dst.eq(s1.dst),
+            hasher.tuple.sport.eq(s1.sport), hasher.tuple.dport.eq(s1.dport),
+        ]
+        assert Hasher.LATENCY == 2  # beside stages 2 and 3; stage 4 registers its result
+        s4_free = s3_free = s2_free = adv
         s1_free = Signal()
         s0_free = Signal()
         m.d.comb += [
-            s4_free.eq(~self.o.valid | self.o.ready),
-            s3_free.eq(~s3_valid | s4_free),
-            s2_free.eq(~s2_valid | s3_free),
+            adv.eq(~self.o.valid | self.o.ready),
             s1_free.eq(~s1_valid | s2_free),
             s0_free.eq(~s0_valid | s1_free),
             self.i.ready.eq(s0_free),
@@ -274,8 +286,11 @@ class Parser(wiring.Component):
             meta.proto.eq(s3.proto),
             meta.fragment.eq(fragment),
             meta.ports_known.eq(has_ports),
-            meta.sport.eq(Mux(has_ports, s3.sport, 0)),
-            meta.dport.eq(Mux(has_ports, s3.dport, 0)),
+            meta.sport.eq(s3.sport),
+            meta.dport.eq(s3.dport),
+            meta.hash.eq(hasher.hash),
+            meta.idx1.eq(hasher.idx1),
+            meta.idx2.eq(hasher.idx2),
             meta.tcp_flags.eq(Mux(has_ports & (s3.proto == spec.PROTO_TCP), s3.tcp_flags, 0)),
         ]
         with m.If(s4_free):

@@ -1,5 +1,5 @@
-"""The dispatch core: capture → parser → classifier → hasher → selector → rewriter, with the
-packet buffer, the decision queue, the counters and the register bank.
+"""The dispatch core: capture → parser (with the hasher beside it) → classifier → selector →
+rewriter, with the packet buffer, the decision queue, the counters and the register bank.
 
 Ports
 -----
@@ -24,8 +24,8 @@ from amaranth.lib.wiring import In, Out, connect
 from openslb.hw.capture import Capture
 from openslb.hw.classifier import Classifier
 from openslb.hw.counters import Counters
-from openslb.hw.hasher import Hasher
-from openslb.hw.layouts import beat_layout, egress_beat_layout, meta_layout, stored_beat_layout
+from openslb.hw.layouts import beat_layout, egress_beat_layout, meta_layout
+from openslb.hw.packetbuf import PacketBuffer
 from openslb.hw.parser import Parser
 from openslb.hw.regbank import BusSignature, RegBank
 from openslb.hw.rewriter import Rewriter
@@ -36,13 +36,13 @@ from openslb.hw.spec import (DEFAULT_PARAMS, ID_MAGIC, MAC_COUNTER_NAMES, MAC_PO
 __all__ = ["DispatchCore"]
 
 DECISION_QUEUE = 16
-#: Records between the hasher and the selector.  The header pipeline in front of it never
+#: Records between the classifier and the selector.  The header pipeline in front of it never
 #: stalls (its ready chain would otherwise be the longest path of the design): the capture
 #: stage only releases a record when this queue has room for every record still in flight.
 LOOKUP_QUEUE = 32
 #: Records in flight between the capture stage and the lookup queue (capture output register,
-#: parser, classifier and hasher stages), plus one for the registered credit.
-IN_FLIGHT = 1 + Parser.LATENCY + Classifier.LATENCY + Hasher.LATENCY + 1
+#: parser and classifier stages), plus one for the registered credit.
+IN_FLIGHT = 1 + Parser.LATENCY + Classifier.LATENCY + 1
 
 
 def _through_queue(m: Module, src, queue, dst, layout, always_room: bool = False) -> None:
@@ -75,15 +75,16 @@ class DispatchCore(wiring.Component):
         m.submodules.capture = capture = Capture(p)
         m.submodules.parser = parser = Parser(p)
         m.submodules.classifier = classifier = Classifier(p)
-        m.submodules.hasher = hasher = Hasher(p)
         m.submodules.selector = selector = Selector(p)
         m.submodules.rewriter = rewriter = Rewriter(p)
         m.submodules.counters = counters = Counters(p)
 
-        stored = stored_beat_layout(p)
         meta = meta_layout(p)
-        m.submodules.packets = packets = fifo.SyncFIFOBuffered(
-            width=stored.size, depth=p.buffer_beats)
+        m.submodules.packets = packets = PacketBuffer(p)
+        import os
+        if os.environ.get("XOLD"):
+            from amaranth.lib import fifo as _f
+            m.submodules.packets = packets = _f.SyncFIFOBuffered(width=64+8, depth=p.buffer_beats)
         # first-word-fall-through queues in distributed RAM: one cycle from write to read
         m.submodules.decisions = decisions = fifo.SyncFIFO(width=meta.size, depth=DECISION_QUEUE)
 
@@ -97,13 +98,14 @@ class DispatchCore(wiring.Component):
 
         # packet path: input → capture → buffer → rewriter → output
         connect(m, wiring.flipped(self.i), capture.i)
-        _through_queue(m, capture.buf, packets, rewriter.buf, stored)
+        connect(m, capture.buf, packets.i)
+        connect(m, packets.o, rewriter.buf)
         connect(m, rewriter.o, wiring.flipped(self.o))
 
-        # header path: capture → parser → classifier → hasher → selector → queue → rewriter
+        # header path: capture → parser (+ hasher) → classifier → queue → selector → queue →
+        # rewriter
         connect(m, capture.o, parser.i)
         connect(m, parser.o, classifier.i)
-        connect(m, classifier.o, hasher.i)
         m.submodules.lookups = lookups = fifo.SyncFIFO(width=meta.size, depth=LOOKUP_QUEUE)
         room = Signal(init=1)
         m.d.sync += room.eq(lookups.level <= LOOKUP_QUEUE - IN_FLIGHT - 1)
@@ -122,16 +124,16 @@ class DispatchCore(wiring.Component):
         with m.Elif(commit_now):
             m.d.sync += commit_pending.eq(0)
         m.d.comb += capture.room.eq(room & ~commit_pending)
-        # credit-guaranteed: the queue always has room, so the hasher is never held
-        _through_queue(m, hasher.o, lookups, selector.i, meta, always_room=True)
+        # credit-guaranteed: the queue always has room, so the header path is never held
+        _through_queue(m, classifier.o, lookups, selector.i, meta, always_room=True)
         _through_queue(m, selector.o, decisions, rewriter.dec, meta)
 
         # configuration
         m.d.comb += [
             classifier.own_ip.eq(regs.own_ip),
             classifier.miss_to_host.eq(regs.ctrl[0]),
-            hasher.key.eq(Cat(*reversed([getattr(regs, f"rss_key{k}") for k in range(10)]))),
-            hasher.table_size.eq(regs.table_size),
+            parser.key.eq(Cat(*reversed([getattr(regs, f"rss_key{k}") for k in range(10)]))),
+            parser.table_size.eq(regs.table_size),
             selector.health.eq(Cat(*regs.health) if isinstance(regs.health, list)
                                else regs.health),
             selector.commit.eq(commit_now),

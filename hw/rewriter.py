@@ -79,9 +79,8 @@ class Rewriter(wiring.Component):
         d = self.dec.payload
         beat = self.buf.payload
         over_beats = REWRITE_BYTES // lanes
-        # The end of the frame comes from the beat count the capture stage recorded, not from
-        # the buffer's `last` bit: block-RAM read data is slow to arrive (no output register
-        # on ECP5) and must not steer the queues' handshakes.  Both count the same beats.
+        # The end of the frame comes from the beat count the capture stage recorded (the buffer
+        # stores no `last` bit), so buffer data never steers the queues' handshakes.
         count = Signal(16)       # beat of the frame (also places the overlay)
         at_end = Signal()
         m.d.comb += at_end.eq(count == d.beats_m1)
