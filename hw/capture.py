@@ -4,7 +4,8 @@ Ports
 -----
 ``i``   : In(stream of :func:`~openslb.hw.layouts.beat_layout`) — frames from the MAC.
 ``buf`` : Out(stream of :func:`~openslb.hw.layouts.stored_beat_layout`) — beats to the buffer.
-``o``   : Out(stream of :func:`~openslb.hw.layouts.capture_layout`) — one record per frame.
+``o``   : Out(stream of :func:`~openslb.hw.layouts.capture_layout`) — one record per frame
+          (its header window, length, beat count and whether it carries a VLAN tag).
 ``room``: In(1) — the header pipeline behind ``o`` can take another record (credit from the
           core; 1 when unused).  Without it the last beat of a frame waits.
 
@@ -26,6 +27,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw.layouts import beat_layout, capture_layout, stored_beat_layout
+from openslb.hw import spec
 from openslb.hw.spec import HEADER_WINDOW, LENGTH_SATURATE, Params
 
 __all__ = ["Capture"]
@@ -108,6 +110,8 @@ class Capture(wiring.Component):
                     self.o.payload.length.eq(sat_length),
                     self.o.payload.oversize.eq(cut),
                     self.o.payload.beats_m1.eq(Mux(cut, max_beats - 1, stored_beats)),
+                    self.o.payload.vlan.eq(Cat(next_window[13], next_window[12])
+                                           == spec.ETHERTYPE_VLAN),
                     in_frame.eq(0), beat.eq(0), length.eq(0), cut.eq(0), stored_beats.eq(0),
                 ]
             with m.Else():

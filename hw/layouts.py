@@ -46,6 +46,7 @@ def capture_layout() -> data.StructLayout:
         "length": 16,     # bytes, saturating at 0xFFFF
         "oversize": 1,    # longer than max_frame (the stored copy was cut)
         "beats_m1": 16,   # beats stored in the packet buffer, minus one
+        "vlan": 1,        # ethertype 0x8100 (so the parser's first stage needs no compare)
     })
 
 

@@ -7,14 +7,15 @@ Ports
         hash and Maglev indices, filled in.
 ``key``, ``table_size`` : In — passed to the :class:`~openslb.hw.hasher.Hasher`.
 
-Stage 0 selects the L3 header behind an optional VLAN tag; stage 1 extracts the fields and the
-L4 ports behind the IPv4 options and adds the checksum words in pairs; stage 2 adds those in
-four groups and does every length comparison; stage 3 adds the four group sums; stage 4 checks
+Stage 1 selects the L3 header behind an optional VLAN tag (flagged by the capture stage),
+extracts the fields and the L4 ports behind the IPv4 options and adds the checksum words in
+pairs; stage 2 adds those in four groups and does every length comparison; stage 3 adds the
+four group sums; stage 4 checks
 the checksum and runs the check chain (docs/pipeline.md, "Drop rules"), which is exactly
 :func:`openslb.model.pipeline.parse`.  The hasher takes the flow tuple from stage 1 and runs
 beside stages 2 to 4, which advance together, so hashing adds no latency.
 
-Latency 5 cycles (at most two adder levels per stage), throughput one frame per cycle.
+Latency 4 cycles (at most two adder levels per stage), throughput one frame per cycle.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _be(bytes_: list, start: int, n: int):
 
 
 class Parser(wiring.Component):
-    LATENCY = 5  #: cycles from input to output register
+    LATENCY = 4  #: cycles from input to output register
 
     def __init__(self, params: Params) -> None:
         self.params = params
@@ -56,25 +57,23 @@ class Parser(wiring.Component):
         win = self.i.payload.window
         wb = [win[b] for b in range(spec.HEADER_WINDOW)]
 
-        # ---- stage 0: find L3 behind an optional VLAN tag --------------------------------------
+        # ---- L3 behind an optional VLAN tag (the capture stage registered the tag's presence,
+        # so this is one 2:1 multiplexer level in front of stage 1) ---------------------------
         s0 = Signal(data.StructLayout({
             "length": 16, "oversize": 1, "vlan": 1, "ethertype": 16, "eth_src": 48,
             "beats_m1": 16, "l3": data.ArrayLayout(8, L3_SPAN),
         }))
-        s0_valid = Signal()
-        vlan = Signal()
-        m.d.comb += vlan.eq(_be(wb, 12, 2) == spec.ETHERTYPE_VLAN)
-        next_s0 = Signal.like(s0)
+        vlan = self.i.payload.vlan
         for j in range(L3_SPAN):
             hi = wb[18 + j] if 18 + j < spec.HEADER_WINDOW else Const(0, 8)
-            m.d.comb += next_s0.l3[j].eq(Mux(vlan, hi, wb[14 + j]))
+            m.d.comb += s0.l3[j].eq(Mux(vlan, hi, wb[14 + j]))
         m.d.comb += [
-            next_s0.length.eq(self.i.payload.length),
-            next_s0.oversize.eq(self.i.payload.oversize),
-            next_s0.beats_m1.eq(self.i.payload.beats_m1),
-            next_s0.vlan.eq(vlan),
-            next_s0.ethertype.eq(Mux(vlan, _be(wb, 16, 2), _be(wb, 12, 2))),
-            next_s0.eth_src.eq(_be(wb, 6, 6)),
+            s0.length.eq(self.i.payload.length),
+            s0.oversize.eq(self.i.payload.oversize),
+            s0.beats_m1.eq(self.i.payload.beats_m1),
+            s0.vlan.eq(vlan),
+            s0.ethertype.eq(Mux(vlan, _be(wb, 16, 2), _be(wb, 12, 2))),
+            s0.eth_src.eq(_be(wb, 6, 6)),
         ]
 
         # ---- stage 1: fields, L4 ports behind the options, partial checksums, length checks ----
@@ -197,17 +196,13 @@ class Parser(wiring.Component):
         assert Hasher.LATENCY == 2  # beside stages 2 and 3; stage 4 registers its result
         s4_free = s3_free = s2_free = adv
         s1_free = Signal()
-        s0_free = Signal()
         m.d.comb += [
             adv.eq(~self.o.valid | self.o.ready),
             s1_free.eq(~s1_valid | s2_free),
-            s0_free.eq(~s0_valid | s1_free),
-            self.i.ready.eq(s0_free),
+            self.i.ready.eq(s1_free),
         ]
-        with m.If(s0_free):
-            m.d.sync += [s0_valid.eq(self.i.valid), s0.eq(next_s0)]
         with m.If(s1_free):
-            m.d.sync += [s1_valid.eq(s0_valid), s1.eq(next_s1)]
+            m.d.sync += [s1_valid.eq(self.i.valid), s1.eq(next_s1)]
         with m.If(s2_free):
             parts = [s1.csum_parts[g] for g in range(15)] + [0]
             m.d.sync += s2_valid.eq(s1_valid)
