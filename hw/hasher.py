@@ -15,8 +15,8 @@ Ports
             registers them (the parser, into its output record).
 
 The input is the 96-bit tuple ``src IP | dst IP | src port | dst port``.  Input bit ``i`` (MSB of
-byte 0 first) selects key bits ``[i, i+32)``.  Stage 1 XORs the 96 terms, stage 2 and the
-output adders scale to the table: ``idx1 = hash[31:16] * M >> 16``, ``idx2 = hash[15:0] * M >> 16``
+byte 0 first) selects key bits ``[i, i+32)``.  Stage 1 XORs the 96 terms in four groups,
+stage 2 (after the final XOR) and the output adders scale to the table: ``idx1 = hash[31:16] * M >> 16``, ``idx2 = hash[15:0] * M >> 16``
 (:func:`openslb.hw.spec.maglev_indices`), from registered multiples of ``M`` (a change of
 ``table_size`` reaches them one cycle later; COMMIT drains the pipeline first, so no frame sees
 a half-changed size).
@@ -51,6 +51,13 @@ def toeplitz_terms(key, tuple_bits, lo: int, hi: int):
     return reduce(xor, terms)
 
 
+def _carry_save(m: Module, a, b, c, width: int, name: str) -> tuple[Signal, Signal]:
+    """3:2 compression: ``a + b + c == sum + carry`` (mod 2**width), one LUT level."""
+    total, carry = Signal(width, name=f"{name}_s"), Signal(width, name=f"{name}_c")
+    m.d.comb += [total.eq(a ^ b ^ c), carry.eq(((a & b) | (a & c) | (b & c)) << 1)]
+    return total, carry
+
+
 class Hasher(wiring.Component):
     LATENCY = 2  #: enabled cycles from ``tuple`` to ``hash``/``idx1``/``idx2``
 
@@ -73,10 +80,14 @@ class Hasher(wiring.Component):
         tuple_bits = Signal(TUPLE_BITS)
         m.d.comb += tuple_bits.eq(Cat(t.dport, t.sport, t.dst, t.src))
 
-        # Each hash bit is an XOR of 96 AND terms: four LUT levels, one stage.
-        hash_ = Signal(32)
+        # Each hash bit is an XOR of 96 AND terms: stage 1 forms four XORs of 24 terms (three
+        # LUT levels), the XOR of the four (one level) feeds stage 2.
+        quarters = [Signal(32, name=f"xor_q{k}") for k in range(4)]
         with m.If(self.en):
-            m.d.sync += hash_.eq(toeplitz_terms(self.key, tuple_bits, 0, TUPLE_BITS))
+            m.d.sync += [q.eq(toeplitz_terms(self.key, tuple_bits, 24 * k, 24 * (k + 1)))
+                         for k, q in enumerate(quarters)]
+        hash_ = Signal(32)
+        m.d.comb += hash_.eq(quarters[0] ^ quarters[1] ^ quarters[2] ^ quarters[3])
 
         # Scaling to the table, idx = h16 * M >> 16, without a multiplier: M's multiples
         # 0..3 M are kept in registers (M is configuration), each 2-bit digit of h16 picks one
@@ -95,6 +106,14 @@ class Hasher(wiring.Component):
                 digit = [table[half[2 * d:2 * d + 2]] for d in range(8)]
                 m.d.sync += [partial[h][k].eq(digit[2 * k] + (digit[2 * k + 1] << 2))
                              for k in range(4)]
-        scaled = [((q[0] + (q[1] << 4)) + ((q[2] + (q[3] << 4)) << 8)) >> 16 for q in partial]
+        # the four shifted pair sums: two carry-save levels, then one carry-propagate adder
+        width = len(size) + 16
+        scaled = []
+        for h, q in enumerate(partial):
+            terms = [Signal(width, name=f"term{h}_{k}") for k in range(4)]
+            m.d.comb += [t.eq(part << (4 * k)) for k, (t, part) in enumerate(zip(terms, q))]
+            s1, c1 = _carry_save(m, terms[0], terms[1], terms[2], width, f"csa{h}a")
+            s2, c2 = _carry_save(m, s1, c1, terms[3], width, f"csa{h}b")
+            scaled.append((s2 + c2)[16:width])
         m.d.comb += [self.hash.eq(hash_1), self.idx1.eq(scaled[0]), self.idx2.eq(scaled[1])]
         return m

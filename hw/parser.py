@@ -84,7 +84,8 @@ class Parser(wiring.Component):
             "csum_parts": data.ArrayLayout(17, 15),
             "eth_src": 48, "arp_ok": 1, "arp_sha": 48, "arp_spa": 32, "arp_tpa": 32,
             # the lengths the checks compare (stage 2 compares them)
-            "beats_m1": 16, "total": 16, "hl": 6, "l4_need": 5,
+            "beats_m1": 16, "total": 16, "hl": 6,
+            "l3_hl": 7, "l3_total": 17, "hl_need": 7,   # sums precomputed for the compares
             "fragment": 1, "has_ports": 1,
         }))
         s1_valid = Signal()
@@ -108,6 +109,7 @@ class Parser(wiring.Component):
             m.d.comb += words[k].eq(Mux(k < ihl * 2, _be(l3, 2 * k, 2), 0))
 
         n = s0.length
+        l3_off = Mux(s0.vlan, spec.ETH_HEADER + spec.VLAN_TAG, spec.ETH_HEADER)
         hl = Signal(6)
         m.d.comb += hl.eq(ihl * 4)
         total = Signal(16)
@@ -149,7 +151,9 @@ class Parser(wiring.Component):
             next_s1.beats_m1.eq(s0.beats_m1),
             next_s1.total.eq(total),
             next_s1.hl.eq(hl),
-            next_s1.l4_need.eq(l4_need),
+            next_s1.l3_hl.eq(l3_off + hl),
+            next_s1.l3_total.eq(l3_off + total),
+            next_s1.hl_need.eq(hl + l4_need),
             next_s1.fragment.eq(fragment),
             next_s1.has_ports.eq(has_ports),
         ]
@@ -168,15 +172,15 @@ class Parser(wiring.Component):
         s2_valid = Signal()
         s2_sums = Signal(data.ArrayLayout(19, 4))
         n1 = s1.length
-        l3_off = Mux(s1.vlan, spec.ETH_HEADER + spec.VLAN_TAG, spec.ETH_HEADER)
+        l3_off1 = Mux(s1.vlan, spec.ETH_HEADER + spec.VLAN_TAG, spec.ETH_HEADER)
         checks = {
             "runt": n1 < spec.ETH_HEADER,
             "short_vlan": s1.vlan & (n1 < spec.ETH_HEADER + spec.VLAN_TAG),
-            "short_arp": n1 < l3_off + spec.ARP_BODY,
-            "short_ip": n1 < l3_off + spec.IPV4_MIN_HEADER,
-            "short_header": n1 < l3_off + s1.hl,
-            "bad_total": (s1.total < s1.hl) | (l3_off + s1.total > n1),
-            "short_l4": s1.has_ports & (s1.total < s1.hl + s1.l4_need),
+            "short_arp": n1 < l3_off1 + spec.ARP_BODY,
+            "short_ip": n1 < l3_off1 + spec.IPV4_MIN_HEADER,
+            "short_header": n1 < s1.l3_hl,
+            "bad_total": (s1.total < s1.hl) | (s1.l3_total > n1),
+            "short_l4": s1.has_ports & (s1.total < s1.hl_need),
         }
 
         # ---- stage 3: the checksum's total -------------------------------------------------
