@@ -233,9 +233,13 @@ class Selector(wiring.Component):
                 m.d.sync += [self.o.valid.eq(1), self.loaded.eq(1)]
             with m.If(passing):
                 m.d.comb += self.i.ready.eq(1)
+        # The lookup's record is loaded whenever a frame could be accepted, taken or not, so
+        # its wide load enable does not wait for the handshake.
+        with m.If(idle | (last & out_free)):
+            m.d.sync += [cur.eq(self.i.payload), cur_bank.eq(bank)]
         with m.If(accept):
             m.d.comb += self.i.ready.eq(1)
-            m.d.sync += [cur.eq(self.i.payload), cur_bank.eq(bank), onehot.eq(0b10)]
+            m.d.sync += onehot.eq(0b10)
         with m.Elif(last & out_free):
             m.d.sync += onehot.eq(1)
         with m.Elif(~idle & ~last):
