@@ -21,9 +21,11 @@ Ports
                     per-real statistics count VIP decisions here: at most one per 7 cycles,
                     even when the output has waited and then hands decisions on back to back).
 
-Memory: one :class:`~openslb.hw.bram.BlockRam` of ``table_stride`` slots per (bank, group) and
-per slot (port A reads slot 1, port B slot 2), all read at the same indices; the frame's
-(bank, group) result is picked from their registered read data.  Table writes only ever go to
+Memory: per bank, :class:`~openslb.hw.bram.BlockRam` slices of up to 16384 words, each holding
+the tables of ``16384 // table_stride`` groups one after another (port A reads slot 1, port B
+slot 2), all read at the same word; the frame's (bank, slice) result is picked from their
+registered read data.  Sharing RAMs keeps the read bits gathered from the block RAMs, which are
+spread over the whole die, few (on an ECP5, 1 bit per primitive and port).  Table writes only ever go to
 the shadow bank, and lookups only use the active bank's data, so a write never delays a
 lookup.  The bank is sampled when a frame is accepted, so a commit takes effect between two
 lookups, never inside one.
@@ -55,6 +57,9 @@ from openslb.hw.spec import DropReason, Params
 
 __all__ = ["Selector"]
 
+#: Words of the largest table RAM (one ECP5 DP16KD in its 1-bit mode).
+MAX_SLICE_WORDS = 16384
+
 
 class Selector(wiring.Component):
     def __init__(self, params: Params) -> None:
@@ -84,11 +89,20 @@ class Selector(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self.params
-        rams = [[BlockRam(p.real_bits, p.table_stride, dual_read=True) for _ in range(p.n_groups)]
-                for _ in range(2)]
+        # Groups share RAMs, their tables one after another (up to one block RAM's 16384
+        # words), so a lookup gathers few read bits from the RAMs spread over the die.
+        per_slice = min(p.n_groups, max(1, MAX_SLICE_WORDS // p.table_stride))
+        sub_bits = (per_slice - 1).bit_length()
+        slices = p.n_groups // per_slice
+        rams = [[BlockRam(p.real_bits, per_slice * p.table_stride, dual_read=True)
+                 for _ in range(slices)] for _ in range(2)]
         for b in range(2):
-            for g in range(p.n_groups):
-                m.submodules[f"table_b{b}_g{g}"] = rams[b][g]
+            for sl in range(slices):
+                m.submodules[f"table_b{b}_s{sl}"] = rams[b][sl]
+
+        def slot(index, group):
+            """A group's slot: the RAM word address and the slice holding it."""
+            return Cat(index, group[0:sub_bits]), group[sub_bits:]
         # three copies of the real → MAC RAM: slot 1's, slot 2's and the backup's MAC in parallel
         macs = [BlockRam(48, p.n_reals) for _ in range(3)]
         for k, ram in enumerate(macs):
@@ -127,26 +141,28 @@ class Selector(wiring.Component):
 
         # ---- RAM addresses: port A of each bank (a write to the shadow bank, else slot 1 of
         # the lookup), port B (slot 2 of the lookup, or a management read-back) ---------------
-        next_a = Signal(p.index_bits)
-        next_b = Signal(p.index_bits)
-        addr_a = [Signal(p.index_bits, name=f"addr_a_b{b}") for b in range(2)]
-        addr_b = Signal(p.index_bits)
+        word_bits = p.index_bits + sub_bits
+        next_a = Signal(word_bits)
+        next_b = Signal(word_bits)
+        addr_a = [Signal(word_bits, name=f"addr_a_b{b}") for b in range(2)]
+        addr_b = Signal(word_bits)
         m.d.sync += addr_b.eq(next_b)
+        wr_word, wr_slice = slot(wr_index, wr_group)
         for b in range(2):
             writing = wr_any & (bank != b)
-            m.d.sync += addr_a[b].eq(Mux(writing, wr_index, next_a))
-            for g in range(p.n_groups):
-                we = Signal(name=f"we_b{b}_g{g}")
-                m.d.sync += we.eq(writing & (wr_group == g))
-                m.d.comb += [rams[b][g].w_en.eq(we), rams[b][g].w_addr.eq(addr_a[b]),
-                             rams[b][g].w_data.eq(w_word), rams[b][g].r_addr.eq(addr_b)]
-        # every RAM's read data, registered; the (bank, group) one is picked a cycle later
-        n_tables = 2 * p.n_groups
+            m.d.sync += addr_a[b].eq(Mux(writing, wr_word, next_a))
+            for sl in range(slices):
+                we = Signal(name=f"we_b{b}_s{sl}")
+                m.d.sync += we.eq(writing & (wr_slice == sl))
+                m.d.comb += [rams[b][sl].w_en.eq(we), rams[b][sl].w_addr.eq(addr_a[b]),
+                             rams[b][sl].w_data.eq(w_word), rams[b][sl].r_addr.eq(addr_b)]
+        # every RAM's read data, registered; the (bank, slice) one is picked a cycle later
+        n_tables = 2 * slices
         raw_a = Signal(data.ArrayLayout(p.real_bits, n_tables))
         raw_b = Signal(data.ArrayLayout(p.real_bits, n_tables))
         m.d.sync += [
-            raw_a.eq(Cat(*[rams[b][g].a_data for b in range(2) for g in range(p.n_groups)])),
-            raw_b.eq(Cat(*[rams[b][g].r_data for b in range(2) for g in range(p.n_groups)])),
+            raw_a.eq(Cat(*[rams[b][sl].a_data for b in range(2) for sl in range(slices)])),
+            raw_b.eq(Cat(*[rams[b][sl].r_data for b in range(2) for sl in range(slices)])),
         ]
 
         # ---- lookups ------------------------------------------------------------------------
@@ -163,7 +179,7 @@ class Selector(wiring.Component):
         backup = Signal(32)
         m.d.sync += backup.eq(Array(list(self.group_backup))[cur.group])
         backup_real = backup[0:p.real_bits]
-        which = Cat(cur.group, cur_bank)
+        which = Cat(slot(cur.idx1, cur.group)[1], cur_bank)
         picked1 = Signal(p.real_bits)
         picked2 = Signal(p.real_bits)
         m.d.comb += [picked1.eq(raw_a[which]), picked2.eq(raw_b[which])]
@@ -189,7 +205,8 @@ class Selector(wiring.Component):
         # The addresses are always the waiting frame's slots, whether or not it is taken this
         # cycle: only the address of the cycle after the accept is used (a wasted read is
         # harmless), which keeps handshakes off the address path.
-        m.d.comb += [next_a.eq(self.i.payload.idx1), next_b.eq(self.i.payload.idx2)]
+        m.d.comb += [next_a.eq(slot(self.i.payload.idx1, self.i.payload.group)[0]),
+                     next_b.eq(slot(self.i.payload.idx2, self.i.payload.group)[0])]
 
         # ---- management read-back of one slot through port B -----------------------------
         rd_req = Signal(32)
@@ -201,15 +218,16 @@ class Selector(wiring.Component):
         m.d.comb += steal.eq(rd_pending & idle & ~rd_stage.any())
         with m.If(self.table_raddr_stb):
             m.d.sync += [rd_req.eq(self.w_data), rd_pending.eq(1), self.table_rdata.eq(0)]
+        rd_group = rd_req[p.index_bits:p.index_bits + p.group_bits]
+        rd_word, rd_slice = slot(rd_req[0:p.index_bits], rd_group)
         with m.If(steal):
-            m.d.comb += next_b.eq(rd_req[0:p.index_bits])
+            m.d.comb += next_b.eq(rd_word)
             # bank 1 = the active one, 0 = the shadow
             m.d.sync += [rd_bank.eq(rd_req[24] ^ ~bank), rd_pending.eq(0)]
         m.d.sync += rd_stage.eq(Cat(steal, rd_stage[0:3]))
         with m.If(rd_stage[3] & ~self.table_raddr_stb):
-            rd_group = rd_req[p.index_bits:p.index_bits + p.group_bits]
             m.d.sync += self.table_rdata.eq(
-                Cat(raw_b[Cat(rd_group, rd_bank)], C(0, 31 - p.real_bits), 1))
+                Cat(raw_b[Cat(rd_slice, rd_bank)], C(0, 31 - p.real_bits), 1))
 
         # the decision of a VIP lookup (step 7)
         chosen = Signal(meta_layout(p))
