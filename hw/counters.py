@@ -4,7 +4,7 @@ Ports
 -----
 ``ev_valid``, ``ev`` : In — one event per frame: the selector's decision as it is handed on.
 ``stat_ev_valid``    : In — ``ev`` is a newly made decision (per-VIP / per-real statistics
-                       count these; they come at least 7 cycles apart).
+                       count these; they come at least 8 cycles apart).
 ``snapshot``         : In(1) strobe — copy all global counters into their snapshots at once.
 ``counter``          : Out(32) array — snapshot words (2n low, 2n+1 high) of counter n.
 ``stat_sel``         : In(1) strobe, with ``w_data`` — latch one VIP (bit 15 = 0) or real
@@ -16,7 +16,7 @@ All counters are 64 bits.  The global counters live in flip-flops; a read of the
 consistent across all of them.  The per-VIP and per-real counters live in block RAM
 (:class:`~openslb.hw.bram.BlockRam`, ``{bytes, packets}`` per entry), updated
 read-modify-write; a STAT_SEL latch is consistent for one entry.  Events that update the RAM
-(forwarded frames, counted when the selector makes the decision) come at most once every 7
+(forwarded frames, counted when the selector makes the decision) come at most once every 8
 cycles (its lookup rate), so a read-modify-write (5 cycles) never overlaps the next one.
 
 The counting rules are :meth:`openslb.model.pipeline.Appliance.decide`'s.

@@ -71,7 +71,8 @@ def meta_layout(p: Params) -> data.StructLayout:
         "src": 32, "dst": 32, "proto": 8,
         "fragment": 1, "ports_known": 1,
         "sport": 16, "dport": 16, "tcp_flags": 8,
-        # classifier
+        # VIP matcher (beside the parser) and classifier
+        "vip_hit": 1, "arp_ours": 1,
         "action": 2,
         "vip": p.vip_bits,
         "group": p.group_bits,

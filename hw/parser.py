@@ -6,14 +6,16 @@ Ports
 ``o`` : Out(stream of :func:`~openslb.hw.layouts.meta_layout`) — parser fields, and the flow
         hash and Maglev indices, filled in.
 ``key``, ``table_size`` : In — passed to the :class:`~openslb.hw.hasher.Hasher`.
+``vip_ip``, ``vip_service``, ``vip_group``, ``own_ip`` : In — passed to the
+        :class:`~openslb.hw.vipmatch.VipMatcher`.
 
 Stage 1 selects the L3 header behind an optional VLAN tag (flagged by the capture stage),
 extracts the fields and the L4 ports behind the IPv4 options and adds the checksum words in
 pairs; stage 2 adds those in four groups and does every length comparison; stage 3 adds the
 four group sums; stage 4 checks
 the checksum and runs the check chain (docs/pipeline.md, "Drop rules"), which is exactly
-:func:`openslb.model.pipeline.parse`.  The hasher takes the flow tuple from stage 1 and runs
-beside stages 2 to 4, which advance together, so hashing adds no latency.
+:func:`openslb.model.pipeline.parse`.  The hasher and the VIP matcher take their inputs from
+stage 1 and run beside stages 2 and 3 (stages 2 to 4 advance together), so neither adds latency.
 
 Latency 4 cycles (at most two adder levels per stage), throughput one frame per cycle.
 """
@@ -28,6 +30,7 @@ from openslb.hw import spec
 from openslb.hw.hasher import KEY_BITS, Hasher
 from openslb.hw.layouts import capture_layout, meta_layout
 from openslb.hw.spec import DropReason, Params
+from openslb.hw.vipmatch import VipMatcher
 
 __all__ = ["Parser"]
 
@@ -49,6 +52,10 @@ class Parser(wiring.Component):
             "o": Out(stream.Signature(meta_layout(params))),
             "key": In(KEY_BITS),
             "table_size": In(16),
+            "vip_ip": In(32).array(params.n_vips),
+            "vip_service": In(32).array(params.n_vips),
+            "vip_group": In(32).array(params.n_vips),
+            "own_ip": In(32),
         })
 
     def elaborate(self, platform):
@@ -197,7 +204,18 @@ class Parser(wiring.Component):
             hasher.tuple.src.eq(s1.src), hasher.tuple.dst.eq(s1.dst),
             hasher.tuple.sport.eq(s1.sport), hasher.tuple.dport.eq(s1.dport),
         ]
-        assert Hasher.LATENCY == 2  # beside stages 2 and 3; stage 4 registers its result
+        m.submodules.vipmatch = vipmatch = VipMatcher(p)
+        m.d.comb += [
+            vipmatch.en.eq(adv), vipmatch.own_ip.eq(self.own_ip),
+            vipmatch.dst.eq(s1.dst), vipmatch.proto.eq(s1.proto), vipmatch.dport.eq(s1.dport),
+            vipmatch.ports_known.eq(s1.has_ports), vipmatch.arp_tpa.eq(s1.arp_tpa),
+        ]
+        for k in range(p.n_vips):
+            m.d.comb += [vipmatch.vip_ip[k].eq(self.vip_ip[k]),
+                         vipmatch.vip_service[k].eq(self.vip_service[k]),
+                         vipmatch.vip_group[k].eq(self.vip_group[k])]
+        # both run beside stages 2 and 3; stage 4 registers their results with the record
+        assert Hasher.LATENCY == VipMatcher.LATENCY == 2
         s4_free = s3_free = s2_free = adv
         s1_free = Signal()
         m.d.comb += [
@@ -287,6 +305,10 @@ class Parser(wiring.Component):
             meta.ports_known.eq(has_ports),
             meta.sport.eq(s3.sport),
             meta.dport.eq(s3.dport),
+            meta.vip_hit.eq(vipmatch.hit),
+            meta.vip.eq(vipmatch.vip),
+            meta.group.eq(vipmatch.group),
+            meta.arp_ours.eq(vipmatch.arp_ours),
             meta.hash.eq(hasher.hash),
             meta.idx1.eq(hasher.idx1),
             meta.idx2.eq(hasher.idx2),

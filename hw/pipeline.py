@@ -1,5 +1,6 @@
-"""The dispatch core: capture → parser (with the hasher beside it) → classifier → selector →
-rewriter, with the packet buffer, the decision queue, the counters and the register bank.
+"""The dispatch core: capture → parser (with the hasher and the VIP matcher beside it) →
+classifier → selector → rewriter, with the packet buffer, the decision queue, the counters and
+the register bank.
 
 Ports
 -----
@@ -102,7 +103,8 @@ class DispatchCore(wiring.Component):
         connect(m, packets.o, rewriter.buf)
         connect(m, rewriter.o, wiring.flipped(self.o))
 
-        # header path: capture → parser (+ hasher) → classifier → queue → selector → queue →
+        # header path: capture → parser (+ hasher, VIP matcher) → classifier → queue → selector →
+        # queue →
         # rewriter
         connect(m, capture.o, parser.i)
         connect(m, parser.o, classifier.i)
@@ -130,7 +132,7 @@ class DispatchCore(wiring.Component):
 
         # configuration
         m.d.comb += [
-            classifier.own_ip.eq(regs.own_ip),
+            parser.own_ip.eq(regs.own_ip),
             classifier.miss_to_host.eq(regs.ctrl[0]),
             parser.key.eq(Cat(*reversed([getattr(regs, f"rss_key{k}") for k in range(10)]))),
             parser.table_size.eq(regs.table_size),
@@ -150,9 +152,9 @@ class DispatchCore(wiring.Component):
             rewriter.own_mac.eq(Cat(regs.own_mac_lo, regs.own_mac_hi[0:16])),
         ]
         for k in range(p.n_vips):
-            m.d.comb += [classifier.vip_ip[k].eq(regs.vip_ip[k]),
-                         classifier.vip_service[k].eq(regs.vip_service[k]),
-                         classifier.vip_group[k].eq(regs.vip_group[k])]
+            m.d.comb += [parser.vip_ip[k].eq(regs.vip_ip[k]),
+                         parser.vip_service[k].eq(regs.vip_service[k]),
+                         parser.vip_group[k].eq(regs.vip_group[k])]
         for g in range(p.n_groups):
             m.d.comb += selector.group_backup[g].eq(regs.group_backup[g])
 

@@ -18,7 +18,7 @@ Ports
                     delays a frame.
 ``real_mac_stb``, ``real_sel``, ``real_mac_hi`` : REAL_MAC_LO writes one real's MAC.
 ``loaded``        : Out(1) — high for one cycle when ``o`` holds a newly made decision (the
-                    per-real statistics count VIP decisions here: at most one per 7 cycles,
+                    per-real statistics count VIP decisions here: at most one per 8 cycles,
                     even when the output has waited and then hands decisions on back to back).
 
 Memory: per bank, :class:`~openslb.hw.bram.BlockRam` slices of up to 16384 words, each holding
@@ -39,10 +39,10 @@ slot ``idx2`` (from the other half of the hash) is tried; if that is down too, t
 backup real (when enabled and up); otherwise the frame is dropped as NO_REAL.  A real marked
 down therefore stops receiving traffic on the very next frame after the HEALTH write.
 
-Latency: 1 cycle for frames that need no lookup, 8 for VIP frames (accept, RAM read, RAM output
-register, read register, pick, health and MAC address, MAC read, MAC output register, choose); a
-VIP frame takes 7 cycles of the selector, so it must be at least 7 beats long for line rate: a
-minimum Ethernet frame (60 bytes) is 8 beats at 64 bits.
+Latency: 1 cycle for frames that need no lookup, 9 for VIP frames (accept, RAM read, RAM output
+register, read register, pick, health slice and MAC read, health bit and MAC output register,
+MAC register, choose); a VIP frame takes 8 cycles of the selector, so it must be at least 8
+beats long for line rate: a minimum Ethernet frame (60 bytes) is 8 beats at 64 bits.
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ class Selector(wiring.Component):
             "loaded": Out(1),
         })
 
-    LATENCY_VIP = 8  #: cycles from accepting a VIP frame to its decision in the output register
-    CYCLES_VIP = 7   #: cycles between two VIP frames
+    LATENCY_VIP = 9  #: cycles from accepting a VIP frame to its decision in the output register
+    CYCLES_VIP = 8   #: cycles between two VIP frames
 
     def elaborate(self, platform):
         m = Module()
@@ -168,7 +168,7 @@ class Selector(wiring.Component):
         # ---- lookups ------------------------------------------------------------------------
         cur = Signal(meta_layout(p))
         cur_bank = Signal()
-        # one-hot lookup step: bit 0 idle, bits 1..7 the steps of a VIP lookup
+        # one-hot lookup step: bit 0 idle, bits 1..8 the steps of a VIP lookup
         onehot = Signal(self.CYCLES_VIP + 1, init=1)
         at = lambda k: onehot[k]  # noqa: E731
         real1 = Signal(p.real_bits)
@@ -183,12 +183,17 @@ class Selector(wiring.Component):
         picked1 = Signal(p.real_bits)
         picked2 = Signal(p.real_bits)
         m.d.comb += [picked1.eq(raw_a[which]), picked2.eq(raw_b[which])]
-        # the MACs are read from the registered reals (step 5 on): their data is there at step 7
+        # The MACs are read from the registered reals (step 5 on), and their data lands in
+        # registers at step 7: the MAC RAMs may sit far from the output register, and from
+        # the registers that address them.
         m.d.comb += [
             macs[0].r_addr.eq(real1),
             macs[1].r_addr.eq(real2),
             macs[2].r_addr.eq(backup_real),
         ]
+        mac_regs = [Signal(48, name=f"mac{k}") for k in range(3)]
+        with m.If(at(7)):
+            m.d.sync += [reg.eq(ram.r_data) for reg, ram in zip(mac_regs, macs)]
 
         out_free = Signal()
         m.d.comb += out_free.eq(~self.o.valid | self.o.ready)
@@ -233,11 +238,11 @@ class Selector(wiring.Component):
         chosen = Signal(meta_layout(p))
         m.d.comb += chosen.eq(cur)
         with m.If(up1):
-            m.d.comb += [chosen.real.eq(real1), chosen.real_mac.eq(macs[0].r_data)]
+            m.d.comb += [chosen.real.eq(real1), chosen.real_mac.eq(mac_regs[0])]
         with m.Elif(up2):
-            m.d.comb += [chosen.real.eq(real2), chosen.real_mac.eq(macs[1].r_data)]
+            m.d.comb += [chosen.real.eq(real2), chosen.real_mac.eq(mac_regs[1])]
         with m.Elif(up_backup):
-            m.d.comb += [chosen.real.eq(backup_real), chosen.real_mac.eq(macs[2].r_data)]
+            m.d.comb += [chosen.real.eq(backup_real), chosen.real_mac.eq(mac_regs[2])]
         with m.Else():
             m.d.comb += [chosen.action.eq(Action.DROP), chosen.error.eq(1),
                          chosen.reason.eq(DropReason.NO_REAL)]

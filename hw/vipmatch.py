@@ -1,0 +1,97 @@
+"""VIP matcher: the VIP table compare, a fixed-latency pipeline that runs beside the parser's
+last stages (like the hasher), so the classifier after the parser needs one stage only.
+
+Ports
+-----
+``en``       : In(1) — advance: every stage takes its input when high (the parser's enable).
+``dst``, ``proto``, ``dport``, ``ports_known`` : In — the frame's IPv4 destination, protocol,
+               destination port and whether it carries ports (fragments and ICMP do not).
+``arp_tpa``  : In(32) — the target address of an ARP request (whatever the frame is).
+``vip_ip``, ``vip_service``, ``vip_group`` : In(32) arrays — the VIP table registers.
+``own_ip``   : In(32) — the appliance's address.
+``hit``      : Out(1) — an enabled entry matches (IP, protocol, and port unless the entry takes
+               any port or the frame carries no ports).
+``vip``, ``group`` : Out — the lowest-numbered matching entry and its group (0 without a hit).
+``arp_ours`` : Out(1) — ``arp_tpa`` is the appliance's IP or an enabled VIP.
+
+Stage 1 compares against every entry and keeps the lowest match as a one-hot vector; stage 2
+encodes it (an AND-OR, not a wide multiplexer).  The rules are the model's
+:meth:`~openslb.model.pipeline.Appliance.match_vip`.
+
+Latency 2 enabled cycles, one frame per cycle.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+from operator import or_
+
+from amaranth import Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from openslb.hw.spec import Params
+
+__all__ = ["VipMatcher"]
+
+
+class VipMatcher(wiring.Component):
+    LATENCY = 2  #: enabled cycles from the inputs to the outputs
+
+    def __init__(self, params: Params) -> None:
+        self.params = params
+        n = params.n_vips
+        super().__init__({
+            "en": In(1),
+            "dst": In(32),
+            "proto": In(8),
+            "dport": In(16),
+            "ports_known": In(1),
+            "arp_tpa": In(32),
+            "vip_ip": In(32).array(n),
+            "vip_service": In(32).array(n),
+            "vip_group": In(32).array(n),
+            "own_ip": In(32),
+            "hit": Out(1),
+            "vip": Out(params.vip_bits),
+            "group": Out(params.group_bits),
+            "arp_ours": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        n = p.n_vips
+
+        # ---- stage 1: compare against every entry -----------------------------------------
+        match = Signal(n)
+        arp_vip = Signal(n)
+        for k in range(n):
+            svc = self.vip_service[k]
+            enable, any_port = svc[24], svc[25]
+            port, proto = svc[0:16], svc[16:24]
+            m.d.comb += [
+                match[k].eq(enable & (self.vip_ip[k] == self.dst) & (proto == self.proto)
+                            & (any_port | ~self.ports_known | (port == self.dport))),
+                arp_vip[k].eq(enable & (self.vip_ip[k] == self.arp_tpa)),
+            ]
+        # lowest-numbered match as a one-hot vector
+        first = Signal(n)
+        for k in range(n):
+            m.d.comb += first[k].eq(match[k] & ~(match[:k].any() if k else 0))
+        s1_first = Signal(n)
+        s1_arp_ours = Signal()
+        with m.If(self.en):
+            m.d.sync += [s1_first.eq(first),
+                         s1_arp_ours.eq((self.arp_tpa == self.own_ip) | arp_vip.any())]
+
+        # ---- stage 2: encode ------------------------------------------------------------------
+        with m.If(self.en):
+            m.d.sync += [
+                self.hit.eq(s1_first.any()),
+                self.vip.eq(reduce(or_, [Mux(s1_first[k], k, 0) for k in range(n)])),
+                self.group.eq(reduce(or_, [Mux(s1_first[k], self.vip_group[k][0:p.group_bits], 0)
+                                           for k in range(n)])),
+                self.arp_ours.eq(s1_arp_ours),
+            ]
+        return m
