@@ -13,7 +13,7 @@ For each register ``NAME`` of the map (lower-cased, arrays as port arrays):
 ``commit`` : In(1) — applies every committed register's staged value.
 
 Bus timing: a write takes effect at the end of the cycle with ``w_en``; read data is on
-``r_data`` with ``r_valid`` the cycle after ``r_en``.  Unmapped addresses read 0 and ignore
+``r_data`` with ``r_valid`` two cycles after ``r_en`` (the address is taken with ``r_en``).  Unmapped addresses read 0 and ignore
 writes; strobe registers read 0.
 """
 
@@ -25,7 +25,10 @@ from amaranth.lib.wiring import In, Out
 
 from openslb.hw.spec import ADDR_BITS, Access, Params, Register, registers
 
-__all__ = ["BusSignature", "RegBank", "port_name"]
+__all__ = ["BusSignature", "RegBank", "port_name", "READ_BLOCK"]
+
+#: Registers per first-level read multiplexer.
+READ_BLOCK = 16
 
 
 class BusSignature(wiring.Signature):
@@ -57,6 +60,12 @@ class RegBank(wiring.Component):
             members[port_name(reg)] = _member(reg)
         super().__init__(members)
 
+    def _access(self, offset: int) -> Access:
+        for reg in self.regs:
+            if reg.offset <= offset < reg.offset + reg.count:
+                return reg.access
+        raise KeyError(offset)
+
     def _ports(self, reg: Register) -> list:
         port = getattr(self, port_name(reg))
         return list(port) if reg.count > 1 else [port]
@@ -65,8 +74,6 @@ class RegBank(wiring.Component):
         m = Module()
         bus = self.bus
         m.d.comb += self.w_data.eq(bus.w_data)
-        m.d.sync += bus.r_valid.eq(bus.r_en)
-        read = Signal(32)
         storage = {}
         for reg in self.regs:
             for k, port in enumerate(self._ports(reg)):
@@ -83,11 +90,33 @@ class RegBank(wiring.Component):
                     with m.Case(reg.offset + k):
                         if reg.access is Access.STROBE:
                             m.d.comb += port.eq(bus.w_en)
-                        else:
-                            m.d.comb += read.eq(storage[reg.offset + k])
-                            if reg.access is Access.RW:
-                                with m.If(bus.w_en):
-                                    m.d.sync += storage[reg.offset + k].eq(bus.w_data)
+                        elif reg.access is Access.RW:
+                            with m.If(bus.w_en):
+                                m.d.sync += storage[reg.offset + k].eq(bus.w_data)
+
+        # Reads take two cycles, a multiplexer level each: the word within its block of
+        # READ_BLOCK registers, then the block.
+        readable = {offset: value for offset, value in storage.items()
+                    if self._access(offset) is not Access.STROBE}
+        blocks = sorted({offset // READ_BLOCK for offset in readable})
+        partial = {b: Signal(32, name=f"read_block_{b}") for b in blocks}
+        block_q = Signal(len(bus.addr))
+        pending = Signal()
+        m.d.sync += [pending.eq(bus.r_en), bus.r_valid.eq(pending)]
         with m.If(bus.r_en):
-            m.d.sync += bus.r_data.eq(read)
+            m.d.sync += block_q.eq(bus.addr // READ_BLOCK)
+            for b in blocks:
+                with m.Switch(bus.addr % READ_BLOCK):
+                    for offset, value in readable.items():
+                        if offset // READ_BLOCK == b:
+                            with m.Case(offset % READ_BLOCK):
+                                m.d.sync += partial[b].eq(value)
+                    with m.Default():
+                        m.d.sync += partial[b].eq(0)
+        with m.If(pending):
+            m.d.sync += bus.r_data.eq(0)
+            with m.Switch(block_q):
+                for b in blocks:
+                    with m.Case(b):
+                        m.d.sync += bus.r_data.eq(partial[b])
         return m

@@ -82,9 +82,12 @@ class CoreBench:
         dut.bus__r_en.value = 1
         await FallingEdge(dut.clk)
         dut.bus__r_en.value = 0
-        await ReadOnly()
-        assert dut.bus__r_valid.value == 1, "register read not acknowledged"
-        return int(dut.bus__r_data.value)
+        for _ in range(2):      # r_valid comes two cycles after r_en
+            await ReadOnly()
+            if dut.bus__r_valid.value == 1:
+                return int(dut.bus__r_data.value)
+            await FallingEdge(dut.clk)
+        raise AssertionError("register read not acknowledged")
 
     async def counters(self) -> dict[str, int]:
         await self.write_many([(address("SNAPSHOT"), 1)])
