@@ -6,8 +6,10 @@ Ports
     port 0, the **client side** (clock domains ``eth0_rx`` and ``eth0_tx``);
 ``eth1_…``: the same for port 1, the **server side** (``eth1_rx``, ``eth1_tx``);
 ``uart_rx``, ``uart_tx``: the management UART;
-``leds``: Out(4) — port 0 receive activity, port 1 transmit activity, port 0 transmit activity
-    (ARP replies), and a heartbeat.
+``eth0_link``, ``eth1_link``: In(1) — the PHY's link status (RGMII in-band status, in the
+    port's receive domain; tie high when the PHY does not report it);
+``leds``: Out(6) — port 0 receive activity, port 1 transmit activity, port 0 transmit activity
+    (ARP replies), a heartbeat, port 0 link, port 1 link.
 
 Frames received on port 0 go through the dispatch core.  What leaves it for the servers goes
 out of port 1, ARP replies go back out of port 0, and frames for the management host are
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from amaranth import Cat, DomainRenamer, Module, Signal
 from amaranth.lib import wiring
-from amaranth.lib.cdc import PulseSynchronizer
+from amaranth.lib.cdc import FFSynchronizer, PulseSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw.mac import MAC_COUNTERS, EthPort
@@ -39,9 +41,10 @@ class EthAppliance(wiring.Component):
         self.params = params
         self.divisor = divisor
         self.led_stretch_bits = led_stretch_bits
-        members = {"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "leds": Out(4)}
+        members = {"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "leds": Out(6)}
         for k in range(2):
             members |= {f"eth{k}_rx_dv": In(1), f"eth{k}_rx_er": In(1), f"eth{k}_rxd": In(8),
+                        f"eth{k}_link": In(1, init=1),
                         f"eth{k}_tx_en": Out(1), f"eth{k}_tx_er": Out(1), f"eth{k}_txd": Out(8)}
         super().__init__(members)
 
@@ -100,9 +103,14 @@ class EthAppliance(wiring.Component):
         m.d.comb += [app.uart_rx.eq(self.uart_rx), self.uart_tx.eq(app.uart_tx)]
         heartbeat = Signal(self.led_stretch_bits + 2)
         m.d.sync += heartbeat.eq(heartbeat + 1)
+        links = []
+        for k in range(2):
+            link = Signal(name=f"eth{k}_link_sync")
+            m.submodules[f"link_sync{k}"] = FFSynchronizer(getattr(self, f"eth{k}_link"), link)
+            links.append(link)
         m.d.comb += self.leds.eq(Cat(
             self._stretch(m, client.o.valid & client.o.ready),
             self._stretch(m, server.i.valid & server.i.ready),
             self._stretch(m, client.i.valid & client.i.ready),
-            heartbeat[-1]))
+            heartbeat[-1], *links))
         return m

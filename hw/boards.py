@@ -24,7 +24,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
-from amaranth import Cat, ClockDomain, ClockSignal, Instance, Module, ResetSignal, Signal
+from amaranth import (Cat, ClockDomain, ClockSignal, DomainRenamer, Instance, Module,
+                      ResetSignal, Signal)
 from amaranth.lib import wiring
 
 from openslb.hw.appliance import EthAppliance
@@ -121,7 +122,7 @@ class EthernetBoardTop(_BoardTop):
         m.d.comb += [app.uart_rx.eq(uart.rx.i), uart.tx.o.eq(app.uart_tx)]
         for k in range(2):
             self._rgmii_port(m, platform, app, k)
-        for n in range(4):
+        for n in range(len(app.leds)):
             try:
                 led = platform.request("led", n)
             except Exception:   # boards with fewer LEDs (the 5A-75B's is the UART's TX)
@@ -171,7 +172,7 @@ class EthernetBoardTop(_BoardTop):
         m.d.comb += [rx_clk.eq(rgmii.rx_clk.i),
                      ClockSignal(rx_dom).eq(rx_clk), ClockSignal(tx_dom).eq(rx_clk)]
         platform.add_clock_constraint(rx_clk, 125e6)   # 1 Gb/s RGMII
-        m.submodules[f"rgmii{k}"] = adapter = RgmiiAdapter()
+        m.submodules[f"rgmii{k}"] = adapter = DomainRenamer(rx_dom)(RgmiiAdapter())
         rx_data, rx_ctl = getattr(rgmii, "rx_data"), getattr(rgmii, ctl_rx)
         tx_data, tx_ctl = getattr(rgmii, "tx_data"), getattr(rgmii, ctl_tx)
         m.d.comb += [
@@ -186,6 +187,7 @@ class EthernetBoardTop(_BoardTop):
             getattr(app, f"eth{k}_rx_dv").eq(adapter.rx_dv),
             getattr(app, f"eth{k}_rx_er").eq(adapter.rx_er),
             getattr(app, f"eth{k}_rxd").eq(adapter.rxd),
+            getattr(app, f"eth{k}_link").eq(adapter.link),
             adapter.tx_en.eq(getattr(app, f"eth{k}_tx_en")),
             adapter.tx_er.eq(getattr(app, f"eth{k}_tx_er")),
             adapter.txd.eq(getattr(app, f"eth{k}_txd")),

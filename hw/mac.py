@@ -376,13 +376,20 @@ class RgmiiAdapter(wiring.Component):
     """RGMII ↔ GMII.  ``rx_rise``/``rx_fall`` are the 5 bits (ctl, data[3:0]) sampled on the
     rising and falling edge of the receive clock by the board's DDR input buffers; ``tx_rise``/
     ``tx_fall`` go to the DDR output buffers.  On RGMII, ctl carries DV on the rising edge and
-    DV xor ER on the falling edge (RGMII 2.0)."""
+    DV xor ER on the falling edge (RGMII 2.0).
+
+    In-band status (RGMII 2.0, 3.4.1): between frames (ctl low on both edges) a PHY that has it
+    enabled shows its link on RXD: bit 0 link up, bits 2:1 speed (0 = 10, 1 = 100, 2 = 1000
+    Mb/s), bit 3 full duplex.  ``link``, ``speed`` and ``duplex`` hold the last status seen, in
+    the receive clock domain (the only registers here; instantiate it renamed to that domain).
+    """
 
     def __init__(self) -> None:
         super().__init__({
             "rx_rise": In(5), "rx_fall": In(5), "tx_rise": Out(5), "tx_fall": Out(5),
             "rx_dv": Out(1), "rx_er": Out(1), "rxd": Out(8),
             "tx_en": In(1), "tx_er": In(1), "txd": In(8),
+            "link": Out(1), "speed": Out(2), "duplex": Out(1),
         })
 
     def elaborate(self, platform):
@@ -394,4 +401,7 @@ class RgmiiAdapter(wiring.Component):
             self.tx_rise.eq(Cat(self.txd[0:4], self.tx_en)),
             self.tx_fall.eq(Cat(self.txd[4:8], self.tx_en ^ self.tx_er)),
         ]
+        with m.If(~self.rx_rise[4] & ~self.rx_fall[4]):
+            m.d.sync += [self.link.eq(self.rx_rise[0]), self.speed.eq(self.rx_rise[1:3]),
+                         self.duplex.eq(self.rx_rise[3])]
         return m

@@ -12,7 +12,7 @@ cocotb test on these pins is a test of a whole board top with an RGMII model.
 
 from __future__ import annotations
 
-from amaranth import Cat, ClockDomain, ClockSignal, Module, Mux, ResetSignal, Signal
+from amaranth import Cat, ClockDomain, ClockSignal, DomainRenamer, Module, Mux, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -27,7 +27,7 @@ class RgmiiSimTop(wiring.Component):
     def __init__(self, params: Params, divisor: int) -> None:
         self.params = params
         self.divisor = divisor
-        members = {"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "leds": Out(4)}
+        members = {"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "leds": Out(6)}
         for k in range(2):
             members |= {f"rgmii{k}_rx_clk": In(1), f"rgmii{k}_rx_ctl": In(1),
                         f"rgmii{k}_rxd": In(4), f"rgmii{k}_tx_clk": Out(1),
@@ -46,7 +46,7 @@ class RgmiiSimTop(wiring.Component):
             m.domains += [ClockDomain(pos), ClockDomain(tx), ClockDomain(neg, clk_edge="neg")]
             for dom in (pos, neg, tx):
                 m.d.comb += [ClockSignal(dom).eq(pin("rx_clk")), ResetSignal(dom).eq(ResetSignal())]
-            m.submodules[f"rgmii{k}"] = adapter = RgmiiAdapter()
+            m.submodules[f"rgmii{k}"] = adapter = DomainRenamer(pos)(RgmiiAdapter())
             # DDR input: rising half, falling half, then both into the next rising edge
             rise, fall = Signal(5), Signal(5)
             m.d[pos] += rise.eq(Cat(pin("rxd"), pin("rx_ctl")))
@@ -61,6 +61,7 @@ class RgmiiSimTop(wiring.Component):
             m.d.comb += [getattr(app, f"eth{k}_rx_dv").eq(adapter.rx_dv),
                          getattr(app, f"eth{k}_rx_er").eq(adapter.rx_er),
                          getattr(app, f"eth{k}_rxd").eq(adapter.rxd),
+                         getattr(app, f"eth{k}_link").eq(adapter.link),
                          adapter.tx_en.eq(getattr(app, f"eth{k}_tx_en")),
                          adapter.tx_er.eq(getattr(app, f"eth{k}_tx_er")),
                          adapter.txd.eq(getattr(app, f"eth{k}_txd"))]

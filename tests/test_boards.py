@@ -45,3 +45,22 @@ def test_icebreaker_bitstream_builds(tmp_path):
     summary = json.loads((REPO / "build" / "boards" / "icebreaker" / "summary.json").read_text())
     assert summary["timing_met"] and summary["bitstream"].endswith(".bin")
     assert 0 < summary["utilization"]["ICESTORM_LC"]["used"] <= 5280
+
+
+def test_rgmii_adapter_reads_in_band_link_status():
+    dut = RgmiiAdapter()
+    seen = []
+
+    async def bench(ctx):
+        for rise, fall in ((0b0_1101, 0b0_1101),    # idle: link up, 1000 Mb/s, full duplex
+                           (0b1_0000, 0b1_0000),    # a frame's data: the status is kept
+                           (0b0_0000, 0b0_0000)):   # idle again: link down
+            ctx.set(dut.rx_rise, rise)
+            ctx.set(dut.rx_fall, fall)
+            await ctx.tick()
+            seen.append((ctx.get(dut.link), ctx.get(dut.speed), ctx.get(dut.duplex)))
+    sim = Simulator(dut)
+    sim.add_clock(8e-9)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [(1, 2, 1), (1, 2, 1), (0, 0, 0)]
