@@ -3,7 +3,8 @@
 For every board, the ``make build`` report (resources, fmax per clock); and the 64-bit and
 128-bit cores out of context on an ECP5-85F.  The packet rate for 64-byte frames is fmax over
 the cycles such a frame needs: its beats (8 at 64 bits, 4 at 128), but at least the selector's
-5 cycles per VIP lookup.  On a board the Ethernet line (1.488 Mpps at 1 Gb/s) is the limit.
+cycles per VIP lookup (``Selector.CYCLES_VIP``).  On a board the Ethernet line (1.488 Mpps at
+1 Gb/s) is the limit.
 Each ECP5 place and route takes about half an hour on 2 cores; ``python -m
 openslb.sim.bench_fpga NAME...`` runs some of them (names: the boards, ``ecp5_85k_w64``,
 ``ecp5_85k_w128``) and merges them into the JSON.
@@ -25,7 +26,8 @@ RUNS = ("versa_ecp5", "colorlight_5a75b", "icebreaker", "ecp5_85k_w64", "ecp5_85
 
 
 def _cycles_64B(width: int) -> int:
-    return max(64 * 8 // width, 5)
+    from openslb.hw.selector import Selector
+    return max(64 * 8 // width, Selector.CYCLES_VIP)
 
 
 def run(name: str) -> dict:
