@@ -128,7 +128,19 @@ class DispatchCore(wiring.Component):
         m.d.comb += capture.room.eq(room & ~commit_pending)
         # credit-guaranteed: the queue always has room, so the header path is never held
         _through_queue(m, classifier.o, lookups, selector.i, meta, always_room=True)
-        _through_queue(m, selector.o, decisions, rewriter.dec, meta)
+        # The selector sees the decision queue's room as a register (two places of margin: a
+        # write may be under way and the register lags a cycle), so no handshake path runs
+        # between the queue's level and the selector's control.
+        decision_room = Signal()
+        m.d.sync += decision_room.eq(decisions.level <= DECISION_QUEUE - 3)
+        m.d.comb += [
+            decisions.w_data.eq(selector.o.payload.as_value()),
+            decisions.w_en.eq(selector.o.valid & decision_room),
+            selector.o.ready.eq(decision_room),
+            rewriter.dec.payload.eq(data.View(meta, decisions.r_data)),
+            rewriter.dec.valid.eq(decisions.r_rdy),
+            decisions.r_en.eq(rewriter.dec.ready),
+        ]
 
         # configuration
         m.d.comb += [
