@@ -14,8 +14,10 @@ Ports
 ``vip``, ``group`` : Out — the lowest-numbered matching entry and its group (0 without a hit).
 ``arp_ours`` : Out(1) — ``arp_tpa`` is the appliance's IP or an enabled VIP.
 
-Stage 1 compares against every entry and keeps the lowest match as a one-hot vector; stage 2
-encodes it (an AND-OR, not a wide multiplexer).  The rules are the model's
+Stage 1 compares each field against every entry; stage 2 combines them and keeps the lowest
+match as a one-hot vector; the
+outputs encode it combinationally (an AND-OR, not a wide multiplexer), for the user to register
+(the parser, with its record), like the hasher's.  The rules are the model's
 :meth:`~openslb.model.pipeline.Appliance.match_vip`.
 
 Latency 2 enabled cycles, one frame per cycle.
@@ -63,35 +65,42 @@ class VipMatcher(wiring.Component):
         p = self.params
         n = p.n_vips
 
-        # ---- stage 1: compare against every entry -----------------------------------------
-        match = Signal(n)
-        arp_vip = Signal(n)
+        # ---- stage 1: compare each field against every entry --------------------------------
+        ip_eq, proto_eq, port_ok, arp_vip = (Signal(n, name=nm) for nm in
+                                             ("ip_eq", "proto_eq", "port_ok", "arp_vip"))
         for k in range(n):
             svc = self.vip_service[k]
             enable, any_port = svc[24], svc[25]
             port, proto = svc[0:16], svc[16:24]
             m.d.comb += [
-                match[k].eq(enable & (self.vip_ip[k] == self.dst) & (proto == self.proto)
-                            & (any_port | ~self.ports_known | (port == self.dport))),
+                ip_eq[k].eq(enable & (self.vip_ip[k] == self.dst)),
+                proto_eq[k].eq(proto == self.proto),
+                port_ok[k].eq(any_port | ~self.ports_known | (port == self.dport)),
                 arp_vip[k].eq(enable & (self.vip_ip[k] == self.arp_tpa)),
             ]
-        # lowest-numbered match as a one-hot vector
+        s1_ip, s1_proto, s1_port, s1_arp_vip = (Signal(n, name=f"s1_{sig.name}")
+                                                for sig in (ip_eq, proto_eq, port_ok, arp_vip))
+        s1_arp_own = Signal()
+        with m.If(self.en):
+            m.d.sync += [s1_ip.eq(ip_eq), s1_proto.eq(proto_eq), s1_port.eq(port_ok),
+                         s1_arp_vip.eq(arp_vip), s1_arp_own.eq(self.arp_tpa == self.own_ip)]
+        s1_match = Signal(n)
+        m.d.comb += s1_match.eq(s1_ip & s1_proto & s1_port)
+
+        # ---- stage 2: the lowest match as a one-hot vector ------------------------------------
         first = Signal(n)
         for k in range(n):
-            m.d.comb += first[k].eq(match[k] & ~(match[:k].any() if k else 0))
-        s1_first = Signal(n)
-        s1_arp_ours = Signal()
+            m.d.comb += first[k].eq(s1_match[k] & ~(s1_match[:k].any() if k else 0))
+        s2_first = Signal(n)
         with m.If(self.en):
-            m.d.sync += [s1_first.eq(first),
-                         s1_arp_ours.eq((self.arp_tpa == self.own_ip) | arp_vip.any())]
+            m.d.sync += [s2_first.eq(first),
+                         self.arp_ours.eq(s1_arp_own | s1_arp_vip.any())]
 
-        # ---- stage 2: encode ------------------------------------------------------------------
-        with m.If(self.en):
-            m.d.sync += [
-                self.hit.eq(s1_first.any()),
-                self.vip.eq(reduce(or_, [Mux(s1_first[k], k, 0) for k in range(n)])),
-                self.group.eq(reduce(or_, [Mux(s1_first[k], self.vip_group[k][0:p.group_bits], 0)
-                                           for k in range(n)])),
-                self.arp_ours.eq(s1_arp_ours),
-            ]
+        # ---- output: encode the one-hot vector (AND-OR; the user registers it) ---------------
+        m.d.comb += [
+            self.hit.eq(s2_first.any()),
+            self.vip.eq(reduce(or_, [Mux(s2_first[k], k, 0) for k in range(n)])),
+            self.group.eq(reduce(or_, [Mux(s2_first[k], self.vip_group[k][0:p.group_bits], 0)
+                                       for k in range(n)])),
+        ]
         return m
