@@ -82,10 +82,6 @@ class DispatchCore(wiring.Component):
 
         meta = meta_layout(p)
         m.submodules.packets = packets = PacketBuffer(p)
-        import os
-        if os.environ.get("XOLD"):
-            from amaranth.lib import fifo as _f
-            m.submodules.packets = packets = _f.SyncFIFOBuffered(width=64+8, depth=p.buffer_beats)
         # first-word-fall-through queues in distributed RAM: one cycle from write to read
         m.submodules.decisions = decisions = fifo.SyncFIFO(width=meta.size, depth=DECISION_QUEUE)
 

@@ -4,7 +4,6 @@ stall) going low at random."""
 
 from __future__ import annotations
 
-import ast
 import csv
 import os
 import random
@@ -17,7 +16,7 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from openslb.hw.hasher import Hasher
 from openslb.hw.layouts import tuple_layout
-from openslb.hw.spec import RSS_DEFAULT_KEY, Params, maglev_indices
+from openslb.hw.spec import RSS_DEFAULT_KEY, maglev_indices
 from openslb.model.toeplitz import flow_tuple, toeplitz
 
 VECTORS = Path(__file__).resolve().parent.parent / "tests" / "data" / "rss_vectors.csv"
