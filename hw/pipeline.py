@@ -46,12 +46,14 @@ LOOKUP_QUEUE = 32
 IN_FLIGHT = 1 + Parser.LATENCY + Classifier.LATENCY + 1
 
 
-def _through_queue(m: Module, src, queue, dst, layout, always_room: bool = False) -> None:
-    """Connect stream ``src`` → ``queue`` (a ``lib.fifo`` FIFO of packed payloads) → ``dst``."""
+def _through_queue(m: Module, src, queue, dst, layout, room=None) -> None:
+    """Connect stream ``src`` → ``queue`` (a ``lib.fifo`` FIFO of packed payloads) → ``dst``.
+    ``room``, when given, replaces the queue's own ``w_rdy`` as ``src.ready`` (a constant for a
+    credit-guaranteed queue, a register for a queue whose level must stay off ``src``'s paths)."""
     m.d.comb += [
         queue.w_data.eq(src.payload.as_value()),
-        queue.w_en.eq(src.valid),
-        src.ready.eq(1 if always_room else queue.w_rdy),
+        queue.w_en.eq(src.valid if room is None else src.valid & room),
+        src.ready.eq(queue.w_rdy if room is None else room),
         dst.payload.eq(data.View(layout, queue.r_data)),
         dst.valid.eq(queue.r_rdy),
         queue.r_en.eq(dst.ready),
@@ -100,8 +102,7 @@ class DispatchCore(wiring.Component):
         connect(m, rewriter.o, wiring.flipped(self.o))
 
         # header path: capture → parser (+ hasher, VIP matcher) → classifier → queue → selector →
-        # queue →
-        # rewriter
+        # queue → rewriter
         connect(m, capture.o, parser.i)
         connect(m, parser.o, classifier.i)
         m.submodules.lookups = lookups = fifo.SyncFIFO(width=meta.size, depth=LOOKUP_QUEUE)
@@ -123,20 +124,13 @@ class DispatchCore(wiring.Component):
             m.d.sync += commit_pending.eq(0)
         m.d.comb += capture.room.eq(room & ~commit_pending)
         # credit-guaranteed: the queue always has room, so the header path is never held
-        _through_queue(m, classifier.o, lookups, selector.i, meta, always_room=True)
+        _through_queue(m, classifier.o, lookups, selector.i, meta, room=1)
         # The selector sees the decision queue's room as a register (two places of margin: a
         # write may be under way and the register lags a cycle), so no handshake path runs
         # between the queue's level and the selector's control.
         decision_room = Signal()
         m.d.sync += decision_room.eq(decisions.level <= DECISION_QUEUE - 3)
-        m.d.comb += [
-            decisions.w_data.eq(selector.o.payload.as_value()),
-            decisions.w_en.eq(selector.o.valid & decision_room),
-            selector.o.ready.eq(decision_room),
-            rewriter.dec.payload.eq(data.View(meta, decisions.r_data)),
-            rewriter.dec.valid.eq(decisions.r_rdy),
-            decisions.r_en.eq(rewriter.dec.ready),
-        ]
+        _through_queue(m, selector.o, decisions, rewriter.dec, meta, room=decision_room)
 
         # configuration
         m.d.comb += [

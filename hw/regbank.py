@@ -13,8 +13,8 @@ For each register ``NAME`` of the map (lower-cased, arrays as port arrays):
 ``commit`` : In(1) — applies every committed register's staged value.
 
 Bus timing: a write takes effect at the end of the cycle with ``w_en``; read data is on
-``r_data`` with ``r_valid`` two cycles after ``r_en`` (the address is taken with ``r_en``).  Unmapped addresses read 0 and ignore
-writes; strobe registers read 0.
+``r_data`` with ``r_valid`` two cycles after ``r_en`` (the address is taken with ``r_en``).
+Unmapped addresses read 0 and ignore writes; strobe registers read 0.
 """
 
 from __future__ import annotations
@@ -60,12 +60,6 @@ class RegBank(wiring.Component):
             members[port_name(reg)] = _member(reg)
         super().__init__(members)
 
-    def _access(self, offset: int) -> Access:
-        for reg in self.regs:
-            if reg.offset <= offset < reg.offset + reg.count:
-                return reg.access
-        raise KeyError(offset)
-
     def _ports(self, reg: Register) -> list:
         port = getattr(self, port_name(reg))
         return list(port) if reg.count > 1 else [port]
@@ -75,6 +69,7 @@ class RegBank(wiring.Component):
         bus = self.bus
         m.d.comb += self.w_data.eq(bus.w_data)
         storage = {}
+        readable = {}      # the words a read returns (strobes read 0)
         for reg in self.regs:
             for k, port in enumerate(self._ports(reg)):
                 if reg.committed:
@@ -84,6 +79,8 @@ class RegBank(wiring.Component):
                     storage[reg.offset + k] = staged
                 else:
                     storage[reg.offset + k] = port
+                if reg.access is not Access.STROBE:
+                    readable[reg.offset + k] = storage[reg.offset + k]
         with m.Switch(bus.addr):
             for reg in self.regs:
                 for k, port in enumerate(self._ports(reg)):
@@ -96,8 +93,6 @@ class RegBank(wiring.Component):
 
         # Reads take two cycles, a multiplexer level each: the word within its block of
         # READ_BLOCK registers, then the block.
-        readable = {offset: value for offset, value in storage.items()
-                    if self._access(offset) is not Access.STROBE}
         blocks = sorted({offset // READ_BLOCK for offset in readable})
         partial = {b: Signal(32, name=f"read_block_{b}") for b in blocks}
         block_q = Signal(len(bus.addr))

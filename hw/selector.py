@@ -234,7 +234,7 @@ class Selector(wiring.Component):
             m.d.sync += self.table_rdata.eq(
                 Cat(raw_b[Cat(rd_slice, rd_bank)], C(0, 31 - p.real_bits), 1))
 
-        # the decision of a VIP lookup (step 7)
+        # the decision of a VIP lookup (step 8)
         chosen = Signal(meta_layout(p))
         m.d.comb += chosen.eq(cur)
         with m.If(up1):
@@ -272,12 +272,14 @@ class Selector(wiring.Component):
             m.d.sync += [real1.eq(picked1), real2.eq(picked2)]
         # the health bit of a real is looked up in two steps (a 16-bit slice, then the bit): a
         # 256-way multiplexer is too deep for one cycle
-        slices = [Signal(16, name=f"health_slice{k}") for k in range(3)]
+        health_words = [Signal(16, name=f"health_word{k}") for k in range(3)]
         reals = (real1, real2, backup_real)
         with m.If(at(5)):
-            m.d.sync += [sl.eq(self.health.word_select(r[4:], 16)) for sl, r in zip(slices, reals)]
+            m.d.sync += [w.eq(self.health.word_select(r[4:], 16))
+                         for w, r in zip(health_words, reals)]
         with m.If(at(6)):
-            m.d.sync += [up1.eq(slices[0].bit_select(real1[0:4], 1)),
-                         up2.eq(slices[1].bit_select(real2[0:4], 1)),
-                         up_backup.eq(backup[8] & slices[2].bit_select(backup_real[0:4], 1))]
+            m.d.sync += [up1.eq(health_words[0].bit_select(real1[0:4], 1)),
+                         up2.eq(health_words[1].bit_select(real2[0:4], 1)),
+                         up_backup.eq(backup[8]
+                                      & health_words[2].bit_select(backup_real[0:4], 1))]
         return m
