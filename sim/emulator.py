@@ -19,9 +19,9 @@ import subprocess
 from dataclasses import asdict
 from pathlib import Path
 
-from amaranth import Module
+from amaranth import ClockDomain, ClockSignal, Module, ResetSignal, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect
 
 from openslb.hw.layouts import beat_layout, egress_beat_layout
 from openslb.hw.spec import DEFAULT_PARAMS, EgressPort, Params
@@ -61,6 +61,41 @@ class PassThrough(wiring.Component):
         return m
 
 
+#: Cycles the emulated design is held in reset after power-on.
+POWER_ON_RESET_CYCLES = 8
+
+
+class PowerOnReset(wiring.Component):
+    """The emulated top: ``design`` with its ``sync`` reset made inside, by a power-on counter,
+    instead of a top-level input.
+
+    Why: Amaranth writes every register's next value as combinational logic that tests the
+    reset; while the reset is a top-level input, Verilator re-evaluates all of that logic in its
+    input-change region on every ``eval()``, which made the whole design several times slower.
+    """
+
+    def __init__(self, design: wiring.Component) -> None:
+        self.design = design
+        members = {name: member for name, member in design.signature.members.items()
+                   if name != "mac_stat"}   # the emulator has no MACs: those counters read 0
+        super().__init__({**members, "clk": In(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = ClockDomain()
+        m.domains.por = ClockDomain(reset_less=True)
+        m.d.comb += [ClockSignal("sync").eq(self.clk), ClockSignal("por").eq(self.clk)]
+        count = Signal(range(POWER_ON_RESET_CYCLES + 1), init=POWER_ON_RESET_CYCLES)
+        with m.If(count != 0):
+            m.d.por += count.eq(count - 1)
+        m.d.comb += ResetSignal("sync").eq(count != 0)
+        m.submodules.design = design = self.design
+        connect(m, wiring.flipped(self.i), design.i)
+        connect(m, design.o, wiring.flipped(self.o))
+        m.d.comb += [design.uart_rx.eq(self.uart_rx), self.uart_tx.eq(design.uart_tx)]
+        return m
+
+
 def _digest(params: Params, design: str) -> str:
     h = hashlib.sha256(f"{asdict(params)}|{design}|{UART_DIVISOR}".encode())
     for path in [*sorted((REPO / "hw").glob("*.py")), HARNESS, Path(__file__)]:
@@ -77,7 +112,7 @@ def build(params: Params = DEFAULT_PARAMS, design: str = "appliance") -> Path:
     if lib.exists():
         return lib
     top = ApplianceTop(params, UART_DIVISOR) if design == "appliance" else PassThrough(params)
-    source = build_verilog(top, "emu_top", out / "emu_top.v")
+    source = build_verilog(PowerOnReset(top), "emu_top", out / "emu_top.v")
     cmd = ["verilator", "--cc", str(source), "--top-module", "emu_top", "--prefix", "Vtop",
            "-O3", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal", "--Mdir", str(out / "obj"),
            "--exe", str(HARNESS), "-o", str(lib), "--build", "-j", "2",
@@ -118,7 +153,7 @@ class Emulator:
             fn = getattr(L, name)
             fn.restype, fn.argtypes = res, args
         self.handle = L.emu_new()
-        L.emu_reset(self.handle, 4)
+        L.emu_reset(self.handle, POWER_ON_RESET_CYCLES + 2)
 
     def __del__(self) -> None:
         handle = getattr(self, "handle", None)

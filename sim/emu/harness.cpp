@@ -163,11 +163,12 @@ struct Emu {
 extern "C" {
 void* emu_new() { return new Emu(); }
 void emu_free(void* e) { delete (Emu*)e; }
+// Clock n idle cycles: the design holds itself in reset for its first cycles after power-on
+// (the reset is made inside it, see sim/emulator.py), so n must cover those.
 void emu_reset(void* p, int n) {
     Emu* e = (Emu*)p;
-    e->top->rst = 1; e->top->uart_rx = 1; e->top->i___05Fvalid = 0; e->top->o___05Fready = 1;
+    e->top->uart_rx = 1; e->top->i___05Fvalid = 0; e->top->o___05Fready = 1;
     for (int i = 0; i < n; i++) { e->top->clk = 0; e->top->eval(); e->top->clk = 1; e->top->eval(); }
-    e->top->rst = 0;
 }
 void emu_set_backpressure(void* p, uint32_t mask) { ((Emu*)p)->ready_mask = mask; }
 void emu_push(void* p, const uint8_t* data, const uint32_t* lens, int n) {
