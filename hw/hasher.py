@@ -6,22 +6,24 @@ Ports
 ``en``    : In(1) — advance: every stage takes its input when high (the parser drives it with its
             own stage enable, so a frame's hash leaves together with the frame's record).
 ``tuple`` : In(:func:`~openslb.hw.layouts.tuple_layout`) — ``src``, ``dst``, ``sport``,
-            ``dport`` (ports zero when the frame carries none: fragments, ICMP; a zero tail
-            equals the L3-only RSS hash).
+            ``dport``.
+``ports`` : In(1) — the tuple's ports count; 0 hashes them as zero (the frame carries none:
+            fragments, ICMP; a zero tail equals the L3-only RSS hash).
 ``key``   : In(320) — the 40-byte key, key byte 0 in bits 319:312 (``RSS_KEY0`` is the top word).
 ``table_size`` : In(16) — Maglev table size ``M``.
 ``hash``, ``idx1``, ``idx2`` : Out — the result for the tuple presented ``LATENCY`` enabled
-            cycles earlier, combinational from the second stage (two adder levels): the user
-            registers them (the parser, into its output record).
+            cycles earlier, combinational from the third stage (a carry-save level and one
+            adder): the user registers them (the parser, into its output record).
 
 The input is the 96-bit tuple ``src IP | dst IP | src port | dst port``.  Input bit ``i`` (MSB of
-byte 0 first) selects key bits ``[i, i+32)``.  Stage 1 XORs the 96 terms in four groups,
-stage 2 (after the final XOR) and the output adders scale to the table: ``idx1 = hash[31:16] * M >> 16``, ``idx2 = hash[15:0] * M >> 16``
+byte 0 first) selects key bits ``[i, i+32)``.  Stage 1 XORs the 96 terms in four groups;
+stage 2 (after the final XOR), stage 3 and the output adder scale to the table:
+``idx1 = hash[31:16] * M >> 16``, ``idx2 = hash[15:0] * M >> 16``
 (:func:`openslb.hw.spec.maglev_indices`), from registered multiples of ``M`` (a change of
 ``table_size`` reaches them one cycle later; COMMIT drains the pipeline first, so no frame sees
 a half-changed size).
 
-Latency 2 enabled cycles (plus the user's register), one tuple per cycle.
+Latency 3 enabled cycles (plus the user's register), one tuple per cycle.
 """
 
 from __future__ import annotations
@@ -59,13 +61,14 @@ def _carry_save(m: Module, a, b, c, width: int, name: str) -> tuple[Signal, Sign
 
 
 class Hasher(wiring.Component):
-    LATENCY = 2  #: enabled cycles from ``tuple`` to ``hash``/``idx1``/``idx2``
+    LATENCY = 3  #: enabled cycles from ``tuple`` to ``hash``/``idx1``/``idx2``
 
     def __init__(self, params: Params) -> None:
         self.params = params
         super().__init__({
             "en": In(1),
             "tuple": In(tuple_layout()),
+            "ports": In(1),
             "key": In(KEY_BITS),
             "table_size": In(16),
             "hash": Out(32),
@@ -80,40 +83,52 @@ class Hasher(wiring.Component):
         tuple_bits = Signal(TUPLE_BITS)
         m.d.comb += tuple_bits.eq(Cat(t.dport, t.sport, t.dst, t.src))
 
-        # Each hash bit is an XOR of 96 AND terms: stage 1 forms four XORs of 24 terms (three
-        # LUT levels), the XOR of the four (one level) feeds stage 2.
+        # Each hash bit is an XOR of 96 AND terms: stage 1 forms four XORs of at most 32 terms
+        # (three LUT levels); the XOR of the four feeds stage 2, the ports' group only when the
+        # tuple has ports (the hash is linear, so that equals hashing zero ports, and no gate
+        # sits in front of stage 1).
+        groups = [(0, 22), (22, 43), (43, 64), (64, 96)]
         quarters = [Signal(32, name=f"xor_q{k}") for k in range(4)]
+        has_ports = Signal()
         with m.If(self.en):
-            m.d.sync += [q.eq(toeplitz_terms(self.key, tuple_bits, 24 * k, 24 * (k + 1)))
-                         for k, q in enumerate(quarters)]
+            m.d.sync += [q.eq(toeplitz_terms(self.key, tuple_bits, lo, hi))
+                         for (lo, hi), q in zip(groups, quarters)]
+            m.d.sync += has_ports.eq(self.ports)
         hash_ = Signal(32)
-        m.d.comb += hash_.eq(quarters[0] ^ quarters[1] ^ quarters[2] ^ quarters[3])
+        m.d.comb += hash_.eq(quarters[0] ^ quarters[1] ^ quarters[2]
+                             ^ Mux(has_ports, quarters[3], 0))
 
         # Scaling to the table, idx = h16 * M >> 16, without a multiplier: M's multiples
-        # 0..3 M are kept in registers (M is configuration), each 2-bit digit of h16 picks one
-        # (one LUT level), pairs of picks are added in stage 2, the four pair sums after it.
+        # 0..3 M are kept in registers (M is configuration); in stage 2 each 2-bit digit of h16
+        # picks one (one LUT level); stage 3 adds the picks in pairs and compresses three of
+        # the four shifted pair sums (one carry-save level); after it, one more carry-save
+        # level and a carry-propagate adder.
         size = self.table_size[0:p.index_bits + 1]
         multiples = [Signal(len(size) + 2, name=f"m_x{j}") for j in range(4)]
         m.d.sync += [mul.eq(size * j) for j, mul in enumerate(multiples)]
         table = Array(multiples)
         halves = (hash_[16:32], hash_[0:16])
-        partial = [[Signal(len(size) + 4, name=f"part{h}_{k}") for k in range(4)]
-                   for h in range(2)]
+        picks = [[Signal(len(size) + 2, name=f"pick{h}_{d}") for d in range(8)] for h in range(2)]
         hash_1 = Signal(32)
         with m.If(self.en):
             m.d.sync += hash_1.eq(hash_)
             for h, half in enumerate(halves):
-                digit = [table[half[2 * d:2 * d + 2]] for d in range(8)]
-                m.d.sync += [partial[h][k].eq(digit[2 * k] + (digit[2 * k + 1] << 2))
-                             for k in range(4)]
-        # the four shifted pair sums: two carry-save levels, then one carry-propagate adder
+                m.d.sync += [pick.eq(table[half[2 * d:2 * d + 2]])
+                             for d, pick in enumerate(picks[h])]
         width = len(size) + 16
         scaled = []
-        for h, q in enumerate(partial):
+        hash_2 = Signal(32)
+        with m.If(self.en):
+            m.d.sync += hash_2.eq(hash_1)
+        for h, pick in enumerate(picks):
             terms = [Signal(width, name=f"term{h}_{k}") for k in range(4)]
-            m.d.comb += [t.eq(part << (4 * k)) for k, (t, part) in enumerate(zip(terms, q))]
+            m.d.comb += [t.eq((pick[2 * k] + (pick[2 * k + 1] << 2)) << (4 * k))
+                         for k, t in enumerate(terms)]
             s1, c1 = _carry_save(m, terms[0], terms[1], terms[2], width, f"csa{h}a")
-            s2, c2 = _carry_save(m, s1, c1, terms[3], width, f"csa{h}b")
+            regs = [Signal(width, name=f"{what}{h}") for what in ("sum", "carry", "rest")]
+            with m.If(self.en):
+                m.d.sync += [regs[0].eq(s1), regs[1].eq(c1), regs[2].eq(terms[3])]
+            s2, c2 = _carry_save(m, regs[0], regs[1], regs[2], width, f"csa{h}b")
             scaled.append((s2 + c2)[16:width])
-        m.d.comb += [self.hash.eq(hash_1), self.idx1.eq(scaled[0]), self.idx2.eq(scaled[1])]
+        m.d.comb += [self.hash.eq(hash_2), self.idx1.eq(scaled[0]), self.idx2.eq(scaled[1])]
         return m

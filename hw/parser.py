@@ -12,12 +12,12 @@ Ports
 Stage 1 selects the L3 header behind an optional VLAN tag (flagged by the capture stage),
 extracts the fields and the L4 ports behind the IPv4 options and adds the checksum words in
 pairs; stage 2 adds those in four groups and does every length comparison; stage 3 adds the
-four group sums; stage 4 checks
-the checksum and runs the check chain (docs/pipeline.md, "Drop rules"), which is exactly
-:func:`openslb.model.pipeline.parse`.  The hasher and the VIP matcher take their inputs from
-stage 1 and run beside stages 2 and 3 (stages 2 to 4 advance together), so neither adds latency.
+four group sums; stage 4 checks the checksum and runs the check chain (docs/pipeline.md, "Drop
+rules"), which is exactly :func:`openslb.model.pipeline.parse`; stage 5, the output register,
+adds the hasher's result.  The hasher and the VIP matcher take their inputs from stage 1 and run
+beside stages 2 to 4 (stages 2 to 5 advance together), so neither adds latency.
 
-Latency 4 cycles (at most two adder levels per stage), throughput one frame per cycle.
+Latency 5 cycles (at most two adder levels per stage), throughput one frame per cycle.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _be(bytes_: list, start: int, n: int):
 
 
 class Parser(wiring.Component):
-    LATENCY = 4  #: cycles from input to output register
+    LATENCY = 5  #: cycles from input to output register
 
     def __init__(self, params: Params) -> None:
         self.params = params
@@ -146,8 +146,10 @@ class Parser(wiring.Component):
             next_s1.proto.eq(l3[9]),
             next_s1.src.eq(_be(l3, 12, 4)),
             next_s1.dst.eq(_be(l3, 16, 4)),
-            next_s1.sport.eq(Mux(has_ports, Cat(l4[1], l4[0]), 0)),
-            next_s1.dport.eq(Mux(has_ports, Cat(l4[3], l4[2]), 0)),
+            # the ports as they stand (zeroed in stage 4 when the frame has none: the gate
+            # would sit behind the protocol and fragment decodes in this stage)
+            next_s1.sport.eq(Cat(l4[1], l4[0])),
+            next_s1.dport.eq(Cat(l4[3], l4[2])),
             next_s1.tcp_flags.eq(l4[13]),
             next_s1.eth_src.eq(s0.eth_src),
             next_s1.arp_ok.eq((_be(l3, 0, 2) == 1) & (_be(l3, 2, 2) == spec.ETHERTYPE_IPV4)
@@ -203,6 +205,7 @@ class Parser(wiring.Component):
             hasher.en.eq(adv), hasher.key.eq(self.key), hasher.table_size.eq(self.table_size),
             hasher.tuple.src.eq(s1.src), hasher.tuple.dst.eq(s1.dst),
             hasher.tuple.sport.eq(s1.sport), hasher.tuple.dport.eq(s1.dport),
+            hasher.ports.eq(s1.has_ports),
         ]
         m.submodules.vipmatch = vipmatch = VipMatcher(p)
         m.d.comb += [
@@ -214,9 +217,10 @@ class Parser(wiring.Component):
             m.d.comb += [vipmatch.vip_ip[k].eq(self.vip_ip[k]),
                          vipmatch.vip_service[k].eq(self.vip_service[k]),
                          vipmatch.vip_group[k].eq(self.vip_group[k])]
-        # both run beside stages 2 and 3; stage 4 registers their results with the record
-        assert Hasher.LATENCY == VipMatcher.LATENCY == 2
-        s4_free = s3_free = s2_free = adv
+        # the VIP matcher runs beside stages 2 and 3 (stage 4 registers its result with the
+        # record), the hasher beside stages 2 to 4 (the output register takes its result)
+        assert VipMatcher.LATENCY == 2 and Hasher.LATENCY == 3
+        s5_free = s4_free = s3_free = s2_free = adv
         s1_free = Signal()
         m.d.comb += [
             adv.eq(~self.o.valid | self.o.ready),
@@ -303,17 +307,25 @@ class Parser(wiring.Component):
             meta.proto.eq(s3.proto),
             meta.fragment.eq(fragment),
             meta.ports_known.eq(has_ports),
-            meta.sport.eq(s3.sport),
-            meta.dport.eq(s3.dport),
+            meta.sport.eq(Mux(has_ports, s3.sport, 0)),
+            meta.dport.eq(Mux(has_ports, s3.dport, 0)),
             meta.vip_hit.eq(vipmatch.hit),
             meta.vip.eq(vipmatch.vip),
             meta.group.eq(vipmatch.group),
             meta.arp_ours.eq(vipmatch.arp_ours),
-            meta.hash.eq(hasher.hash),
-            meta.idx1.eq(hasher.idx1),
-            meta.idx2.eq(hasher.idx2),
             meta.tcp_flags.eq(Mux(has_ports & (s3.proto == spec.PROTO_TCP), s3.tcp_flags, 0)),
         ]
+        s4 = Signal(meta_layout(p))
+        s4_valid = Signal()
         with m.If(s4_free):
-            m.d.sync += [self.o.valid.eq(s3_valid), self.o.payload.eq(meta)]
+            m.d.sync += [s4_valid.eq(s3_valid)]
+            m.d.sync += [getattr(s4, name).eq(getattr(meta, name))
+                         for name in meta.shape().members if name not in ("hash", "idx1", "idx2")]
+
+        # ---- stage 5: the output register takes the record and the hasher's result ----------
+        out = Signal(meta_layout(p))
+        m.d.comb += [out.eq(s4), out.hash.eq(hasher.hash), out.idx1.eq(hasher.idx1),
+                     out.idx2.eq(hasher.idx2)]
+        with m.If(s5_free):
+            m.d.sync += [self.o.valid.eq(s4_valid), self.o.payload.eq(out)]
         return m

@@ -19,7 +19,7 @@ cycle with no bubble between frames at any size.  First-beat-in to first-beat-ou
 from __future__ import annotations
 
 from amaranth import Cat, Module, Signal
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from openslb.hw.capture import Capture
@@ -29,6 +29,7 @@ from openslb.hw.layouts import beat_layout, egress_beat_layout, meta_layout
 from openslb.hw.packetbuf import PacketBuffer
 from openslb.hw.parser import Parser
 from openslb.hw.regbank import BusSignature, RegBank
+from openslb.hw.regfifo import RegisteredFifo
 from openslb.hw.rewriter import Rewriter
 from openslb.hw.selector import Selector
 from openslb.hw.spec import (DEFAULT_PARAMS, ID_MAGIC, MAC_COUNTER_NAMES, MAC_PORTS, Params,
@@ -47,7 +48,7 @@ IN_FLIGHT = 1 + Parser.LATENCY + Classifier.LATENCY + 1
 
 
 def _through_queue(m: Module, src, queue, dst, layout, room=None) -> None:
-    """Connect stream ``src`` → ``queue`` (a ``lib.fifo`` FIFO of packed payloads) → ``dst``.
+    """Connect stream ``src`` → ``queue`` (a FIFO of packed payloads) → ``dst``.
     ``room``, when given, replaces the queue's own ``w_rdy`` as ``src.ready`` (a constant for a
     credit-guaranteed queue, a register for a queue whose level must stay off ``src``'s paths)."""
     m.d.comb += [
@@ -84,8 +85,11 @@ class DispatchCore(wiring.Component):
 
         meta = meta_layout(p)
         m.submodules.packets = packets = PacketBuffer(p)
-        # first-word-fall-through queues in distributed RAM: one cycle from write to read
-        m.submodules.decisions = decisions = fifo.SyncFIFO(width=meta.size, depth=DECISION_QUEUE)
+        # first-word-fall-through queues whose read side is a register (two for the decision
+        # queue, which also passes a decision on in the cycle it is written when it is empty):
+        # the selector and the rewriter decide from registers, not from a RAM read
+        m.submodules.decisions = decisions = RegisteredFifo(meta.size, DECISION_QUEUE,
+                                                            fall_through=True)
 
         # register bus and the values the design presents
         wiring.connect(m, wiring.flipped(self.bus), regs.bus)
@@ -105,7 +109,7 @@ class DispatchCore(wiring.Component):
         # queue → rewriter
         connect(m, capture.o, parser.i)
         connect(m, parser.o, classifier.i)
-        m.submodules.lookups = lookups = fifo.SyncFIFO(width=meta.size, depth=LOOKUP_QUEUE)
+        m.submodules.lookups = lookups = RegisteredFifo(meta.size, LOOKUP_QUEUE)
         room = Signal(init=1)
         m.d.sync += room.eq(lookups.level <= LOOKUP_QUEUE - IN_FLIGHT - 1)
         # COMMIT waits until no record is between the capture stage and the rewriter (new

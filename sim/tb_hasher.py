@@ -54,9 +54,11 @@ async def rss_vectors_and_random(dut) -> None:
     await FallingEdge(dut.clk)
     dut.rst.value = 0
 
-    async def run(key: bytes, table_size: int, cases: list[tuple[bytes, int]]) -> None:
-        """cases: (12-byte tuple, expected hash).  The enable goes low at random (a stalled
-        parser); the output must follow the tuples presented on enabled cycles."""
+    async def run(key: bytes, table_size: int, cases: list[tuple[bytes, bool, int]]) -> None:
+        """cases: (12-byte tuple, whether its ports count, expected hash).  A tuple whose ports
+        do not count is presented with random port bytes, which must not change the hash.  The
+        enable goes low at random (a stalled parser); the output must follow the tuples
+        presented on enabled cycles."""
         await FallingEdge(dut.clk)
         dut.key.value = int.from_bytes(key, "big")
         dut.table_size.value = table_size
@@ -69,7 +71,11 @@ async def rss_vectors_and_random(dut) -> None:
             en = rng.random() < 0.7
             case = pending[0] if pending and rng.random() < 0.8 else None
             tup = case[0] if case else bytes(rng.randrange(256) for _ in range(12))
+            ports = case[1] if case else rng.random() < 0.5
+            if not ports:
+                tup = tup[:8] + bytes(rng.randrange(256) for _ in range(4))
             dut.tuple.value = _pack_tuple(tup)
+            dut.ports.value = int(ports)
             dut.en.value = int(en)
             await RisingEdge(dut.clk)
             if en:
@@ -79,7 +85,7 @@ async def rss_vectors_and_random(dut) -> None:
             await ReadOnly()
             done = in_flight[-1]
             if en and done is not None:
-                tup_done, expect = done
+                tup_done, _, expect = done
                 got = int(dut.hash.value)
                 assert got == expect, f"{tup_done.hex()}: rtl {got:#010x}, expected {expect:#010x}"
                 idx = (int(dut.idx1.value), int(dut.idx2.value))
@@ -90,10 +96,13 @@ async def rss_vectors_and_random(dut) -> None:
 
     cases = []
     for src, dst, sport, dport, h_l3, h_l3l4 in _vectors():
-        cases.append((flow_tuple(src, dst, sport, dport), h_l3l4))
-        cases.append((flow_tuple(src, dst), h_l3))
+        cases.append((flow_tuple(src, dst, sport, dport), True, h_l3l4))
+        cases.append((flow_tuple(src, dst, sport, dport), False, h_l3))
     await run(RSS_DEFAULT_KEY, 4093, cases)
     for _ in range(3):
         key = bytes(rng.randrange(256) for _ in range(40))
         tuples = [bytes(rng.randrange(256) for _ in range(12)) for _ in range(300)]
-        await run(key, rng.choice([13, 251, 4093]), [(t, toeplitz(t, key)) for t in tuples])
+        with_ports = [rng.random() < 0.7 for _ in tuples]
+        await run(key, rng.choice([13, 251, 4093]),
+                  [(t, w, toeplitz(t if w else t[:8] + bytes(4), key))
+                   for t, w in zip(tuples, with_ports)])

@@ -1,0 +1,96 @@
+"""A first-word-fall-through FIFO whose read side comes from registers.
+
+Ports (those of :class:`amaranth.lib.fifo.SyncFIFO`, so it drops in for one)
+-----
+``w_data`` : In(width), ``w_en`` : In(1), ``w_rdy`` : Out(1) — the write side; a write with
+             ``w_rdy`` low is ignored.
+``r_data`` : Out(width), ``r_rdy`` : Out(1), ``r_en`` : In(1) — the read side; a read takes
+             place on ``r_rdy & r_en``.
+``level``  : Out(range(depth + 1)) — words held.
+
+Latency: one cycle from a write to its word on ``r_data`` (as ``SyncFIFO``'s), because a write
+into an empty FIFO bypasses the storage; with ``fall_through=True``, none: a word written into
+an empty FIFO is on ``r_data`` in the same cycle, and leaves at once if it is read.
+Throughput: one word per cycle in and out.
+
+Why: the read side of ``SyncFIFO`` is a distributed-RAM read at the read pointer, so a consumer
+that decides from ``r_data`` whether to take it builds a path pointer → RAM → decision → pointer;
+on an ECP5 this path (lookup queue → selector) limited the whole core.  Here the consumer sees
+registers through one 2:1 multiplexer level (two with ``fall_through``, whose second input is
+``w_data``).
+
+How: two output registers that take turns.  A read only clears the head's valid bit and moves
+the head pointer; the register just emptied is refilled in a later cycle from the storage, or
+straight from ``w_data`` when the storage is empty, under an enable that comes from registers
+and ``w_en`` only.  So ``r_en`` drives no wide enable, and neither the storage's write nor the
+refill depends on it.
+
+``w_rdy`` is the storage's own room (``depth - 2`` words behind the two registers), so it does
+not depend on ``r_en`` either.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal
+from amaranth.lib import fifo, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["RegisteredFifo"]
+
+
+class RegisteredFifo(wiring.Component):
+    def __init__(self, width: int, depth: int, fall_through: bool = False) -> None:
+        if depth < 3:
+            self._MustUse__silence = True   # never built: no "created but never used" warning
+            raise ValueError(f"RegisteredFifo needs depth >= 3, not {depth}")
+        self.width = width
+        self.depth = depth
+        self.fall_through = fall_through
+        super().__init__({
+            "w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
+            "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
+            "level": Out(range(depth + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.storage = storage = fifo.SyncFIFO(width=self.width, depth=self.depth - 2)
+        words = [Signal(self.width, name=f"word{k}") for k in range(2)]
+        full = Signal(2)          # which output registers hold a word
+        head = Signal()           # the register read next
+        tail = Signal()           # the register filled next
+        # Both pointers advance once per word.  With one register full, it is the head and the
+        # tail is the other; with none, head == tail, the storage is empty too (a register is
+        # refilled in the cycle after it empties), and the next word written is the next read.
+        tail_free = ~full.bit_select(tail, 1)
+        head_full = full.bit_select(head, 1)
+        fill = tail_free & (storage.r_rdy | self.w_en)
+        bypass = tail_free & ~storage.r_rdy
+        held = Mux(head, words[1], words[0])
+        if self.fall_through:
+            # empty: the word being written is readable now; it is still written into the tail
+            # register (an enable free of r_en) and only counted as held if it was not read
+            m.d.comb += [self.r_rdy.eq(head_full | self.w_en),
+                         self.r_data.eq(Mux(head_full, held, self.w_data))]
+        else:
+            m.d.comb += [self.r_rdy.eq(head_full), self.r_data.eq(held)]
+        pop = self.r_en & self.r_rdy
+        m.d.comb += [
+            storage.w_data.eq(self.w_data),
+            storage.w_en.eq(self.w_en & ~bypass),
+            self.w_rdy.eq(storage.w_rdy),
+            storage.r_en.eq(tail_free),
+            self.level.eq(storage.level + full[0] + full[1]),
+        ]
+        incoming = Mux(storage.r_rdy, storage.r_data, self.w_data)
+        for k in range(2):
+            with m.If(fill & (tail == k)):
+                # (head == tail == k while filling means all was empty: a fall-through read)
+                m.d.sync += [words[k].eq(incoming), full[k].eq(~(pop & (head == k)))]
+            with m.Elif(pop & (head == k)):
+                m.d.sync += full[k].eq(0)
+        with m.If(fill):
+            m.d.sync += tail.eq(~tail)
+        with m.If(pop):
+            m.d.sync += head.eq(~head)
+        return m
