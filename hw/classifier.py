@@ -3,9 +3,10 @@
 
 Ports
 -----
-``i``          : In(stream of meta) — parsed frames, with ``vip_hit``, ``vip``, ``group`` and
+``i``          : In(meta) — a parsed frame's record, with ``vip_hit``, ``vip``, ``group`` and
                  ``arp_ours`` from the VIP matcher.
-``o``          : Out(stream of meta) — ``action`` filled in.
+``o``          : Out(meta) — the same record with ``action`` (and, for a miss that is dropped,
+                 ``error`` and ``reason``) filled in.
 ``miss_to_host``: In(1) — the rule for traffic that is not ours: 1 = pass to host, 0 = drop.
 
 Rules (the model's :meth:`Appliance.match_vip` and :meth:`Appliance.decide`): a frame with a
@@ -14,13 +15,14 @@ is answered; an IPv4 frame matching an enabled entry (IP, protocol, and port unl
 takes any port or the frame carries no ports: fragments, ICMP) goes to the lowest-numbered
 matching entry; everything else follows the miss rule.
 
-Latency 1 cycle, one frame per cycle.
+Combinational (two LUT levels from the record's flags): the parser registers its result in its
+output register, beside the hasher's, so classifying adds no cycle.
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth import Module
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw.layouts import Action, meta_layout
@@ -30,21 +32,19 @@ __all__ = ["Classifier"]
 
 
 class Classifier(wiring.Component):
-    LATENCY = 1  #: cycles from input to output register
+    LATENCY = 0  #: combinational
 
     def __init__(self, params: Params) -> None:
         self.params = params
         super().__init__({
-            "i": In(stream.Signature(meta_layout(params))),
-            "o": Out(stream.Signature(meta_layout(params))),
+            "i": In(meta_layout(params)),
+            "o": Out(meta_layout(params)),
             "miss_to_host": In(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        p = self.params
-        meta = self.i.payload
-        out = Signal(meta_layout(p))
+        meta, out = self.i, self.o
         m.d.comb += out.eq(meta)
         with m.If(meta.error):
             m.d.comb += out.action.eq(Action.DROP)
@@ -57,7 +57,4 @@ class Classifier(wiring.Component):
         with m.Else():
             m.d.comb += [out.action.eq(Action.DROP), out.error.eq(1),
                          out.reason.eq(DropReason.NON_VIP)]
-        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
-        with m.If(self.i.ready):
-            m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(out)]
         return m

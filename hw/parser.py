@@ -3,19 +3,21 @@
 Ports
 -----
 ``i`` : In(stream of :func:`~openslb.hw.layouts.capture_layout`) — header window + length.
-``o`` : Out(stream of :func:`~openslb.hw.layouts.meta_layout`) — parser fields, and the flow
-        hash and Maglev indices, filled in.
+``o`` : Out(stream of :func:`~openslb.hw.layouts.meta_layout`) — parser fields, the flow
+        hash and Maglev indices, and the action, filled in.
 ``key``, ``table_size`` : In — passed to the :class:`~openslb.hw.hasher.Hasher`.
 ``vip_ip``, ``vip_service``, ``vip_group``, ``own_ip`` : In — passed to the
         :class:`~openslb.hw.vipmatch.VipMatcher`.
+``miss_to_host`` : In — passed to the :class:`~openslb.hw.classifier.Classifier`.
 
 Stage 1 selects the L3 header behind an optional VLAN tag (flagged by the capture stage),
 extracts the fields and the L4 ports behind the IPv4 options and adds the checksum words in
 pairs; stage 2 adds those in four groups and does every length comparison; stage 3 adds the
 four group sums; stage 4 checks the checksum and runs the check chain (docs/pipeline.md, "Drop
 rules"), which is exactly :func:`openslb.model.pipeline.parse`; stage 5, the output register,
-adds the hasher's result.  The hasher and the VIP matcher take their inputs from stage 1 and run
-beside stages 2 to 4 (stages 2 to 5 advance together), so neither adds latency.
+takes the record as the classifier (combinational) completes it, and the hasher's result.  The
+hasher and the VIP matcher take their inputs from stage 1 and run beside stages 2 to 4 (stages
+2 to 5 advance together), so none of the three adds latency.
 
 Latency 5 cycles (at most two adder levels per stage), throughput one frame per cycle.
 """
@@ -27,6 +29,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw import spec
+from openslb.hw.classifier import Classifier
 from openslb.hw.hasher import KEY_BITS, Hasher
 from openslb.hw.layouts import capture_layout, meta_layout
 from openslb.hw.spec import DropReason, Params
@@ -56,6 +59,7 @@ class Parser(wiring.Component):
             "vip_service": In(32).array(params.n_vips),
             "vip_group": In(32).array(params.n_vips),
             "own_ip": In(32),
+            "miss_to_host": In(1),
         })
 
     def elaborate(self, platform):
@@ -322,9 +326,12 @@ class Parser(wiring.Component):
             m.d.sync += [getattr(s4, name).eq(getattr(meta, name))
                          for name in meta.shape().members if name not in ("hash", "idx1", "idx2")]
 
-        # ---- stage 5: the output register takes the record and the hasher's result ----------
+        # ---- stage 5: the output register takes the classified record and the hasher's
+        # result ---------------------------------------------------------------------------
+        m.submodules.classifier = classifier = Classifier(p)
         out = Signal(meta_layout(p))
-        m.d.comb += [out.eq(s4), out.hash.eq(hasher.hash), out.idx1.eq(hasher.idx1),
+        m.d.comb += [classifier.i.eq(s4), classifier.miss_to_host.eq(self.miss_to_host),
+                     out.eq(classifier.o), out.hash.eq(hasher.hash), out.idx1.eq(hasher.idx1),
                      out.idx2.eq(hasher.idx2)]
         with m.If(s5_free):
             m.d.sync += [self.o.valid.eq(s4_valid), self.o.payload.eq(out)]

@@ -1,5 +1,5 @@
-"""The dispatch core: capture → parser (with the hasher and the VIP matcher beside it) →
-classifier → selector → rewriter, with the packet buffer, the decision queue, the counters and
+"""The dispatch core: capture → parser (with the hasher, the VIP matcher and the classifier
+beside it) → selector → rewriter, with the packet buffer, the decision queue, the counters and
 the register bank.
 
 Ports
@@ -23,7 +23,6 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from openslb.hw.capture import Capture
-from openslb.hw.classifier import Classifier
 from openslb.hw.counters import Counters
 from openslb.hw.layouts import beat_layout, egress_beat_layout, meta_layout
 from openslb.hw.packetbuf import PacketBuffer
@@ -38,13 +37,13 @@ from openslb.hw.spec import (DEFAULT_PARAMS, ID_MAGIC, MAC_COUNTER_NAMES, MAC_PO
 __all__ = ["DispatchCore"]
 
 DECISION_QUEUE = 16
-#: Records between the classifier and the selector.  The header pipeline in front of it never
+#: Records between the parser and the selector.  The header pipeline in front of it never
 #: stalls (its ready chain would otherwise be the longest path of the design): the capture
 #: stage only releases a record when this queue has room for every record still in flight.
 LOOKUP_QUEUE = 32
 #: Records in flight between the capture stage and the lookup queue (capture output register,
-#: parser and classifier stages), plus one for the registered credit.
-IN_FLIGHT = 1 + Parser.LATENCY + Classifier.LATENCY + 1
+#: parser stages), plus one for the registered credit.
+IN_FLIGHT = 1 + Parser.LATENCY + 1
 
 
 def _through_queue(m: Module, src, queue, dst, layout, room=None) -> None:
@@ -78,18 +77,15 @@ class DispatchCore(wiring.Component):
         m.submodules.regs = regs = RegBank(p)
         m.submodules.capture = capture = Capture(p)
         m.submodules.parser = parser = Parser(p)
-        m.submodules.classifier = classifier = Classifier(p)
         m.submodules.selector = selector = Selector(p)
         m.submodules.rewriter = rewriter = Rewriter(p)
         m.submodules.counters = counters = Counters(p)
 
         meta = meta_layout(p)
         m.submodules.packets = packets = PacketBuffer(p)
-        # first-word-fall-through queues whose read side is a register (two for the decision
-        # queue, which also passes a decision on in the cycle it is written when it is empty):
-        # the selector and the rewriter decide from registers, not from a RAM read
-        m.submodules.decisions = decisions = RegisteredFifo(meta.size, DECISION_QUEUE,
-                                                            fall_through=True)
+        # first-word-fall-through queues whose read side is a register: the selector and the
+        # rewriter decide from registers, not from a RAM read
+        m.submodules.decisions = decisions = RegisteredFifo(meta.size, DECISION_QUEUE)
 
         # register bus and the values the design presents
         wiring.connect(m, wiring.flipped(self.bus), regs.bus)
@@ -105,10 +101,9 @@ class DispatchCore(wiring.Component):
         connect(m, packets.o, rewriter.buf)
         connect(m, rewriter.o, wiring.flipped(self.o))
 
-        # header path: capture → parser (+ hasher, VIP matcher) → classifier → queue → selector →
+        # header path: capture → parser (+ hasher, VIP matcher, classifier) → queue → selector →
         # queue → rewriter
         connect(m, capture.o, parser.i)
-        connect(m, parser.o, classifier.i)
         m.submodules.lookups = lookups = RegisteredFifo(meta.size, LOOKUP_QUEUE)
         room = Signal(init=1)
         m.d.sync += room.eq(lookups.level <= LOOKUP_QUEUE - IN_FLIGHT - 1)
@@ -118,8 +113,11 @@ class DispatchCore(wiring.Component):
         commit_pending = Signal()
         in_flight = Signal(range(LOOKUP_QUEUE + DECISION_QUEUE + IN_FLIGHT + 8))
         entered = capture.o.valid & capture.o.ready
-        left = rewriter.dec.valid & rewriter.dec.ready
-        m.d.sync += in_flight.eq(in_flight + entered - left)
+        # (a record that leaves is counted out a cycle late, which only delays a commit by one
+        # cycle, so that the output's handshake stays off the counter's adder)
+        left = Signal()
+        m.d.sync += [left.eq(rewriter.dec.valid & rewriter.dec.ready),
+                     in_flight.eq(in_flight + entered - left)]
         commit_now = Signal()
         m.d.comb += commit_now.eq(commit_pending & (in_flight == 0) & ~entered)
         with m.If(regs.commit_stb):
@@ -128,7 +126,7 @@ class DispatchCore(wiring.Component):
             m.d.sync += commit_pending.eq(0)
         m.d.comb += capture.room.eq(room & ~commit_pending)
         # credit-guaranteed: the queue always has room, so the header path is never held
-        _through_queue(m, classifier.o, lookups, selector.i, meta, room=1)
+        _through_queue(m, parser.o, lookups, selector.i, meta, room=1)
         # The selector sees the decision queue's room as a register (two places of margin: a
         # write may be under way and the register lags a cycle), so no handshake path runs
         # between the queue's level and the selector's control.
@@ -139,7 +137,7 @@ class DispatchCore(wiring.Component):
         # configuration
         m.d.comb += [
             parser.own_ip.eq(regs.own_ip),
-            classifier.miss_to_host.eq(regs.ctrl[0]),
+            parser.miss_to_host.eq(regs.ctrl[0]),
             parser.key.eq(Cat(*reversed([getattr(regs, f"rss_key{k}") for k in range(10)]))),
             parser.table_size.eq(regs.table_size),
             selector.health.eq(Cat(*regs.health) if isinstance(regs.health, list)

@@ -1,5 +1,5 @@
 """VIP matcher: the VIP table compare, a fixed-latency pipeline that runs beside the parser's
-last stages (like the hasher), so the classifier after the parser needs one stage only.
+last stages (like the hasher), so the classifier can decide in the parser's output stage.
 
 Ports
 -----
