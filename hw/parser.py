@@ -15,9 +15,9 @@ extracts the fields and the L4 ports behind the IPv4 options and adds the checks
 pairs; stage 2 adds those in four groups and does every length comparison; stage 3 adds the
 four group sums; stage 4 checks the checksum and runs the check chain (docs/pipeline.md, "Drop
 rules"), which is exactly :func:`openslb.model.pipeline.parse`; stage 5, the output register,
-takes the record as the classifier (combinational) completes it, and the hasher's result.  The
-hasher and the VIP matcher take their inputs from stage 1 and run beside stages 2 to 4 (stages
-2 to 5 advance together), so none of the three adds latency.
+takes the record with the hasher's and the VIP matcher's results as the classifier
+(combinational) completes it.  The hasher and the VIP matcher take their inputs from stage 1 and
+run beside stages 2 to 4 (stages 2 to 5 advance together), so none of the three adds latency.
 
 Latency 5 cycles (at most two adder levels per stage), throughput one frame per cycle.
 """
@@ -38,6 +38,8 @@ from openslb.hw.vipmatch import VipMatcher
 __all__ = ["Parser"]
 
 L3_SPAN = 60 + 14 + 4   # the longest IPv4 header plus the L4 bytes the parser reads
+#: Record fields that the blocks beside the parser fill in stage 5.
+BESIDE = ("vip_hit", "vip", "group", "arp_ours", "hash", "idx1", "idx2")
 
 
 def _be(bytes_: list, start: int, n: int):
@@ -201,8 +203,8 @@ class Parser(wiring.Component):
         s3_valid = Signal()
         s3_total = Signal(21)
 
-        # Stages 2 to 4 advance together (and the hasher beside them), so a frame's hash leaves
-        # with its record; stages 0 and 1 fill bubbles while the output waits.
+        # Stages 2 to 5 advance together (and the hasher and the VIP matcher beside them), so a
+        # frame's hash and match leave with its record; stages 0 and 1 fill bubbles while the output waits.
         adv = Signal()
         m.submodules.hasher = hasher = Hasher(p)
         m.d.comb += [
@@ -221,9 +223,8 @@ class Parser(wiring.Component):
             m.d.comb += [vipmatch.vip_ip[k].eq(self.vip_ip[k]),
                          vipmatch.vip_service[k].eq(self.vip_service[k]),
                          vipmatch.vip_group[k].eq(self.vip_group[k])]
-        # the VIP matcher runs beside stages 2 and 3 (stage 4 registers its result with the
-        # record), the hasher beside stages 2 to 4 (the output register takes its result)
-        assert VipMatcher.LATENCY == 2 and Hasher.LATENCY == 3
+        # both run beside stages 2 to 4; the output register takes their results
+        assert VipMatcher.LATENCY == Hasher.LATENCY == 3
         s5_free = s4_free = s3_free = s2_free = adv
         s1_free = Signal()
         m.d.comb += [
@@ -313,26 +314,28 @@ class Parser(wiring.Component):
             meta.ports_known.eq(has_ports),
             meta.sport.eq(Mux(has_ports, s3.sport, 0)),
             meta.dport.eq(Mux(has_ports, s3.dport, 0)),
-            meta.vip_hit.eq(vipmatch.hit),
-            meta.vip.eq(vipmatch.vip),
-            meta.group.eq(vipmatch.group),
-            meta.arp_ours.eq(vipmatch.arp_ours),
             meta.tcp_flags.eq(Mux(has_ports & (s3.proto == spec.PROTO_TCP), s3.tcp_flags, 0)),
         ]
         s4 = Signal(meta_layout(p))
         s4_valid = Signal()
         with m.If(s4_free):
             m.d.sync += [s4_valid.eq(s3_valid)]
+            # (the fields the hasher and the VIP matcher fill are left out)
             m.d.sync += [getattr(s4, name).eq(getattr(meta, name))
-                         for name in meta.shape().members if name not in ("hash", "idx1", "idx2")]
+                         for name in meta.shape().members if name not in BESIDE]
 
-        # ---- stage 5: the output register takes the classified record and the hasher's
-        # result ---------------------------------------------------------------------------
+        # ---- stage 5: the output register takes the record with the VIP matcher's and the
+        # hasher's results, as the classifier completes it ----------------------------------
         m.submodules.classifier = classifier = Classifier(p)
-        out = Signal(meta_layout(p))
-        m.d.comb += [classifier.i.eq(s4), classifier.miss_to_host.eq(self.miss_to_host),
-                     out.eq(classifier.o), out.hash.eq(hasher.hash), out.idx1.eq(hasher.idx1),
-                     out.idx2.eq(hasher.idx2)]
+        record = Signal(meta_layout(p))
+        m.d.comb += [
+            record.eq(s4),
+            record.vip_hit.eq(vipmatch.hit), record.vip.eq(vipmatch.vip),
+            record.group.eq(vipmatch.group), record.arp_ours.eq(vipmatch.arp_ours),
+            record.hash.eq(hasher.hash), record.idx1.eq(hasher.idx1),
+            record.idx2.eq(hasher.idx2),
+            classifier.i.eq(record), classifier.miss_to_host.eq(self.miss_to_host),
+        ]
         with m.If(s5_free):
-            m.d.sync += [self.o.valid.eq(s4_valid), self.o.payload.eq(out)]
+            m.d.sync += [self.o.valid.eq(s4_valid), self.o.payload.eq(classifier.o)]
         return m

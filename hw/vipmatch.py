@@ -14,13 +14,14 @@ Ports
 ``vip``, ``group`` : Out — the lowest-numbered matching entry and its group (0 without a hit).
 ``arp_ours`` : Out(1) — ``arp_tpa`` is the appliance's IP or an enabled VIP.
 
-Stage 1 compares each field against every entry; stage 2 combines them and keeps the lowest
-match as a one-hot vector; the
-outputs encode it combinationally (an AND-OR, not a wide multiplexer), for the user to register
-(the parser, with its record), like the hasher's.  The rules are the model's
-:meth:`~openslb.model.pipeline.Appliance.match_vip`.
+Stage 1 registers the fields here (the user's registers also feed the hasher, whose Toeplitz
+terms load every bit 32 times: a private copy keeps the compares' inputs local); stage 2
+compares each field against every entry; stage 3 combines them and keeps the lowest match as a
+one-hot vector; the outputs encode it combinationally (an AND-OR, not a wide multiplexer), for
+the user to register (the parser, with its record), like the hasher's.  The rules are the
+model's :meth:`~openslb.model.pipeline.Appliance.match_vip`.
 
-Latency 2 enabled cycles, one frame per cycle.
+Latency 3 enabled cycles, one frame per cycle.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ __all__ = ["VipMatcher"]
 
 
 class VipMatcher(wiring.Component):
-    LATENCY = 2  #: enabled cycles from the inputs to the outputs
+    LATENCY = 3  #: enabled cycles from the inputs to the outputs
 
     def __init__(self, params: Params) -> None:
         self.params = params
@@ -65,29 +66,37 @@ class VipMatcher(wiring.Component):
         p = self.params
         n = p.n_vips
 
-        # ---- stage 1: compare each field against every entry --------------------------------
+        # ---- stage 1: a private copy of the fields -------------------------------------------
+        dst, proto, dport, ports_known, arp_tpa = (
+            Signal.like(sig, name=f"in_{sig.name}")
+            for sig in (self.dst, self.proto, self.dport, self.ports_known, self.arp_tpa))
+        with m.If(self.en):
+            m.d.sync += [dst.eq(self.dst), proto.eq(self.proto), dport.eq(self.dport),
+                         ports_known.eq(self.ports_known), arp_tpa.eq(self.arp_tpa)]
+
+        # ---- stage 2: compare each field against every entry --------------------------------
         ip_eq, proto_eq, port_ok, arp_vip = (Signal(n, name=nm) for nm in
                                              ("ip_eq", "proto_eq", "port_ok", "arp_vip"))
         for k in range(n):
             svc = self.vip_service[k]
             enable, any_port = svc[24], svc[25]
-            port, proto = svc[0:16], svc[16:24]
+            port, svc_proto = svc[0:16], svc[16:24]
             m.d.comb += [
-                ip_eq[k].eq(enable & (self.vip_ip[k] == self.dst)),
-                proto_eq[k].eq(proto == self.proto),
-                port_ok[k].eq(any_port | ~self.ports_known | (port == self.dport)),
-                arp_vip[k].eq(enable & (self.vip_ip[k] == self.arp_tpa)),
+                ip_eq[k].eq(enable & (self.vip_ip[k] == dst)),
+                proto_eq[k].eq(svc_proto == proto),
+                port_ok[k].eq(any_port | ~ports_known | (port == dport)),
+                arp_vip[k].eq(enable & (self.vip_ip[k] == arp_tpa)),
             ]
         s1_ip, s1_proto, s1_port, s1_arp_vip = (Signal(n, name=f"s1_{sig.name}")
                                                 for sig in (ip_eq, proto_eq, port_ok, arp_vip))
         s1_arp_own = Signal()
         with m.If(self.en):
             m.d.sync += [s1_ip.eq(ip_eq), s1_proto.eq(proto_eq), s1_port.eq(port_ok),
-                         s1_arp_vip.eq(arp_vip), s1_arp_own.eq(self.arp_tpa == self.own_ip)]
+                         s1_arp_vip.eq(arp_vip), s1_arp_own.eq(arp_tpa == self.own_ip)]
         s1_match = Signal(n)
         m.d.comb += s1_match.eq(s1_ip & s1_proto & s1_port)
 
-        # ---- stage 2: the lowest match as a one-hot vector ------------------------------------
+        # ---- stage 3: the lowest match as a one-hot vector ------------------------------------
         first = Signal(n)
         for k in range(n):
             m.d.comb += first[k].eq(s1_match[k] & ~(s1_match[:k].any() if k else 0))
