@@ -94,7 +94,7 @@ class Parser(wiring.Component):
             "length": 16, "oversize": 1, "vlan": 1, "ethertype": 16,
             "version": 4, "ihl": 4, "flags_frag": 16, "proto": 8,
             "src": 32, "dst": 32, "sport": 16, "dport": 16, "tcp_flags": 8,
-            "csum_parts": data.ArrayLayout(17, 15),
+            "csum_parts": data.ArrayLayout(17, 15), "csum_use": 15,
             "eth_src": 48, "arp_ok": 1, "arp_sha": 48, "arp_spa": 32, "arp_tpa": 32,
             # the lengths the checks compare (stage 2 compares them)
             "beats_m1": 16, "total": 16, "hl": 6,
@@ -116,10 +116,12 @@ class Parser(wiring.Component):
                 with m.Default():
                     m.d.comb += sig.eq(0)
 
-        # One's-complement checksum: 30 words masked by IHL, summed in six groups of five.
+        # One's-complement checksum over the IHL words of the header: pairs of 16-bit words
+        # (one 32-bit header word each) here, masked by IHL and summed in four groups in stage 2,
+        # the total in stage 3.
         words = [Signal(16, name=f"hw{k}") for k in range(30)]
         for k in range(30):
-            m.d.comb += words[k].eq(Mux(k < ihl * 2, _be(l3, 2 * k, 2), 0))
+            m.d.comb += words[k].eq(_be(l3, 2 * k, 2))
 
         n = s0.length
         l3_off = Mux(s0.vlan, spec.ETH_HEADER + spec.VLAN_TAG, spec.ETH_HEADER)
@@ -173,7 +175,10 @@ class Parser(wiring.Component):
             next_s1.has_ports.eq(has_ports),
         ]
         for g in range(15):
-            m.d.comb += next_s1.csum_parts[g].eq(words[2 * g] + words[2 * g + 1])
+            # 32-bit word g of the header is in it when g < IHL: the pair is added unmasked
+            # here and dropped in stage 2 (the mask would sit behind the IHL select)
+            m.d.comb += [next_s1.csum_parts[g].eq(words[2 * g] + words[2 * g + 1]),
+                         next_s1.csum_use[g].eq(g < ihl)]
 
         # ---- stage 2: the checksum's total and every length comparison ---------------------
         s2 = Signal(data.StructLayout({
@@ -235,7 +240,7 @@ class Parser(wiring.Component):
         with m.If(s1_free):
             m.d.sync += [s1_valid.eq(self.i.valid), s1.eq(next_s1)]
         with m.If(s2_free):
-            parts = [s1.csum_parts[g] for g in range(15)] + [0]
+            parts = [Mux(s1.csum_use[g], s1.csum_parts[g], 0) for g in range(15)] + [0]
             m.d.sync += s2_valid.eq(s1_valid)
             m.d.sync += [s2_sums[q].eq((parts[4 * q] + parts[4 * q + 1])
                                        + (parts[4 * q + 2] + parts[4 * q + 3]))
