@@ -106,15 +106,25 @@ class Parser(wiring.Component):
         ihl = Signal(4)
         m.d.comb += ihl.eq(l3[0][0:4])
 
-        # L4 bytes 0-3 (ports) and 13 (TCP flags) behind 5..15 option words.
+        # L4 bytes 0-3 (ports) and 13 (TCP flags) behind 5..15 option words: picked for both
+        # places of the L3 header (behind a VLAN tag or not), each by its own IHL straight from
+        # the window register, then one 2:1 multiplexer by the VLAN flag, so no logic sits in
+        # front of the wide selects.
+        def window_byte(j):
+            return wb[j] if j < spec.HEADER_WINDOW else Const(0, 8)
         l4 = {k: Signal(8, name=f"l4b{k}") for k in (0, 1, 2, 3, 13)}
         for k, sig in l4.items():
-            with m.Switch(ihl):
-                for words in range(5, 16):
-                    with m.Case(words):
-                        m.d.comb += sig.eq(l3[4 * words + k])
-                with m.Default():
-                    m.d.comb += sig.eq(0)
+            picks = []
+            for l3_at in (spec.ETH_HEADER, spec.ETH_HEADER + spec.VLAN_TAG):
+                pick = Signal(8, name=f"l4b{k}_at{l3_at}")
+                with m.Switch(window_byte(l3_at)[0:4]):
+                    for words in range(5, 16):
+                        with m.Case(words):
+                            m.d.comb += pick.eq(window_byte(l3_at + 4 * words + k))
+                    with m.Default():
+                        m.d.comb += pick.eq(0)
+                picks.append(pick)
+            m.d.comb += sig.eq(Mux(vlan, picks[1], picks[0]))
 
         # One's-complement checksum over the IHL words of the header: pairs of 16-bit words
         # (one 32-bit header word each) here, masked by IHL and summed in four groups in stage 2,
