@@ -209,7 +209,15 @@ class MacTx(wiring.Component):
         ]
         en, d = Signal(), Signal(8)
         m.d.sync += [self.tx_en.eq(en), self.txd.eq(d), self.tx_er.eq(0)]
+        # The CRC folds each byte in a cycle after it is sent (byte_q): the frame FIFO's RAM
+        # read is then one register away from the CRC logic, not in front of it.  The first
+        # FCS byte folds in the last data byte on the way.
         crc = Signal(32, init=CRC32_INIT)
+        byte_q = Signal(8)
+        fold = Signal()
+        crc_now = Signal(32)
+        m.d.comb += crc_now.eq(Mux(fold, crc32_update(crc, byte_q), crc))
+        m.d.sync += [crc.eq(crc_now), fold.eq(0)]
         n = Signal(16)
         ended = Signal()
         src = frames.o
@@ -228,7 +236,7 @@ class MacTx(wiring.Component):
                 # frame bytes, then zero padding up to 60 bytes
                 byte = Mux(ended, 0, src.payload.data)
                 m.d.comb += [en.eq(1), d.eq(byte), src.ready.eq(~ended)]
-                m.d.sync += [crc.eq(crc32_update(crc, byte)), n.eq(n + 1)]
+                m.d.sync += [byte_q.eq(byte), fold.eq(1), n.eq(n + 1)]
                 last_now = ~ended & src.payload.last
                 with m.If(last_now):
                     m.d.sync += ended.eq(1)
@@ -236,7 +244,7 @@ class MacTx(wiring.Component):
                     m.d.sync += n.eq(0)
                     m.next = "FCS"
             with m.State("FCS"):
-                m.d.comb += [en.eq(1), d.eq((~crc).word_select(n[0:2], 8))]
+                m.d.comb += [en.eq(1), d.eq((~crc_now).word_select(n[0:2], 8))]
                 m.d.sync += n.eq(n + 1)
                 with m.If(n == 3):
                     m.d.sync += [n.eq(0), self.tx_frames.eq(self.tx_frames + 1)]
