@@ -24,7 +24,8 @@ from amaranth.lib.wiring import In, Out, connect
 
 from openslb.hw.capture import Capture
 from openslb.hw.counters import Counters
-from openslb.hw.layouts import beat_layout, egress_beat_layout, meta_layout
+from openslb.hw.layouts import (DECISION_FIELDS, beat_layout, decision_layout, egress_beat_layout,
+                                meta_layout)
 from openslb.hw.packetbuf import PacketBuffer
 from openslb.hw.parser import Parser
 from openslb.hw.regbank import BusSignature, RegBank
@@ -46,12 +47,13 @@ LOOKUP_QUEUE = 32
 IN_FLIGHT = 1 + Parser.LATENCY + 1
 
 
-def _through_queue(m: Module, src, queue, dst, layout, room=None) -> None:
+def _through_queue(m: Module, src, queue, dst, layout, room=None, w_data=None) -> None:
     """Connect stream ``src`` → ``queue`` (a FIFO of packed payloads) → ``dst``.
     ``room``, when given, replaces the queue's own ``w_rdy`` as ``src.ready`` (a constant for a
-    credit-guaranteed queue, a register for a queue whose level must stay off ``src``'s paths)."""
+    credit-guaranteed queue, a register for a queue whose level must stay off ``src``'s paths).
+    ``w_data``, when given, is what is queued instead of ``src``'s whole payload."""
     m.d.comb += [
-        queue.w_data.eq(src.payload.as_value()),
+        queue.w_data.eq(src.payload.as_value() if w_data is None else w_data.as_value()),
         queue.w_en.eq(src.valid if room is None else src.valid & room),
         src.ready.eq(queue.w_rdy if room is None else room),
         dst.payload.eq(data.View(layout, queue.r_data)),
@@ -85,7 +87,8 @@ class DispatchCore(wiring.Component):
         m.submodules.packets = packets = PacketBuffer(p)
         # first-word-fall-through queues whose read side is a register: the selector and the
         # rewriter decide from registers, not from a RAM read
-        m.submodules.decisions = decisions = RegisteredFifo(meta.size, DECISION_QUEUE)
+        decision = decision_layout(p)
+        m.submodules.decisions = decisions = RegisteredFifo(decision.size, DECISION_QUEUE)
 
         # register bus and the values the design presents
         wiring.connect(m, wiring.flipped(self.bus), regs.bus)
@@ -132,7 +135,13 @@ class DispatchCore(wiring.Component):
         # between the queue's level and the selector's control.
         decision_room = Signal()
         m.d.sync += decision_room.eq(decisions.level <= DECISION_QUEUE - 3)
-        _through_queue(m, selector.o, decisions, rewriter.dec, meta, room=decision_room)
+        # only the fields the rewriter reads are queued (fewer bits: a narrower RAM whose write
+        # enable reaches fewer slices)
+        queued = Signal(decision)
+        m.d.comb += [getattr(queued, name).eq(getattr(selector.o.payload, name))
+                     for name in DECISION_FIELDS]
+        _through_queue(m, selector.o, decisions, rewriter.dec, decision, room=decision_room,
+                       w_data=queued)
 
         # configuration
         m.d.comb += [

@@ -2,7 +2,8 @@
 
 Ports
 -----
-``dec``     : In(stream of meta) — one decision per frame, in frame order.
+``dec``     : In(stream of :func:`~openslb.hw.layouts.decision_layout`) — one decision per
+              frame, in frame order.
 ``buf``     : In(stream of stored beats) — the packet buffer.
 ``o``       : Out(stream of :func:`~openslb.hw.layouts.egress_beat_layout`).
 ``own_mac`` : In(48) — the appliance MAC (byte 0 in bits 47:40).
@@ -24,7 +25,7 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from openslb.hw.layouts import Action, egress_beat_layout, meta_layout, stored_beat_layout
+from openslb.hw.layouts import Action, decision_layout, egress_beat_layout, stored_beat_layout
 from openslb.hw.spec import ETH_HEADER, REWRITE_BYTES, VLAN_TAG, EgressPort, Params
 
 __all__ = ["Rewriter"]
@@ -39,7 +40,7 @@ class Rewriter(wiring.Component):
     def __init__(self, params: Params) -> None:
         self.params = params
         super().__init__({
-            "dec": In(stream.Signature(meta_layout(params))),
+            "dec": In(stream.Signature(decision_layout(params))),
             "buf": In(stream.Signature(stored_beat_layout(params))),
             "o": Out(stream.Signature(egress_beat_layout(params))),
             "own_mac": In(48),
