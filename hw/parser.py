@@ -219,7 +219,8 @@ class Parser(wiring.Component):
         s3_total = Signal(21)
 
         # Stages 2 to 5 advance together (and the hasher and the VIP matcher beside them), so a
-        # frame's hash and match leave with its record; stages 0 and 1 fill bubbles while the output waits.
+        # frame's hash and match leave with its record; stages 0 and 1 fill bubbles while the
+        # output waits.
         adv = Signal()
         m.submodules.hasher = hasher = Hasher(p)
         m.d.comb += [

@@ -87,29 +87,29 @@ class VipMatcher(wiring.Component):
                 port_ok[k].eq(any_port | ~ports_known | (port == dport)),
                 arp_vip[k].eq(enable & (self.vip_ip[k] == arp_tpa)),
             ]
-        s1_ip, s1_proto, s1_port, s1_arp_vip = (Signal(n, name=f"s1_{sig.name}")
+        s2_ip, s2_proto, s2_port, s2_arp_vip = (Signal(n, name=f"s2_{sig.name}")
                                                 for sig in (ip_eq, proto_eq, port_ok, arp_vip))
-        s1_arp_own = Signal()
+        s2_arp_own = Signal()
         with m.If(self.en):
-            m.d.sync += [s1_ip.eq(ip_eq), s1_proto.eq(proto_eq), s1_port.eq(port_ok),
-                         s1_arp_vip.eq(arp_vip), s1_arp_own.eq(arp_tpa == self.own_ip)]
-        s1_match = Signal(n)
-        m.d.comb += s1_match.eq(s1_ip & s1_proto & s1_port)
+            m.d.sync += [s2_ip.eq(ip_eq), s2_proto.eq(proto_eq), s2_port.eq(port_ok),
+                         s2_arp_vip.eq(arp_vip), s2_arp_own.eq(arp_tpa == self.own_ip)]
+        s2_match = Signal(n)
+        m.d.comb += s2_match.eq(s2_ip & s2_proto & s2_port)
 
         # ---- stage 3: the lowest match as a one-hot vector ------------------------------------
         first = Signal(n)
         for k in range(n):
-            m.d.comb += first[k].eq(s1_match[k] & ~(s1_match[:k].any() if k else 0))
-        s2_first = Signal(n)
+            m.d.comb += first[k].eq(s2_match[k] & ~(s2_match[:k].any() if k else 0))
+        s3_first = Signal(n)
         with m.If(self.en):
-            m.d.sync += [s2_first.eq(first),
-                         self.arp_ours.eq(s1_arp_own | s1_arp_vip.any())]
+            m.d.sync += [s3_first.eq(first),
+                         self.arp_ours.eq(s2_arp_own | s2_arp_vip.any())]
 
         # ---- output: encode the one-hot vector (AND-OR; the user registers it) ---------------
         m.d.comb += [
-            self.hit.eq(s2_first.any()),
-            self.vip.eq(reduce(or_, [Mux(s2_first[k], k, 0) for k in range(n)])),
-            self.group.eq(reduce(or_, [Mux(s2_first[k], self.vip_group[k][0:p.group_bits], 0)
+            self.hit.eq(s3_first.any()),
+            self.vip.eq(reduce(or_, [Mux(s3_first[k], k, 0) for k in range(n)])),
+            self.group.eq(reduce(or_, [Mux(s3_first[k], self.vip_group[k][0:p.group_bits], 0)
                                        for k in range(n)])),
         ]
         return m
