@@ -9,15 +9,12 @@ Ports (those of :class:`amaranth.lib.fifo.SyncFIFO`, so it drops in for one)
 ``level``  : Out(range(depth + 1)) — words held.
 
 Latency: one cycle from a write to its word on ``r_data`` (as ``SyncFIFO``'s), because a write
-into an empty FIFO bypasses the storage; with ``fall_through=True``, none: a word written into
-an empty FIFO is on ``r_data`` in the same cycle, and leaves at once if it is read.
-Throughput: one word per cycle in and out.
+into an empty FIFO bypasses the storage.  Throughput: one word per cycle in and out.
 
 Why: the read side of ``SyncFIFO`` is a distributed-RAM read at the read pointer, so a consumer
 that decides from ``r_data`` whether to take it builds a path pointer → RAM → decision → pointer;
 on an ECP5 this path (lookup queue → selector) limited the whole core.  Here the consumer sees
-registers through one 2:1 multiplexer level (two with ``fall_through``, whose second input is
-``w_data``).
+registers through one 2:1 multiplexer level.
 
 How: two output registers that take turns.  A read only clears the head's valid bit and moves
 the head pointer; the register just emptied is refilled in a later cycle from the storage, or
@@ -39,13 +36,12 @@ __all__ = ["RegisteredFifo"]
 
 
 class RegisteredFifo(wiring.Component):
-    def __init__(self, width: int, depth: int, fall_through: bool = False) -> None:
+    def __init__(self, width: int, depth: int) -> None:
         if depth < 3:
             self._MustUse__silence = True   # never built: no "created but never used" warning
             raise ValueError(f"RegisteredFifo needs depth >= 3, not {depth}")
         self.width = width
         self.depth = depth
-        self.fall_through = fall_through
         super().__init__({
             "w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
             "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
@@ -66,14 +62,7 @@ class RegisteredFifo(wiring.Component):
         head_full = full.bit_select(head, 1)
         fill = tail_free & (storage.r_rdy | self.w_en)
         bypass = tail_free & ~storage.r_rdy
-        held = Mux(head, words[1], words[0])
-        if self.fall_through:
-            # empty: the word being written is readable now; it is still written into the tail
-            # register (an enable free of r_en) and only counted as held if it was not read
-            m.d.comb += [self.r_rdy.eq(head_full | self.w_en),
-                         self.r_data.eq(Mux(head_full, held, self.w_data))]
-        else:
-            m.d.comb += [self.r_rdy.eq(head_full), self.r_data.eq(held)]
+        m.d.comb += [self.r_rdy.eq(head_full), self.r_data.eq(Mux(head, words[1], words[0]))]
         pop = self.r_en & self.r_rdy
         m.d.comb += [
             storage.w_data.eq(self.w_data),
@@ -85,8 +74,7 @@ class RegisteredFifo(wiring.Component):
         incoming = Mux(storage.r_rdy, storage.r_data, self.w_data)
         for k in range(2):
             with m.If(fill & (tail == k)):
-                # (head == tail == k while filling means all was empty: a fall-through read)
-                m.d.sync += [words[k].eq(incoming), full[k].eq(~(pop & (head == k)))]
+                m.d.sync += [words[k].eq(incoming), full[k].eq(1)]
             with m.Elif(pop & (head == k)):
                 m.d.sync += full[k].eq(0)
         with m.If(fill):
