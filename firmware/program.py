@@ -70,6 +70,9 @@ def program(cfg: ApplianceConfig) -> list[Write]:
                 "VIP_SERVICE", port=v.port or 0, proto=v.proto, enable=1,
                 any_port=int(v.port is None), mode=int(Mode(v.mode)))),
         ]
+    w.append((address("CONN_CTRL"), pack_fields("CONN_CTRL", enable=int(cfg.conn.enabled))))
+    w += [(address("CONN_TIMEOUT", int(kind)), ticks) for kind, ticks in cfg.conn.timeouts().items()]
+    w.append((address("CONN_TICK_CYCLES"), cfg.conn.tick_cycles))
     for g in sorted(cfg.groups):
         w += table_writes(g, cfg.table(g), p.index_bits)
     # the health mask is live (not committed): reals that only the new tables use may be marked

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from openslb.hw.spec import (DEFAULT_PARAMS, DEFAULT_TABLE_SIZE, PROTO_TCP, PROTO_UDP, Mode,
                              Params, UART_DEFAULT_BAUD)
 from openslb.model import maglev
-from openslb.model.config import (ApplianceConfig, ConfigError, Group as HwGroup, RealServer,
+from openslb.model.config import (ApplianceConfig, ConfigError, ConnConfig, Group as HwGroup, RealServer,
                                   VirtualService)
 
 __all__ = ["Real", "Group", "Service", "Virt", "SlbConfig", "ConfigError", "hash_password",
@@ -123,6 +123,7 @@ class SlbConfig:
     table_size: int = DEFAULT_TABLE_SIZE
     miss: str = "drop"          #: what happens to traffic for no VIP: drop | host
     params: Params = DEFAULT_PARAMS
+    conn: ConnConfig = field(default_factory=ConnConfig)   #: connection table (/cfg/slb/adv)
 
     def copy(self) -> "SlbConfig":
         return copy.deepcopy(self)
@@ -221,7 +222,8 @@ class SlbConfig:
                                           mode=Mode.DSR)
         cfg = ApplianceConfig(own_mac=self.if_mac, own_ip=self.if_ip, reals=reals, groups=groups,
                               virts=virts, miss_to_host=self.miss == "host",
-                              table_size=self.table_size, params=self.params)
+                              table_size=self.table_size, params=self.params,
+                              conn=copy.deepcopy(self.conn))
         # a group whose reals are all operator-disabled keeps an empty table: its traffic
         # falls to the backup real or is dropped as NO_REAL, as the hardware rule says
         return cfg

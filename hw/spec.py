@@ -17,6 +17,7 @@ __all__ = [
     "Params", "Access", "Register", "REGISTERS", "REG", "COUNTERS", "DropReason",
     "EgressPort", "Mode", "RSS_DEFAULT_KEY", "maglev_indices", "render_register_doc",
     "BridgeCmd", "BridgeStatus", "BRIDGE_MAX_BURST", "UART_DEFAULT_BAUD",
+    "ConnState", "ConnTimeout", "conn_entry_fields", "conn_split", "CONN_STAMP_BITS",
 ]
 
 
@@ -42,6 +43,11 @@ class Params:
     table_stride:
         Words reserved per group in the Maglev memory; the table size ``M`` (a register, a prime,
         default 4093) must not exceed it.
+    conn_buckets:
+        Buckets of the connection table (each holds ``conn_ways`` flows); the bucket is the low
+        ``log2(conn_buckets)`` bits of the flow hash.
+    conn_ways:
+        Flows per bucket (the ways are read and compared in parallel).
     max_frame:
         Longest frame (bytes, without FCS) that is forwarded; longer frames are dropped as
         ``OVERSIZE``.  The packet buffer holds two such frames.
@@ -52,17 +58,24 @@ class Params:
     n_groups: int = 16
     n_reals: int = 256
     table_stride: int = 4096
+    conn_buckets: int = 1024
+    conn_ways: int = 4
     max_frame: int = 2048
 
     def __post_init__(self) -> None:
         if self.width not in (8, 16, 32, 64, 128):
             raise ValueError(f"width must be 8, 16, 32, 64 or 128 bits, not {self.width}")
-        for name in ("n_vips", "n_groups", "n_reals", "table_stride"):
+        for name in ("n_vips", "n_groups", "n_reals", "table_stride", "conn_buckets",
+                     "conn_ways"):
             value = getattr(self, name)
             if value < 1 or value & (value - 1):
                 raise ValueError(f"{name} must be a power of two, not {value}")
         if self.n_reals > 256:
             raise ValueError("a table entry is 8 bits: at most 256 reals")
+        if self.conn_ways > 8:
+            raise ValueError("conn_ways must be 1, 2, 4 or 8")
+        if not 16 <= self.conn_buckets <= 16384:
+            raise ValueError("conn_buckets must be 16..16384 (one block RAM deep at most)")
         if self.max_frame % 16 or self.max_frame < 128:
             raise ValueError("max_frame must be a multiple of 16 and at least 128")
 
@@ -86,6 +99,15 @@ class Params:
     @property
     def vip_bits(self) -> int:
         return max(1, (self.n_vips - 1).bit_length())
+
+    @property
+    def conn_bucket_bits(self) -> int:
+        return (self.conn_buckets - 1).bit_length()
+
+    @property
+    def conn_flows(self) -> int:
+        """Flows the connection table holds."""
+        return self.conn_buckets * self.conn_ways
 
     @property
     def buffer_beats(self) -> int:
@@ -169,7 +191,91 @@ DROP_DOC = {
 COUNTERS: tuple[str, ...] = (
     "RX_FRAMES", "RX_BYTES", "RX_ARP", "RX_IPV4", "RX_IPV6", "RX_OTHER", "RX_FRAGMENTS",
     "TX_SERVER", "TX_CLIENT", "TX_HOST",
-) + tuple(f"DROP_{r.name}" for r in DropReason)
+) + tuple(f"DROP_{r.name}" for r in DropReason) + (
+    # connection table, per tracked frame (a VIP frame of a TCP/UDP flow with its ports, when
+    # the table is enabled): exactly one of HIT / MISS; a miss may then learn (NEW), evicting a
+    # half-open entry (EVICT), or find its bucket full of live entries (FULL)
+    "CONN_HIT", "CONN_MISS", "CONN_NEW", "CONN_EVICT", "CONN_FULL",
+)
+
+COUNTER_DOC = {
+    "CONN_HIT": "tracked frames that found their flow's entry (they keep its real while it is up)",
+    "CONN_MISS": "tracked frames with no live entry (they follow the Maglev table)",
+    "CONN_NEW": "entries learned (first packet of a flow: TCP SYN without ACK, any UDP datagram)",
+    "CONN_EVICT": "learned entries that replaced a half-open (SYN) entry of another flow",
+    "CONN_FULL": "flows not learned: every way of their bucket held a live established entry",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Connection table
+# --------------------------------------------------------------------------------------------
+
+#: Bits of the time stamp kept in an entry (time is counted in ticks of CONN_TICK_CYCLES).
+CONN_STAMP_BITS = 12
+#: Longest timeout in ticks.  An entry past its timeout is cleared by the scrubber (or by the
+#: next write to its bucket) well before its 12-bit age wraps around (4096 ticks).
+CONN_TIMEOUT_MAX = 2047
+#: Cycles the scrubber may wait for an idle selector cycle before it takes one anyway.
+CONN_SCRUB_STARVE_CYCLES = 4096
+
+#: TCP flag bits (the parser's ``tcp_flags``, byte 13 of the TCP header).
+TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
+
+
+class ConnState(enum.IntEnum):
+    """State of a connection-table entry."""
+    FREE = 0     #: empty way
+    SYN = 1      #: TCP, only the client's SYN seen (half-open: may be evicted by a new flow)
+    OPEN = 2     #: TCP established (an ACK without SYN seen), or a UDP flow
+    CLOSING = 3  #: TCP FIN or RST seen (short timeout)
+
+
+class ConnTimeout(enum.IntEnum):
+    """Index into the CONN_TIMEOUT registers: which timeout applies to an entry."""
+    SYN = 0
+    OPEN = 1
+    CLOSING = 2
+    UDP = 3
+
+
+#: Default timeouts in ticks (with the default tick of one second, close to IPVS' defaults:
+#: half-open 30 s, established 10 min, closing 10 s, UDP 2 min).
+CONN_TIMEOUT_DEFAULTS = {ConnTimeout.SYN: 30, ConnTimeout.OPEN: 600, ConnTimeout.CLOSING: 10,
+                         ConnTimeout.UDP: 120}
+
+
+def conn_timeout_index(state: int, udp: bool) -> ConnTimeout:
+    """The timeout that applies to a live entry."""
+    return ConnTimeout.UDP if udp else ConnTimeout(state - 1)
+
+
+def conn_entry_fields(p: Params) -> tuple[tuple[str, int], ...]:
+    """One way of a bucket, LSB first: ``(name, bits)``.  The digest is the part of the 32-bit
+    flow hash above the bucket bits, so an entry matches exactly the flows with its full hash
+    (flows with one hash also share one Maglev slot)."""
+    return (("state", 2), ("udp", 1), ("stamp", CONN_STAMP_BITS), ("real", p.real_bits),
+            ("digest", 32 - p.conn_bucket_bits))
+
+
+def conn_entry_bits(p: Params) -> int:
+    return sum(width for _, width in conn_entry_fields(p))
+
+
+def conn_split(hash32: int, p: Params) -> tuple[int, int]:
+    """``(bucket, digest)`` of a flow hash."""
+    return hash32 & (p.conn_buckets - 1), hash32 >> p.conn_bucket_bits
+
+
+def conn_next_state(state: ConnState, flags: int) -> ConnState:
+    """An entry's TCP state after a packet with TCP ``flags`` (``FREE`` for a new entry)."""
+    if flags & (TCP_FIN | TCP_RST):
+        return ConnState.CLOSING
+    if flags & TCP_SYN and not flags & TCP_ACK:
+        return ConnState.SYN if state in (ConnState.FREE, ConnState.CLOSING) else state
+    if state == ConnState.SYN and flags & TCP_ACK:
+        return ConnState.OPEN
+    return state
 
 
 
@@ -222,7 +328,8 @@ def _registers(p: Params) -> tuple[Register, ...]:
         Register("ID", 0x000, Access.RO, "Magic number 0x534C4231 ('SLB1')."),
         Register("PARAMS", 0x001, Access.RO, "Elaboration parameters.",
                  fields=(("width", 0, 8), ("vip_bits", 8, 4), ("group_bits", 12, 4),
-                         ("real_bits", 16, 4), ("index_bits", 20, 5))),
+                         ("real_bits", 16, 4), ("index_bits", 20, 5),
+                         ("conn_bucket_bits", 25, 4), ("conn_ways_log2", 29, 2))),
         Register("CTRL", 0x002, Access.RW, "Global control.", committed=C,
                  fields=(("miss_to_host", 0, 1),)),
         Register("COMMIT", 0x003, Access.STROBE,
@@ -287,6 +394,24 @@ def _registers(p: Params) -> tuple[Register, ...]:
                  fields=(("index", 0, 8), ("real", 15, 1))),
         Register("STAT", 0x141, Access.RO,
                  "Latched entry: packets lo, packets hi, bytes lo, bytes hi.", count=4),
+        Register("CONN_CTRL", 0x160, Access.RW,
+                 "Connection table control: `enable` tracks TCP/UDP flows of every VIP.",
+                 committed=C, fields=(("enable", 0, 1),)),
+        Register("CONN_TIMEOUT", 0x161, Access.RW,
+                 f"Timeouts in ticks (at most {CONN_TIMEOUT_MAX}), indexed by ConnTimeout: "
+                 "half-open TCP, established TCP, closing TCP (after FIN/RST), UDP.",
+                 count=4, committed=C),
+        Register("CONN_TICK_CYCLES", 0x165, Access.RW,
+                 "Clock cycles per tick of connection time (0: time moves only by CONN_TICK).",
+                 reset=0),
+        Register("CONN_TICK", 0x166, Access.STROBE,
+                 "Write n: advance connection time by n ticks at once."),
+        Register("CONN_NOW", 0x167, Access.RO, "Connection time in ticks."),
+        Register("CONN_FLUSH", 0x168, Access.STROBE,
+                 "Write 1: clear every entry (the scrubber walks the table; CONN_STATUS.flushing "
+                 "is 1 until it is done)."),
+        Register("CONN_STATUS", 0x169, Access.RO, "Connection table status.",
+                 fields=(("flushing", 0, 1),)),
         Register("MAC_STAT", 0x150, Access.RO,
                  "Ethernet MAC receive counters (board tops; 0 without MACs): word "
                  f"{len(MAC_COUNTER_NAMES)} * port + n counts {', '.join(MAC_COUNTER_NAMES)}.",
@@ -325,7 +450,9 @@ ADDR_BITS = 10
 
 def params_word(p: Params) -> int:
     """Value of the PARAMS register for ``p``."""
-    return p.width | p.vip_bits << 8 | p.group_bits << 12 | p.real_bits << 16 | p.index_bits << 20
+    return (p.width | p.vip_bits << 8 | p.group_bits << 12 | p.real_bits << 16
+            | p.index_bits << 20 | p.conn_bucket_bits << 25
+            | (p.conn_ways.bit_length() - 1) << 29)
 
 
 # --------------------------------------------------------------------------------------------
@@ -413,8 +540,14 @@ def render_register_doc(p: Params = DEFAULT_PARAMS) -> str:
                 for n, lsb, w in r.fields)
         access = r.access.value + (" (commit)" if r.committed else "")
         lines.append(f"| {addr} | {r.name} | {access} | {r.reset:#x} | {desc} |")
-    lines += ["", "## Global counters (COUNTER word pairs)", "", "| n | name |", "|---|---|"]
-    lines += [f"| {i} | {n} |" for i, n in enumerate(COUNTERS)]
+    lines += ["", "## Global counters (COUNTER word pairs)", "", "| n | name | counts |",
+              "|---|---|---|"]
+    lines += [f"| {i} | {n} | {COUNTER_DOC.get(n, '')} |" for i, n in enumerate(COUNTERS)]
+    lines += ["", "## Connection table entry (one way of a bucket, LSB first)", "",
+              "| field | bits |", "|---|---|"]
+    lines += [f"| {name} | {width} |" for name, width in conn_entry_fields(p)]
+    lines += ["", "| state | value |", "|---|---|"]
+    lines += [f"| {st.name} | {st.value} |" for st in ConnState]
     lines += ["", "## Drop reasons", "", "| n | reason | meaning |",
               "|---|---|---|"]
     lines += [f"| {r.value} | {r.name} | {DROP_DOC[r]} |" for r in DropReason]

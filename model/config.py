@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from openslb.hw.spec import (DEFAULT_PARAMS, DEFAULT_TABLE_SIZE, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
-                             RSS_DEFAULT_KEY, Mode, Params)
+from openslb.hw.spec import (CONN_TIMEOUT_DEFAULTS, CONN_TIMEOUT_MAX, DEFAULT_PARAMS,
+                             DEFAULT_TABLE_SIZE, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+                             RSS_DEFAULT_KEY, ConnTimeout, Mode, Params)
 from openslb.model import maglev
 
-__all__ = ["ConfigError", "RealServer", "Group", "VirtualService", "ApplianceConfig",
+__all__ = ["ConfigError", "RealServer", "Group", "VirtualService", "ConnConfig", "ApplianceConfig",
            "default_config", "mac_bytes", "ip_int"]
 
 
@@ -67,6 +68,34 @@ class VirtualService:
     enabled: bool = True
 
 
+#: Core clock the default tick is counted in (the 10 Gb/s-class core: 156.25 MHz).
+DEFAULT_CORE_HZ = 156_250_000
+
+
+@dataclass
+class ConnConfig:
+    """Connection table settings (global: every VIP's TCP and UDP flows are tracked)."""
+    enabled: bool = True
+    #: core clock cycles per tick (0: time moves only when the management writes CONN_TICK)
+    tick_cycles: int = DEFAULT_CORE_HZ
+    syn: int = CONN_TIMEOUT_DEFAULTS[ConnTimeout.SYN]          #: ticks, half-open TCP
+    open: int = CONN_TIMEOUT_DEFAULTS[ConnTimeout.OPEN]        #: ticks, established TCP
+    closing: int = CONN_TIMEOUT_DEFAULTS[ConnTimeout.CLOSING]  #: ticks, after FIN / RST
+    udp: int = CONN_TIMEOUT_DEFAULTS[ConnTimeout.UDP]          #: ticks, UDP flows
+
+    def timeouts(self) -> dict[ConnTimeout, int]:
+        return {ConnTimeout.SYN: self.syn, ConnTimeout.OPEN: self.open,
+                ConnTimeout.CLOSING: self.closing, ConnTimeout.UDP: self.udp}
+
+    def validate(self) -> None:
+        for kind, ticks in self.timeouts().items():
+            if not 0 <= ticks <= CONN_TIMEOUT_MAX:
+                raise ConfigError(f"conn timeout {kind.name.lower()}: {ticks} ticks out of "
+                                  f"range 0..{CONN_TIMEOUT_MAX}")
+        if not 0 <= self.tick_cycles <= 0xFFFFFFFF:
+            raise ConfigError(f"conn tick_cycles: {self.tick_cycles} out of range 0..2**32-1")
+
+
 @dataclass
 class ApplianceConfig:
     own_mac: str = "02:00:5e:00:00:01"
@@ -78,10 +107,12 @@ class ApplianceConfig:
     rss_key: bytes = RSS_DEFAULT_KEY
     table_size: int = DEFAULT_TABLE_SIZE
     params: Params = DEFAULT_PARAMS
+    conn: ConnConfig = field(default_factory=ConnConfig)
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first bad object and field."""
         p = self.params
+        self.conn.validate()
         mac_bytes(self.own_mac)
         ip_int(self.own_ip)
         if len(self.rss_key) != 40:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from openslb.hw import spec
-from openslb.hw.spec import COUNTERS, ID_MAGIC, Access, Params, params_word, registers
+from openslb.hw.spec import (CONN_TIMEOUT_MAX, COUNTERS, ID_MAGIC, Access, ConnTimeout, Params, params_word,
+                             registers)
 from openslb.model.pipeline import Appliance, Result
 
 __all__ = ["DeviceModel"]
@@ -59,6 +60,8 @@ class DeviceModel:
             "ACTIVE_BANK": lambda: self.bank, "TABLE_RDATA": lambda: self.table_rdata,
             "COUNTER": lambda: self.snapshot[k], "STAT": lambda: self.stat[k],
             "MAC_STAT": lambda: self.mac_stat[k],
+            "CONN_NOW": lambda: self.appliance.conn.now & 0xFFFFFFFF,
+            "CONN_STATUS": lambda: 0,   # a flush is done at once here
         }[reg.name]()
 
     def write(self, addr: int, value: int) -> None:
@@ -113,6 +116,12 @@ class DeviceModel:
         self.macs[real] = hi << 32 | value
         self.appliance.real_macs = self._real_macs()
 
+    def _strobe_conn_tick(self, value: int) -> None:
+        self.appliance.conn.advance(value)
+
+    def _strobe_conn_flush(self, value: int) -> None:
+        self.appliance.conn.flush()
+
     def _strobe_snapshot(self, value: int) -> None:
         for n, name in enumerate(COUNTERS):
             v = self.appliance.counters[name] & (1 << 64) - 1
@@ -153,7 +162,10 @@ class DeviceModel:
             own_ip=self._reg("OWN_IP"), rss_key=key, table_size=self._reg("TABLE_SIZE"),
             tables={g: self.banks[self.bank, g] for g in range(p.n_groups)},
             health=self._health(), real_macs=self._real_macs(), vip_table=vips, backups=backups,
-            miss_to_host=bool(self._reg("CTRL") & 1))
+            miss_to_host=bool(self._reg("CTRL") & 1),
+            conn_enabled=bool(self._reg("CONN_CTRL") & 1),
+            conn_timeouts={kind: self._reg("CONN_TIMEOUT", int(kind)) & CONN_TIMEOUT_MAX
+                           for kind in ConnTimeout})
 
     def process(self, frames: list[bytes]) -> Result:
         """Carry frames through the core as programmed now."""

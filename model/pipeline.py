@@ -15,6 +15,7 @@ import numpy as np
 from openslb.hw import spec
 from openslb.hw.spec import DropReason, EgressPort
 from openslb.model.config import ApplianceConfig, ip_int, mac_bytes
+from openslb.model.conntable import ConnTable
 from openslb.model.maglev import EMPTY
 from openslb.model.toeplitz import key_windows
 
@@ -167,15 +168,18 @@ class Appliance:
                        for v in sorted(config.virts.values(), key=lambda v: v.index)
                        if v.enabled],
             backups={g.index: g.backup for g in config.groups.values() if g.backup is not None},
-            miss_to_host=config.miss_to_host)
+            miss_to_host=config.miss_to_host, conn_enabled=config.conn.enabled,
+            conn_timeouts=config.conn.timeouts())
         self.counters: Tally[str] = Tally({name: 0 for name in spec.COUNTERS})
         self.vip_stats: dict[int, list[int]] = {}
         self.real_stats: dict[int, list[int]] = {}
 
     def load(self, *, params, own_mac: bytes, own_ip: int, rss_key: bytes, table_size: int,
              tables: dict, health: int, real_macs: dict, vip_table: list, backups: dict,
-             miss_to_host: bool) -> None:
-        """Set the whole programmed state (what the registers hold), keeping the counters.
+             miss_to_host: bool, conn_enabled: bool = False,
+             conn_timeouts: dict | None = None) -> None:
+        """Set the whole programmed state (what the registers hold), keeping the counters and
+        the connection table's entries.
 
         ``vip_table``: ``(index, ip, proto, port or None, group)`` of the enabled entries;
         ``tables``: group → slots (real indices; :data:`EMPTY` or 0 where unprogrammed).
@@ -194,6 +198,11 @@ class Appliance:
         self.backups = backups
         self.miss_to_host = miss_to_host
         self.arp_targets = {self.own_ip} | {ip for _, ip, _, _ in self.vip_table}
+        if getattr(self, "conn", None) is None or self.conn.params != params:
+            self.conn = ConnTable(params)
+        self.conn.enabled = conn_enabled
+        if conn_timeouts is not None:
+            self.conn.timeouts = dict(conn_timeouts)
 
     # -- state changes the management plane makes ------------------------------------------
     def set_up(self, real: int, up: bool) -> None:
@@ -272,9 +281,23 @@ class Appliance:
                 return Decision(EgressPort.HOST, frame=bytes(frame))
             return self._drop(DropReason.NON_VIP)
         h = self.hash_of(p)
-        real = self.select(self.vip_groups[vip], h)
+        look = None
+        real = None
+        if self.conn.enabled and p.ports_known and p.proto in (spec.PROTO_TCP, spec.PROTO_UDP):
+            look = self.conn.lookup(h, udp=p.proto == spec.PROTO_UDP)
+            c["CONN_HIT" if look.hit_way is not None else "CONN_MISS"] += 1
+            if look.hit_way is not None and self.is_up(self.conn.entry(look).real):
+                real = self.conn.entry(look).real
+        if real is None:
+            real = self.select(self.vip_groups[vip], h)
         if real is None:
             return self._drop(DropReason.NO_REAL, vip=vip, h=h)
+        if look is not None:
+            outcome = self.conn.update(look, real, p.tcp_flags)
+            if outcome is not None:
+                c[f"CONN_{outcome.upper()}"] += 1
+                if outcome == "evict":
+                    c["CONN_NEW"] += 1
         c["TX_SERVER"] += 1
         for stats, key in ((self.vip_stats, vip), (self.real_stats, real)):
             entry = stats.setdefault(key, [0, 0])

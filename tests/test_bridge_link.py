@@ -76,6 +76,9 @@ def test_noisy_link_table_upload_ends_exactly_at_the_config(seed):
     rng = random.Random(seed)
     slb = default_slb_config(8)
     slb.table_size = 1021
+    # the connection table off: the probe replays the same flows after every request, and
+    # what is checked here is the table switch, not per-connection consistency
+    slb.conn.enabled = False
     first = slb.compile()
     probe = client_flows(first, 40, rng)
     models = [None]

@@ -1,0 +1,147 @@
+"""Reference model of the connection table (bit-exact with :mod:`openslb.hw.conntable`).
+
+A hashed, ``conn_ways``-way table indexed by the low bits of the flow's Toeplitz hash; each way
+holds one flow (:func:`~openslb.hw.spec.conn_entry_fields`).  The rules, shared with the RTL:
+
+* An entry is *live* while its state is not FREE and its age (now − stamp, in ticks) is at most
+  the timeout of its kind (CONN_TIMEOUT: half-open, established, closing, UDP).  A dead entry is
+  a free way.
+* A tracked frame (a VIP frame of a TCP or UDP flow whose ports are known) *hits* the first live
+  way of its bucket with its digest and protocol.  A hit keeps the entry's real while that real
+  is up; when it is down the frame takes the Maglev choice and the entry moves to that real.
+* A miss follows the Maglev table.  It is *learned* only from a flow's first packet (TCP SYN
+  without ACK, any UDP datagram): into the first dead way, else over the first half-open TCP
+  entry (an eviction), else not at all (FULL).  Established and closing entries are never
+  evicted, so a SYN flood can only churn through half-open entries.
+* A forwarded tracked frame refreshes its entry (stamp = now, TCP state per
+  :func:`~openslb.hw.spec.conn_next_state`).  A dropped frame changes nothing.
+
+Time is a tick count moved by :meth:`ConnTable.advance` (CONN_TICK, or CONN_TICK_CYCLES cycles
+in the hardware).  The model keeps exact stamps; the hardware keeps 12 bits and its scrubber
+clears every dead entry long before 4096 ticks have passed, so both agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from openslb.hw.spec import (CONN_STAMP_BITS, CONN_TIMEOUT_DEFAULTS, TCP_ACK, TCP_SYN,
+                             ConnState, Params, conn_entry_fields, conn_next_state, conn_split,
+                             conn_timeout_index)
+
+__all__ = ["ConnEntry", "ConnTable", "Lookup", "starts_flow"]
+
+
+@dataclass
+class ConnEntry:
+    digest: int
+    udp: bool
+    real: int
+    stamp: int
+    state: ConnState
+
+    def pack(self, p: Params) -> int:
+        """The entry as the RAM stores it (stamp reduced to its stored bits)."""
+        values = {"state": int(self.state), "udp": int(self.udp),
+                  "stamp": self.stamp & (1 << CONN_STAMP_BITS) - 1, "real": self.real,
+                  "digest": self.digest}
+        word, shift = 0, 0
+        for name, width in conn_entry_fields(p):
+            word |= (values[name] & (1 << width) - 1) << shift
+            shift += width
+        return word
+
+
+@dataclass
+class Lookup:
+    """Where a tracked frame stands in the table."""
+    bucket: int
+    digest: int
+    udp: bool
+    hit_way: int | None
+
+
+class ConnTable:
+    """The table's state and rules; :class:`~openslb.model.pipeline.Appliance` drives it."""
+
+    def __init__(self, params: Params) -> None:
+        self.params = params
+        self.enabled = False
+        self.timeouts = {k: v for k, v in CONN_TIMEOUT_DEFAULTS.items()}
+        self.now = 0
+        self.flush()
+
+    def flush(self) -> None:
+        """Empty every way (CONN_FLUSH)."""
+        p = self.params
+        self.buckets: list[list[ConnEntry | None]] = [
+            [None] * p.conn_ways for _ in range(p.conn_buckets)]
+
+    def advance(self, ticks: int) -> None:
+        """Move connection time on by ``ticks`` (CONN_TICK)."""
+        self.now += ticks
+
+    def live(self, entry: ConnEntry | None) -> bool:
+        if entry is None or entry.state == ConnState.FREE:
+            return False
+        return self.now - entry.stamp <= self.timeouts[conn_timeout_index(entry.state, entry.udp)]
+
+    def lookup(self, hash32: int, udp: bool) -> Lookup:
+        bucket, digest = conn_split(hash32, self.params)
+        for way, entry in enumerate(self.buckets[bucket]):
+            if self.live(entry) and entry.digest == digest and entry.udp == udp:
+                return Lookup(bucket, digest, udp, way)
+        return Lookup(bucket, digest, udp, None)
+
+    def entry(self, look: Lookup) -> ConnEntry:
+        assert look.hit_way is not None
+        return self.buckets[look.bucket][look.hit_way]
+
+    def update(self, look: Lookup, real: int, tcp_flags: int) -> str | None:
+        """Record a forwarded tracked frame sent to ``real``.
+
+        Returns what a miss did: ``"new"``, ``"evict"`` (learned over a half-open entry),
+        ``"full"`` (not learned), or ``None`` (a hit, or a miss that does not start a flow).
+        """
+        ways = self.buckets[look.bucket]
+        if look.hit_way is not None:
+            entry = ways[look.hit_way]
+            entry.real, entry.stamp = real, self.now
+            if not look.udp:
+                entry.state = conn_next_state(entry.state, tcp_flags)
+            return None
+        if not (look.udp or starts_flow(tcp_flags)):
+            return None
+        way, outcome = self._victim(ways)
+        if way is None:
+            return "full"
+        state = ConnState.OPEN if look.udp else conn_next_state(ConnState.FREE, tcp_flags)
+        ways[way] = ConnEntry(look.digest, look.udp, real, self.now, state)
+        return outcome
+
+    def _victim(self, ways: list[ConnEntry | None]) -> tuple[int | None, str]:
+        for way, entry in enumerate(ways):
+            if not self.live(entry):
+                return way, "new"
+        for way, entry in enumerate(ways):
+            if entry.state == ConnState.SYN and not entry.udp:
+                return way, "evict"
+        return None, "full"
+
+    def flows(self) -> int:
+        """Live entries."""
+        return sum(self.live(e) for ways in self.buckets for e in ways)
+
+    def connections(self) -> dict[int, int]:
+        """Live entries per real."""
+        out: dict[int, int] = {}
+        for ways in self.buckets:
+            for e in ways:
+                if self.live(e):
+                    out[e.real] = out.get(e.real, 0) + 1
+        return out
+
+
+def starts_flow(tcp_flags: int) -> bool:
+    """A TCP packet that opens a flow: SYN without ACK."""
+    return bool(tcp_flags & TCP_SYN) and not tcp_flags & TCP_ACK
