@@ -68,6 +68,13 @@ class Counters(wiring.Component):
         }
         for r in DropReason:
             inc[f"DROP_{r.name}"] = (e.action == Action.DROP) & (e.reason == r)
+        inc.update({
+            "CONN_HIT": e.conn_hit,
+            "CONN_MISS": e.tracked & ~e.conn_hit,
+            "CONN_NEW": e.conn_new,
+            "CONN_EVICT": e.conn_evict,
+            "CONN_FULL": e.conn_full,
+        })
         assert list(inc) == list(COUNTERS)
         return inc
 

@@ -79,9 +79,10 @@ def meta_layout(p: Params) -> data.StructLayout:
         # hasher (beside the parser)
         "hash": 32,
         "idx1": p.index_bits, "idx2": p.index_bits,
-        # selector
+        # selector (and its connection table: what a tracked frame found and did)
         "real": p.real_bits,
         "real_mac": 48,
+        "tracked": 1, "conn_hit": 1, "conn_new": 1, "conn_evict": 1, "conn_full": 1,
     })
 
 

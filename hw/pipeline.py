@@ -163,7 +163,15 @@ class DispatchCore(wiring.Component):
             selector.real_sel.eq(regs.real_sel),
             selector.real_mac_hi.eq(regs.real_mac_hi),
             rewriter.own_mac.eq(Cat(regs.own_mac_lo, regs.own_mac_hi[0:16])),
+            selector.conn_enable.eq(regs.conn_ctrl[0]),
+            selector.conn_tick_cycles.eq(regs.conn_tick_cycles),
+            selector.conn_tick.eq(regs.conn_tick_stb),
+            selector.conn_flush.eq(regs.conn_flush_stb),
+            regs.conn_now.eq(selector.conn_now),
+            regs.conn_status.eq(selector.conn_flushing),
         ]
+        m.d.comb += [selector.conn_timeouts[k].eq(regs.conn_timeout[k][0:11])
+                     for k in range(len(regs.conn_timeout))]
         for k in range(p.n_vips):
             m.d.comb += [parser.vip_ip[k].eq(regs.vip_ip[k]),
                          parser.vip_service[k].eq(regs.vip_service[k]),

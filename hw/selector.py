@@ -20,6 +20,9 @@ Ports
 ``loaded``        : Out(1) — high for one cycle when ``o`` holds a newly made decision (the
                     per-real statistics count VIP decisions here: at most one per 8 cycles,
                     even when the output has waited and then hands decisions on back to back).
+``conn_enable``, ``conn_timeouts``, ``conn_tick_cycles``, ``conn_tick``, ``conn_flush``,
+``conn_now``, ``conn_flushing`` : the connection table's registers
+                    (:class:`~openslb.hw.conntable.ConnTable`).
 
 Memory: per bank, :class:`~openslb.hw.bram.BlockRam` slices of up to 16384 words, each holding
 the tables of ``16384 // table_stride`` groups one after another (port A reads slot 1, port B
@@ -33,6 +36,13 @@ lookups, never inside one.
 Timing: every RAM address, write enable and write word comes straight from a register (the
 tables span tens of block RAMs across the die), and every RAM read lands in a register before
 any logic uses it.
+
+Connection table (:class:`~openslb.hw.conntable.ConnTable`): a tracked frame (a VIP frame of a
+TCP/UDP flow with known ports, table enabled) looks its flow up in the same 8 cycles as the
+Maglev slots: from step 5 the table's answer is in registers, its real's health bit and MAC are
+read beside the Maglev reals', and a live entry whose real is up decides the frame.  The entry
+is written back (learned or refreshed) when the decision is handed on, before the next lookup
+reads the table.
 
 Fallback rule (model: :meth:`Appliance.select`): the slot ``idx1`` gives the real; if it is down,
 slot ``idx2`` (from the other half of the hash) is tried; if that is down too, the group's
@@ -52,8 +62,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw.bram import BlockRam
+from openslb.hw.conntable import ConnTable
 from openslb.hw.layouts import Action, meta_layout
-from openslb.hw.spec import DropReason, Params
+from openslb.hw.spec import PROTO_TCP, PROTO_UDP, ConnTimeout, DropReason, Params
 
 __all__ = ["Selector"]
 
@@ -81,6 +92,13 @@ class Selector(wiring.Component):
             "real_sel": In(32),
             "real_mac_hi": In(32),
             "loaded": Out(1),
+            "conn_enable": In(1),
+            "conn_timeouts": In(11).array(len(ConnTimeout)),
+            "conn_tick_cycles": In(32),
+            "conn_tick": In(1),
+            "conn_flush": In(1),
+            "conn_now": Out(32),
+            "conn_flushing": Out(1),
         })
 
     LATENCY_VIP = 9  #: cycles from accepting a VIP frame to its decision in the output register
@@ -103,8 +121,14 @@ class Selector(wiring.Component):
         def slot(index, group):
             """A group's slot: the RAM word address and the slice holding it."""
             return Cat(index, group[0:sub_bits]), group[sub_bits:]
-        # three copies of the real → MAC RAM: slot 1's, slot 2's and the backup's MAC in parallel
-        macs = [BlockRam(48, p.n_reals) for _ in range(3)]
+        m.submodules.conn = conn = ConnTable(p)
+        m.d.comb += [conn.tick_cycles.eq(self.conn_tick_cycles), conn.tick.eq(self.conn_tick),
+                     conn.w_data.eq(self.w_data), conn.flush.eq(self.conn_flush),
+                     self.conn_now.eq(conn.now), self.conn_flushing.eq(conn.flushing)]
+        m.d.comb += [conn.timeouts[k].eq(self.conn_timeouts[k]) for k in range(len(ConnTimeout))]
+        # four copies of the real → MAC RAM: slot 1's, slot 2's, the backup's and the connection
+        # table's real's MAC in parallel
+        macs = [BlockRam(48, p.n_reals) for _ in range(4)]
         for k, ram in enumerate(macs):
             m.submodules[f"macs{k}"] = ram
 
@@ -176,6 +200,7 @@ class Selector(wiring.Component):
         up1 = Signal()
         up2 = Signal()
         up_backup = Signal()
+        up_conn = Signal()
         backup = Signal(32)
         m.d.sync += backup.eq(Array(list(self.group_backup))[cur.group])
         backup_real = backup[0:p.real_bits]
@@ -190,8 +215,9 @@ class Selector(wiring.Component):
             macs[0].r_addr.eq(real1),
             macs[1].r_addr.eq(real2),
             macs[2].r_addr.eq(backup_real),
+            macs[3].r_addr.eq(conn.real),
         ]
-        mac_regs = [Signal(48, name=f"mac{k}") for k in range(3)]
+        mac_regs = [Signal(48, name=f"mac{k}") for k in range(4)]
         with m.If(at(7)):
             m.d.sync += [reg.eq(ram.r_data) for reg, ram in zip(mac_regs, macs)]
 
@@ -206,7 +232,11 @@ class Selector(wiring.Component):
         last = at(self.CYCLES_VIP)
         accept = Signal()
         steal = Signal()
-        m.d.comb += accept.eq(out_free & vip_next & (idle | last) & ~steal)
+        # the connection table's scrubber takes idle cycles (and, when starved, makes one)
+        m.d.comb += accept.eq(out_free & vip_next & (idle | (last & ~conn.hold)) & ~steal
+                              & ~conn.scrub_go)
+        m.d.comb += [conn.idle.eq(idle), conn.busy_vip.eq(vip_next), conn.start.eq(accept),
+                     conn.key_hash.eq(self.i.payload.hash)]
         # The addresses are always the waiting frame's slots, whether or not it is taken this
         # cycle: only the address of the cycle after the accept is used (a wasted read is
         # harmless), which keeps handshakes off the address path.
@@ -235,9 +265,25 @@ class Selector(wiring.Component):
                 Cat(raw_b[Cat(rd_slice, rd_bank)], C(0, 31 - p.real_bits), 1))
 
         # the decision of a VIP lookup (step 8)
+        cur_track = Signal()
+        use_conn = Signal()
+        m.d.comb += [conn.cur_hash.eq(cur.hash), conn.cur_udp.eq(cur.proto == PROTO_UDP),
+                     conn.cur_flags.eq(cur.tcp_flags), use_conn.eq(cur_track & conn.hit & up_conn)]
         chosen = Signal(meta_layout(p))
         m.d.comb += chosen.eq(cur)
-        with m.If(up1):
+        m.d.comb += [
+            conn.forward.eq(use_conn | up1 | up2 | up_backup),
+            conn.new_real.eq(chosen.real),
+            conn.update.eq(last & out_free & cur_track),
+            chosen.tracked.eq(cur_track),
+            chosen.conn_hit.eq(cur_track & conn.hit),
+            chosen.conn_new.eq(cur_track & conn.new),
+            chosen.conn_evict.eq(cur_track & conn.evict),
+            chosen.conn_full.eq(cur_track & conn.full),
+        ]
+        with m.If(use_conn):
+            m.d.comb += [chosen.real.eq(conn.real), chosen.real_mac.eq(mac_regs[3])]
+        with m.Elif(up1):
             m.d.comb += [chosen.real.eq(real1), chosen.real_mac.eq(mac_regs[0])]
         with m.Elif(up2):
             m.d.comb += [chosen.real.eq(real2), chosen.real_mac.eq(mac_regs[1])]
@@ -259,7 +305,10 @@ class Selector(wiring.Component):
         # The lookup's record is loaded whenever a frame could be accepted, taken or not, so
         # its wide load enable does not wait for the handshake.
         with m.If(idle | (last & out_free)):
-            m.d.sync += [cur.eq(self.i.payload), cur_bank.eq(bank)]
+            w = self.i.payload
+            m.d.sync += [cur.eq(w), cur_bank.eq(bank),
+                         cur_track.eq(self.conn_enable & (w.action == Action.VIP) & w.ports_known
+                                      & ((w.proto == PROTO_TCP) | (w.proto == PROTO_UDP)))]
         with m.If(accept):
             m.d.comb += self.i.ready.eq(1)
             m.d.sync += onehot.eq(0b10)
@@ -272,8 +321,8 @@ class Selector(wiring.Component):
             m.d.sync += [real1.eq(picked1), real2.eq(picked2)]
         # the health bit of a real is looked up in two steps (a 16-bit slice, then the bit): a
         # 256-way multiplexer is too deep for one cycle
-        health_words = [Signal(16, name=f"health_word{k}") for k in range(3)]
-        reals = (real1, real2, backup_real)
+        health_words = [Signal(16, name=f"health_word{k}") for k in range(4)]
+        reals = (real1, real2, backup_real, conn.real)
         with m.If(at(5)):
             m.d.sync += [w.eq(self.health.word_select(r[4:], 16))
                          for w, r in zip(health_words, reals)]
@@ -281,5 +330,6 @@ class Selector(wiring.Component):
             m.d.sync += [up1.eq(health_words[0].bit_select(real1[0:4], 1)),
                          up2.eq(health_words[1].bit_select(real2[0:4], 1)),
                          up_backup.eq(backup[8]
-                                      & health_words[2].bit_select(backup_real[0:4], 1))]
+                                      & health_words[2].bit_select(backup_real[0:4], 1)),
+                         up_conn.eq(health_words[3].bit_select(conn.real[0:4], 1))]
         return m

@@ -11,6 +11,7 @@ the runner), ``OPENSLB_SCENARIO`` (mixed / health / commit), ``OPENSLB_FLOWS``, 
 from __future__ import annotations
 
 import ast
+import copy
 import json
 import os
 import random
@@ -22,8 +23,8 @@ from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
 from openslb.firmware.program import health_writes, program, table_writes
 from openslb.firmware.regs import address, pack_fields
-from openslb.hw.spec import (COUNTERS, ID_MAGIC, STAT_LATCH_CYCLES, EgressPort, Params,
-                             params_word)
+from openslb.hw.spec import (COUNTERS, ID_MAGIC, PROTO_UDP, STAT_LATCH_CYCLES, EgressPort,
+                             Params, params_word)
 from openslb.model.config import ApplianceConfig
 from openslb.model.pipeline import Appliance
 from openslb.sim import traffic
@@ -244,6 +245,7 @@ def _config(miss_to_host: bool = False) -> ApplianceConfig:
     cfg = traffic.test_config()
     cfg.params = _params()
     cfg.miss_to_host = miss_to_host
+    cfg.conn.tick_cycles = 0     # connection time moves only by CONN_TICK, as in the model
     return cfg
 
 
@@ -414,4 +416,138 @@ async def bench(dut) -> None:
     Path(os.environ["OPENSLB_OUT"]).write_text(json.dumps(results))
 
 
-SCENARIOS = {"mixed": mixed, "health": health, "commit": commit, "run": run, "bench": bench}
+def _conn_frames(cfg: ApplianceConfig, conns: list[tuple[str, int, int]], flags: str,
+                 size: int = 0) -> list[bytes]:
+    """One frame per connection ``(client ip, client port, virt)``: TCP with ``flags`` (UDP for
+    a UDP service), ``size`` bytes of payload."""
+    from scapy.layers.inet import IP, TCP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+    out = []
+    for src, sport, k in conns:
+        v = cfg.virts[k]
+        dport = v.port if v.port is not None else 5353
+        l4 = (UDP(sport=sport, dport=dport) if v.proto == PROTO_UDP
+              else TCP(sport=sport, dport=dport, flags=flags))
+        out.append(bytes(Ether(src=traffic.CLIENT_MAC, dst=cfg.own_mac)
+                         / IP(src=src, dst=v.vip) / l4 / Raw(bytes(size))))
+    return out
+
+
+def _connections(rng: random.Random, n: int, virts=(0, 2, 1)) -> list[tuple[str, int, int]]:
+    return [(f"172.{16 + rng.randrange(16)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+             rng.randrange(1024, 65536), virts[k % len(virts)]) for k in range(n)]
+
+
+def _reals_of(model: Appliance, frames: list[bytes]) -> list[int | None]:
+    """What the model (and so the RTL, which the scoreboard holds to it) does with ``frames``."""
+    return [d.real for d in model.process(frames).decisions]
+
+
+async def _send_reals(tb: CoreBench, model: Appliance, frames: list[bytes], label: str,
+                      idle: float = 0.2) -> list[int | None]:
+    """Send ``frames`` through the RTL and the model (scoreboard-checked); the model's reals."""
+    probe = copy.deepcopy(model)
+    reals = _reals_of(probe, frames)
+    await send_and_check(tb, model, frames, label, idle=idle)
+    return reals
+
+
+async def _tick(tb: CoreBench, model: Appliance, ticks: int) -> None:
+    await tb.write_many([(address("CONN_TICK"), ticks)])
+    model.conn.advance(ticks)
+    assert await tb.read(address("CONN_NOW")) == model.conn.now
+
+
+async def _apply(tb: CoreBench, model: Appliance, cfg: ApplianceConfig) -> None:
+    """A whole apply (every table re-uploaded, one COMMIT), mirrored in the model."""
+    await tb.write_many(program(cfg))
+    model.tables = {g: cfg.table(g) for g in cfg.groups}
+    model.conn.timeouts = dict(cfg.conn.timeouts())
+
+
+async def conn(dut) -> None:
+    """Connection table: established connections keep their real through pool changes, drain,
+    timeouts in ticks, FIN/RST, the scrubber across a stamp wrap, flush, a SYN flood of 10x the
+    table; every frame and counter against the model."""
+    cfg = _config()
+    cfg.reals[3].up = True
+    tb, model = await _bench(dut, cfg)
+    rng = random.Random(_seed())
+    flows = cfg.params.conn_flows
+    conns = _connections(rng, flows // 3)
+    first = await _send_reals(tb, model, _conn_frames(cfg, conns, "S", 10), "open: SYN")
+    await send_and_check(tb, model, _conn_frames(cfg, conns, "A"), "open: ACK")
+    held = [k for k, (c, r) in enumerate(zip(conns, first)) if r is not None]
+    assert model.counters["CONN_NEW"] > 0.9 * len(conns), "too few connections learned"
+    # a flow learned by one frame is seen by the very next one (same bucket, back to back)
+    pairs = _connections(rng, 40, (0,))
+    await send_and_check(tb, model, [f for c in pairs for f in _conn_frames(cfg, [c], "S")
+                                     + _conn_frames(cfg, [c], "A")], "back to back", idle=0.0)
+
+    # pool change: a real drained (disabled), weights changed, a real added to a group
+    cfg.reals[2].enabled = False
+    cfg.reals[5].weight = 9
+    cfg.groups[1].reals.append(8)
+    await _apply(tb, model, cfg)
+    hits = model.counters["CONN_HIT"]
+    data = await _send_reals(tb, model, _conn_frames(cfg, conns, "PA", 100), "after pool change")
+    kept = sum(data[k] == first[k] for k in held)
+    learned = model.counters["CONN_HIT"] - hits
+    assert learned > 0.9 * len(conns), "too few connections were established"
+    assert kept >= learned, f"only {kept} of {learned} established connections kept their real"
+    fresh = await _send_reals(tb, model, _conn_frames(cfg, _connections(rng, 60, (0,)), "S"),
+                              "new connections")
+    assert 2 not in fresh, "a drained real got a new connection"
+
+    # timeouts in ticks: FIN shortens a connection's life, ticks age entries out
+    cfg.conn.syn, cfg.conn.open, cfg.conn.closing, cfg.conn.udp = 4, 40, 2, 20
+    await _apply(tb, model, cfg)
+    closing = conns[:30]
+    await send_and_check(tb, model, _conn_frames(cfg, closing, "FA"), "FIN")
+    await _tick(tb, model, 3)
+    await send_and_check(tb, model, _conn_frames(cfg, conns, "A"), "closing ones gone")
+    await _tick(tb, model, 21)
+    await send_and_check(tb, model, _conn_frames(cfg, conns, "A"), "UDP ones gone")
+    # the scrubber clears dead entries before their 12-bit stamps wrap: 4098 ticks on, an
+    # uncleared entry would look 2 ticks old again
+    await _tick(tb, model, 41)
+    await ClockCycles(dut.clk, 8 * cfg.params.conn_buckets)
+    for step in (1000, 1000, 1000, 4098 - 3041):
+        await _tick(tb, model, step)
+        await ClockCycles(dut.clk, 8 * cfg.params.conn_buckets)
+    assert model.conn.flows() == 0
+    await send_and_check(tb, model, _conn_frames(cfg, conns, "A"), "after a stamp wrap")
+
+    # flush
+    await send_and_check(tb, model, _conn_frames(cfg, conns, "S"), "learn again")
+    await tb.write_many([(address("CONN_FLUSH"), 1)])
+    for _ in range(100):
+        await ClockCycles(dut.clk, 2 * cfg.params.conn_buckets)
+        if not await tb.read(address("CONN_STATUS")) & 1:
+            break
+    else:
+        raise AssertionError("CONN_STATUS.flushing never cleared")
+    model.conn.flush()
+    await send_and_check(tb, model, _conn_frames(cfg, conns, "A"), "after flush")
+
+    # SYN flood of 10x the table while established connections live
+    cfg.conn.syn, cfg.conn.open, cfg.conn.closing, cfg.conn.udp = 30, 600, 10, 120
+    await _apply(tb, model, cfg)
+    established = conns[: flows // 4]
+    await send_and_check(tb, model, _conn_frames(cfg, established, "S"), "flood: SYN")
+    before = await _send_reals(tb, model, _conn_frames(cfg, established, "A"), "flood: ACK")
+    hits_before = model.counters["CONN_HIT"]
+    flood = _connections(rng, 10 * flows, (0,))
+    await send_and_check(tb, model, _conn_frames(cfg, flood, "S"), "SYN flood", idle=0.0)
+    assert model.counters["CONN_EVICT"] > 0 and model.counters["CONN_FULL"] > 0
+    cfg.reals[6].weight = 1
+    await _apply(tb, model, cfg)
+    after = await _send_reals(tb, model, _conn_frames(cfg, established, "PA"), "after the flood")
+    hits = model.counters["CONN_HIT"] - hits_before
+    assert hits == sum(r is not None for r in before), "an established connection was evicted"
+    assert after == before
+
+
+SCENARIOS = {"mixed": mixed, "health": health, "commit": commit, "run": run, "bench": bench,
+             "conn": conn}

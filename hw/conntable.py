@@ -1,0 +1,269 @@
+"""Connection table: per-flow state in block RAM, looked up beside the Maglev table.
+
+The rules are :mod:`openslb.model.conntable`'s (learn on a flow's first packet, keep the real
+while it is up, timeouts per state in ticks, FIN/RST, never evict an established flow); the entry
+format is :func:`~openslb.hw.spec.conn_entry_fields`.
+
+Ports (the selector drives the lookups; ``A`` is the cycle the selector accepts a frame)
+-----
+``key_hash``   : In(32) — the waiting frame's flow hash: the bucket read if it is accepted.
+``start``      : In(1) — the selector accepts that frame this cycle.
+``cur_hash``, ``cur_udp``, ``cur_flags`` : In — the accepted frame's hash, UDP bit and TCP flags
+                 (the selector's registered copy, stable from ``A + 1`` to the update).
+``hit``, ``real`` : Out — from ``A + 5``: the flow's live entry and its real.
+``forward``    : In(1) — the frame's decision forwards it (drops change nothing).
+``new_real``   : In(real_bits) — the real it goes to.
+``new``, ``evict``, ``full`` : Out(1) — what a miss does, given ``forward`` (combinational).
+``update``     : In(1) — strobe, from ``A + 8``: write the flow's entry back (the selector
+                 sends it for tracked frames only).
+``idle``       : In(1) — the selector starts no lookup this cycle unless it accepts a frame.
+``busy_vip``   : In(1) — a VIP frame is waiting.
+``scrub_go``   : Out(1) — the scrubber takes this cycle's read: the selector accepts nothing.
+``hold``       : Out(1) — the scrubber has waited CONN_SCRUB_STARVE_CYCLES: the selector goes
+                 idle for a cycle after its current lookup instead of starting the next one.
+``timeouts``   : In(11) × 4, ``tick_cycles`` In(32), ``tick`` In(1) with ``w_data`` (ticks to
+                 add), ``flush`` In(1); ``now`` Out(32), ``flushing`` Out(1).
+
+Timing: a lookup reads the bucket at ``A + 1`` (address register), the RAM's data register holds
+it at ``A + 3``, where the last write is forwarded if it went to the same bucket (the RAM's read
+and write of one address in the same cycle are undefined on an ECP5); ``A + 4`` holds the per-way
+digest compares and ages; ``A + 5`` the hit, the real, the victim way and the bucket with its
+dead ways cleared.  The write-back is registered at the update and written a cycle later, before
+the next lookup's data is used: a flow learned by one frame is seen by the very next one.
+Writes are at least 3 cycles apart (lookups every 8 cycles, the scrubber only between them),
+which is what makes forwarding the one last write enough.
+
+Scrubber: in cycles where the selector is idle it reads the next bucket and writes it back with
+its dead ways cleared, so a 12-bit stamp never wraps into looking young.  At line rate it forces
+one idle cycle every CONN_SCRUB_STARVE_CYCLES cycles.  CONN_FLUSH makes it walk the table once
+treating every way as dead.  The scrubber changes nothing a lookup can see: a dead way and a
+free way are the same to a lookup.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from openslb.hw.bram import BlockRam
+from openslb.hw.spec import (CONN_SCRUB_STARVE_CYCLES, CONN_STAMP_BITS, TCP_ACK, TCP_FIN, TCP_RST,
+                             TCP_SYN, ConnState, ConnTimeout, Params, conn_entry_fields)
+
+__all__ = ["ConnTable", "entry_layout"]
+
+
+def entry_layout(p: Params) -> data.StructLayout:
+    """One way of a bucket (:func:`~openslb.hw.spec.conn_entry_fields`)."""
+    return data.StructLayout(dict(conn_entry_fields(p)))
+
+
+class ConnTable(wiring.Component):
+    #: Cycles from ``start`` to ``hit``/``real``.
+    LATENCY = 5
+
+    def __init__(self, params: Params) -> None:
+        self.params = params
+        p = params
+        super().__init__({
+            "key_hash": In(32),
+            "start": In(1),
+            "cur_hash": In(32),
+            "cur_udp": In(1),
+            "cur_flags": In(8),
+            "hit": Out(1),
+            "real": Out(p.real_bits),
+            "forward": In(1),
+            "new_real": In(p.real_bits),
+            "new": Out(1),
+            "evict": Out(1),
+            "full": Out(1),
+            "update": In(1),
+            "idle": In(1),
+            "busy_vip": In(1),
+            "scrub_go": Out(1),
+            "hold": Out(1),
+            "timeouts": In(11).array(len(ConnTimeout)),
+            "tick_cycles": In(32),
+            "tick": In(1),
+            "w_data": In(32),
+            "flush": In(1),
+            "now": Out(32),
+            "flushing": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        ways = p.conn_ways
+        bbits = p.conn_bucket_bits
+        entry = entry_layout(p)
+        bucket_layout = data.ArrayLayout(entry, ways)
+        m.submodules.ram = ram = BlockRam(bucket_layout.size, p.conn_buckets)
+
+        self._time(m)
+
+        # ---- write port: one registered write, remembered for forwarding ---------------------
+        wr_en = Signal()
+        wr_bucket = Signal(bbits)
+        wr_word = Signal(bucket_layout)
+        wr_seen = Signal()       # a write has happened (the forwarding compare is meaningful)
+        m.d.sync += wr_en.eq(0)
+        m.d.comb += [ram.w_en.eq(wr_en), ram.w_addr.eq(wr_bucket), ram.w_data.eq(wr_word)]
+
+        # ---- scrubber ------------------------------------------------------------------------
+        scrub_ptr = Signal(bbits)
+        scrub_busy = Signal()           # a scrub read is on its way to its write
+        starve = Signal(range(CONN_SCRUB_STARVE_CYCLES + 1))
+        starved = Signal()
+        m.d.comb += [
+            starved.eq(starve == CONN_SCRUB_STARVE_CYCLES),
+            self.scrub_go.eq(self.idle & ~scrub_busy & (~self.busy_vip | starved)),
+            self.hold.eq(starved & ~scrub_busy),
+        ]
+        with m.If(self.scrub_go):
+            m.d.sync += [starve.eq(0), scrub_busy.eq(1), scrub_ptr.eq(scrub_ptr + 1)]
+            with m.If(scrub_ptr == (1 << bbits) - 1):
+                m.d.sync += self.flushing.eq(0)       # a flush ends after one whole walk
+        with m.Elif(~starved):
+            m.d.sync += starve.eq(starve + 1)
+        with m.If(self.flush):
+            m.d.sync += [self.flushing.eq(1), scrub_ptr.eq(0)]
+
+        # ---- read: address (A+1), RAM data register (A+3) ----------------------------------------
+        rd_bucket = Signal(bbits)
+        m.d.sync += rd_bucket.eq(Mux(self.scrub_go, scrub_ptr, self.key_hash[0:bbits]))
+        m.d.comb += ram.r_addr.eq(rd_bucket)
+        # the operation in each stage: bit k set = cycle A+1+k holds a read (scrub: a scrub's)
+        stage = Signal(3)
+        scrub = Signal(3)
+        flush_op = Signal(3)
+        bucket_at = [Signal(bbits, name=f"bucket_s{k}") for k in range(3)]
+        m.d.sync += [
+            stage.eq(Cat(self.start | self.scrub_go, stage[0:2])),
+            scrub.eq(Cat(self.scrub_go, scrub[0:2])),
+            flush_op.eq(Cat(self.scrub_go & self.flushing, flush_op[0:2])),
+            bucket_at[0].eq(Mux(self.scrub_go, scrub_ptr, self.key_hash[0:bbits])),
+            bucket_at[1].eq(bucket_at[0]),
+            bucket_at[2].eq(bucket_at[1]),
+        ]
+        # A+3: the bucket as the RAM holds it, or as the last write left it
+        forwarded = Signal()
+        word = Signal(bucket_layout)
+        m.d.comb += [
+            forwarded.eq(wr_seen & (wr_bucket == bucket_at[2])),
+            word.eq(Mux(forwarded, wr_word, ram.r_data)),
+        ]
+        digest = self.cur_hash[bbits:]
+        # A+4: per way, the digest compare and the age, registered
+        q_word = Signal(bucket_layout)
+        q_match = Signal(ways)
+        q_age = [Signal(CONN_STAMP_BITS, name=f"age{w}") for w in range(ways)]
+        q_scrub = Signal()
+        q_flush = Signal()
+        q_lookup = Signal()
+        q_bucket = Signal(bbits)
+        stamp_now = self.now[0:CONN_STAMP_BITS]
+        m.d.sync += [q_word.eq(word), q_scrub.eq(stage[2] & scrub[2]),
+                     q_flush.eq(flush_op[2]), q_lookup.eq(stage[2] & ~scrub[2]),
+                     q_bucket.eq(bucket_at[2])]
+        for w in range(ways):
+            m.d.sync += [
+                q_match[w].eq((word[w].digest == digest) & (word[w].udp == self.cur_udp)),
+                q_age[w].eq(stamp_now - word[w].stamp),
+            ]
+
+        # A+4 → A+5: live ways, the hit, the victim, the cleaned bucket
+        live = Signal(ways)
+        for w in range(ways):
+            e = q_word[w]
+            timeout = Signal(11, name=f"timeout{w}")
+            index = Mux(e.udp, int(ConnTimeout.UDP), (e.state - 1)[0:2])
+            m.d.comb += [
+                timeout.eq(Mux(index[1], Mux(index[0], self.timeouts[3], self.timeouts[2]),
+                               Mux(index[0], self.timeouts[1], self.timeouts[0]))),
+                live[w].eq((e.state != ConnState.FREE) & (q_age[w] <= timeout) & ~q_flush),
+            ]
+        hits = Signal(ways)
+        dead = Signal(ways)
+        half_open = Signal(ways)
+        m.d.comb += [hits.eq(live & q_match), dead.eq(~live)]
+        for w in range(ways):
+            m.d.comb += half_open[w].eq(live[w] & (q_word[w].state == ConnState.SYN)
+                                        & ~q_word[w].udp)
+        cleaned = Signal(bucket_layout)
+        for w in range(ways):
+            m.d.comb += cleaned[w].eq(Mux(live[w], q_word[w], 0))
+
+        # results of a lookup (held until its update)
+        r_hit_way = Signal(range(ways))
+        r_free_way = Signal(range(ways))
+        r_evict_way = Signal(range(ways))
+        r_has_free = Signal()
+        r_has_evict = Signal()
+        r_state = Signal(2)
+        r_bucket = Signal(bbits)
+        r_clean = Signal(bucket_layout)
+        with m.If(q_lookup):
+            m.d.sync += [self.hit.eq(hits.any()), r_has_free.eq(dead.any()),
+                         r_has_evict.eq(half_open.any()), r_clean.eq(cleaned),
+                         r_bucket.eq(q_bucket)]
+            # first hit, first dead way, first half-open way (lowest way wins)
+            for w in reversed(range(ways)):
+                with m.If(hits[w]):
+                    m.d.sync += [r_hit_way.eq(w), self.real.eq(q_word[w].real),
+                                 r_state.eq(q_word[w].state)]
+                with m.If(dead[w]):
+                    m.d.sync += r_free_way.eq(w)
+                with m.If(half_open[w]):
+                    m.d.sync += r_evict_way.eq(w)
+        # a scrub writes its bucket back when it cleared a way
+        with m.If(q_scrub & (Cat(*[q_word[w].state != ConnState.FREE for w in range(ways)])
+                             & dead).any()):
+            m.d.sync += [wr_en.eq(1), wr_seen.eq(1), wr_bucket.eq(q_bucket), wr_word.eq(cleaned)]
+        with m.If(q_scrub):
+            m.d.sync += scrub_busy.eq(0)
+
+        # ---- the update: learn or refresh --------------------------------------------------------
+        flags = self.cur_flags
+        starts = Signal()
+        m.d.comb += starts.eq(self.cur_udp | ((flags & TCP_SYN).any() & ~(flags & TCP_ACK).any()))
+        learn = Signal()
+        m.d.comb += [
+            learn.eq(self.forward & ~self.hit & starts),
+            self.new.eq(learn & (r_has_free | r_has_evict)),
+            self.evict.eq(learn & ~r_has_free & r_has_evict),
+            self.full.eq(learn & ~r_has_free & ~r_has_evict),
+        ]
+        base = Signal(2)
+        m.d.comb += base.eq(Mux(self.hit, r_state, ConnState.FREE))
+        state = Signal(2)
+        with m.If(self.cur_udp):
+            m.d.comb += state.eq(ConnState.OPEN)
+        with m.Elif((flags & (TCP_FIN | TCP_RST)).any()):
+            m.d.comb += state.eq(ConnState.CLOSING)
+        with m.Elif((flags & TCP_SYN).any() & ~(flags & TCP_ACK).any()):
+            m.d.comb += state.eq(Mux((base == ConnState.FREE) | (base == ConnState.CLOSING),
+                                     ConnState.SYN, base))
+        with m.Elif((base == ConnState.SYN) & (flags & TCP_ACK).any()):
+            m.d.comb += state.eq(ConnState.OPEN)
+        with m.Else():
+            m.d.comb += state.eq(base)
+        fresh = Signal(entry)
+        m.d.comb += [fresh.state.eq(state), fresh.udp.eq(self.cur_udp), fresh.stamp.eq(stamp_now),
+                     fresh.real.eq(self.new_real), fresh.digest.eq(digest)]
+        target = Signal(range(ways))
+        m.d.comb += target.eq(Mux(self.hit, r_hit_way, Mux(r_has_free, r_free_way, r_evict_way)))
+        with m.If(self.update & self.forward & (self.hit | self.new)):
+            m.d.sync += [wr_en.eq(1), wr_seen.eq(1), wr_bucket.eq(r_bucket)]
+            for w in range(ways):
+                m.d.sync += wr_word[w].eq(Mux(target == w, fresh, r_clean[w]))
+        return m
+
+    def _time(self, m: Module) -> None:
+        """Connection time: a tick every ``tick_cycles`` cycles (never when 0), plus CONN_TICK."""
+        count = Signal(32)
+        auto = Signal()
+        m.d.comb += auto.eq((self.tick_cycles != 0) & (count + 1 >= self.tick_cycles))
+        m.d.sync += count.eq(Mux(auto | (self.tick_cycles == 0), 0, count + 1))
+        m.d.sync += self.now.eq(self.now + auto + Mux(self.tick, self.w_data, Const(0, 32)))
