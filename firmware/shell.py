@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from openslb.firmware.slb import (BAUD_RATES, HEALTH_CHECKS, METRICS, SERVICE_NAMES, ConfigError,
                                   Group, Real, Service, SlbConfig, Virt, _ip, _mac, hash_password)
+from openslb.hw.spec import CONN_TIMEOUT_MAX
 
 __all__ = ["Shell", "CliError", "ROOT"]
 
@@ -264,6 +265,25 @@ def _miss(sh, ctx, args):
     return ""
 
 
+def _conn(sh, ctx, args):
+    sh.cfg.conn.enabled = _choice(("ena", "dis"))(_one(args, "conn", "conn ena|dis"), "conn") == "ena"
+    return ""
+
+
+def _conntmout(sh, ctx, args):
+    if len(args) != 2:
+        raise CliError("conntmout: usage: conntmout syn|open|closing|udp TICKS")
+    kind = _choice(("syn", "open", "closing", "udp"))(args[0], "conntmout")
+    setattr(sh.cfg.conn, kind, _int(args[1], f"conntmout {kind}", 0, CONN_TIMEOUT_MAX))
+    return ""
+
+
+def _conntick(sh, ctx, args):
+    sh.cfg.conn.tick_cycles = _int(_one(args, "conntick", "conntick CYCLES"), "conntick", 0,
+                                   0xFFFFFFFF)
+    return ""
+
+
 def _dump(sh, ctx, args):
     return sh.cfg.dump().rstrip()
 
@@ -392,6 +412,11 @@ def _build_root() -> Menu:
     adv = Menu("SLB advanced", commands={
         "tblsize": Cmd("Maglev table size M (a prime)", _tblsize, "PRIME"),
         "miss": Cmd("traffic for no VIP: drop or pass to the host port", _miss, "drop|host"),
+        "conn": Cmd("connection table (per-connection consistency) on or off", _conn, "ena|dis"),
+        "conntmout": Cmd("connection timeout in ticks (half-open, established, closing, UDP)",
+                         _conntmout, "syn|open|closing|udp TICKS"),
+        "conntick": Cmd("core clock cycles per connection-time tick (0: stopped)", _conntick,
+                        "CYCLES"),
     })
     slb = Menu("Server load balancing", children={"real": real, "group": group, "virt": virt,
                                                    "adv": adv})

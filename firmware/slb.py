@@ -244,7 +244,11 @@ class SlbConfig:
         if self.password_hash:
             lines.append(f"/cfg/sys/admpw-hash {self.password_hash}")
         lines += [f"/cfg/l3/if/addr {self.if_ip}", f"/cfg/l3/if/mac {self.if_mac}",
-                  f"/cfg/slb/adv/tblsize {self.table_size}", f"/cfg/slb/adv/miss {self.miss}"]
+                  f"/cfg/slb/adv/tblsize {self.table_size}", f"/cfg/slb/adv/miss {self.miss}",
+                  f"/cfg/slb/adv/conn {'ena' if self.conn.enabled else 'dis'}",
+                  f"/cfg/slb/adv/conntick {self.conn.tick_cycles}"]
+        lines += [f"/cfg/slb/adv/conntmout {kind} {getattr(self.conn, kind)}"
+                  for kind in ("syn", "open", "closing", "udp")]
         for r in sorted(self.reals.values(), key=lambda r: r.num):
             base = f"/cfg/slb/real {r.num}"
             lines.append(f"{base}/rip {r.rip}" if r.rip else base)

@@ -74,6 +74,9 @@ class Counters(wiring.Component):
             "CONN_NEW": e.conn_new,
             "CONN_EVICT": e.conn_evict,
             "CONN_FULL": e.conn_full,
+            "PBIND_HIT": e.pbind_hit,
+            "PBIND_NEW": e.pbind_new,
+            "PBIND_FULL": e.pbind_full,
         })
         assert list(inc) == list(COUNTERS)
         return inc

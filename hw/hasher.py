@@ -14,9 +14,17 @@ Ports
 ``hash``, ``idx1``, ``idx2`` : Out — the result for the tuple presented ``LATENCY`` enabled
             cycles earlier, combinational from the third stage (a carry-save level and one
             adder): the user registers them (the parser, into its output record).
+``pbind_prefix`` : In(3), ``pbind_port`` : In(1) — for the same tuple, at the output stage (the
+            VIP matcher's answer): how many leading bytes of the source address, and whether
+            the destination port, key the client binding.
+``pkey``  : Out(32) — the binding key: the Toeplitz hash of ``src & prefix mask | dst | 0 |
+            dport or 0`` (:meth:`~openslb.model.pipeline.Appliance.pbind_key`), XORed from the
+            per-field partial sums (the hash is linear), combinational like ``hash``.
 
 The input is the 96-bit tuple ``src IP | dst IP | src port | dst port``.  Input bit ``i`` (MSB of
-byte 0 first) selects key bits ``[i, i+32)``.  Stage 1 XORs the 96 terms in four groups;
+byte 0 first) selects key bits ``[i, i+32)``.  Stage 1 XORs the 96 terms in eight groups that
+follow the fields (each source byte, the two halves of the destination, each port: at most 16
+terms, two LUT levels);
 stage 2 (after the final XOR), stage 3 and the output adder scale to the table:
 ``idx1 = hash[31:16] * M >> 16``, ``idx2 = hash[15:0] * M >> 16``
 (:func:`openslb.hw.spec.maglev_indices`), from registered multiples of ``M`` (a change of
@@ -74,6 +82,9 @@ class Hasher(wiring.Component):
             "hash": Out(32),
             "idx1": Out(params.index_bits),
             "idx2": Out(params.index_bits),
+            "pbind_prefix": In(3),
+            "pbind_port": In(1),
+            "pkey": Out(32),
         })
 
     def elaborate(self, platform):
@@ -83,20 +94,36 @@ class Hasher(wiring.Component):
         tuple_bits = Signal(TUPLE_BITS)
         m.d.comb += tuple_bits.eq(Cat(t.dport, t.sport, t.dst, t.src))
 
-        # Each hash bit is an XOR of 96 AND terms: stage 1 forms four XORs of at most 32 terms
-        # (three LUT levels); the XOR of the four feeds stage 2, the ports' group only when the
-        # tuple has ports (the hash is linear, so that equals hashing zero ports, and no gate
-        # sits in front of stage 1).
-        groups = [(0, 22), (22, 43), (43, 64), (64, 96)]
-        quarters = [Signal(32, name=f"xor_q{k}") for k in range(4)]
+        # Each hash bit is an XOR of 96 AND terms: stage 1 forms eight XORs of at most 16 terms
+        # along the fields; their XOR feeds stage 2, the ports' groups only when the tuple has
+        # ports (the hash is linear, so that equals hashing zero ports, and no gate sits in
+        # front of stage 1).  The source bytes, the destination and the destination port are
+        # also kept apart to the output, where the binding key picks from them.
+        groups = {"src0": (0, 8), "src1": (8, 16), "src2": (16, 24), "src3": (24, 32),
+                  "dst0": (32, 48), "dst1": (48, 64), "sport": (64, 80), "dport": (80, 96)}
+        part = {name: Signal(32, name=f"xor_{name}") for name in groups}
         has_ports = Signal()
         with m.If(self.en):
-            m.d.sync += [q.eq(toeplitz_terms(self.key, tuple_bits, lo, hi))
-                         for (lo, hi), q in zip(groups, quarters)]
+            m.d.sync += [part[name].eq(toeplitz_terms(self.key, tuple_bits, lo, hi))
+                         for name, (lo, hi) in groups.items()]
             m.d.sync += has_ports.eq(self.ports)
         hash_ = Signal(32)
-        m.d.comb += hash_.eq(quarters[0] ^ quarters[1] ^ quarters[2]
-                             ^ Mux(has_ports, quarters[3], 0))
+        m.d.comb += hash_.eq(part["src0"] ^ part["src1"] ^ part["src2"] ^ part["src3"]
+                             ^ part["dst0"] ^ part["dst1"]
+                             ^ Mux(has_ports, part["sport"] ^ part["dport"], 0))
+        # the binding key's parts, carried along stages 2 and 3
+        key_parts = [part["src0"], part["src1"], part["src2"], part["src3"],
+                     part["dst0"] ^ part["dst1"], Mux(has_ports, part["dport"], 0)]
+        held = key_parts
+        for stage in (2, 3):
+            regs = [Signal(32, name=f"pkey{stage}_{k}") for k in range(len(key_parts))]
+            with m.If(self.en):
+                m.d.sync += [r.eq(v) for r, v in zip(regs, held)]
+            held = regs
+        src_bytes, dst_part, dport_part = held[0:4], held[4], held[5]
+        m.d.comb += self.pkey.eq(
+            reduce(xor, [Mux(self.pbind_prefix > k, b, 0) for k, b in enumerate(src_bytes)])
+            ^ dst_part ^ Mux(self.pbind_port, dport_part, 0))
 
         # Scaling to the table, idx = h16 * M >> 16, without a multiplier: M's multiples
         # 0..3 M are kept in registers (M is configuration); in stage 2 each 2-bit digit of h16

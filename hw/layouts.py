@@ -76,6 +76,8 @@ def meta_layout(p: Params) -> data.StructLayout:
         "action": 2,
         "vip": p.vip_bits,
         "group": p.group_bits,
+        # VIP matcher + hasher: client persistence of the service and the binding key
+        "pbind": 1, "pkey": 32,
         # hasher (beside the parser)
         "hash": 32,
         "idx1": p.index_bits, "idx2": p.index_bits,
@@ -83,6 +85,7 @@ def meta_layout(p: Params) -> data.StructLayout:
         "real": p.real_bits,
         "real_mac": 48,
         "tracked": 1, "conn_hit": 1, "conn_new": 1, "conn_evict": 1, "conn_full": 1,
+        "pbind_hit": 1, "pbind_new": 1, "pbind_full": 1,
     })
 
 

@@ -39,7 +39,7 @@ __all__ = ["Parser"]
 
 L3_SPAN = 60 + 14 + 4   # the longest IPv4 header plus the L4 bytes the parser reads
 #: Record fields that the blocks beside the parser fill in stage 5.
-BESIDE = ("vip_hit", "vip", "group", "arp_ours", "hash", "idx1", "idx2")
+BESIDE = ("vip_hit", "vip", "group", "arp_ours", "hash", "idx1", "idx2", "pbind", "pkey")
 
 
 def _be(bytes_: list, start: int, n: int):
@@ -60,6 +60,7 @@ class Parser(wiring.Component):
             "vip_ip": In(32).array(params.n_vips),
             "vip_service": In(32).array(params.n_vips),
             "vip_group": In(32).array(params.n_vips),
+            "vip_pbind": In(32).array(params.n_vips),
             "own_ip": In(32),
             "miss_to_host": In(1),
         })
@@ -238,9 +239,13 @@ class Parser(wiring.Component):
         for k in range(p.n_vips):
             m.d.comb += [vipmatch.vip_ip[k].eq(self.vip_ip[k]),
                          vipmatch.vip_service[k].eq(self.vip_service[k]),
-                         vipmatch.vip_group[k].eq(self.vip_group[k])]
-        # both run beside stages 2 to 4; the output register takes their results
+                         vipmatch.vip_group[k].eq(self.vip_group[k]),
+                         vipmatch.vip_pbind[k].eq(self.vip_pbind[k])]
+        # both run beside stages 2 to 4; the output register takes their results (the binding
+        # key needs the matched entry's prefix, which meets the hasher's partial sums there)
         assert VipMatcher.LATENCY == Hasher.LATENCY == 3
+        m.d.comb += [hasher.pbind_prefix.eq(vipmatch.pbind_prefix),
+                     hasher.pbind_port.eq(vipmatch.pbind_port)]
         s5_free = s4_free = s3_free = s2_free = adv
         s1_free = Signal()
         m.d.comb += [
@@ -350,6 +355,7 @@ class Parser(wiring.Component):
             record.group.eq(vipmatch.group), record.arp_ours.eq(vipmatch.arp_ours),
             record.hash.eq(hasher.hash), record.idx1.eq(hasher.idx1),
             record.idx2.eq(hasher.idx2),
+            record.pbind.eq(vipmatch.pbind), record.pkey.eq(hasher.pkey),
             classifier.i.eq(record), classifier.miss_to_host.eq(self.miss_to_host),
         ]
         with m.If(s5_free):

@@ -169,13 +169,15 @@ class DispatchCore(wiring.Component):
             selector.conn_flush.eq(regs.conn_flush_stb),
             regs.conn_now.eq(selector.conn_now),
             regs.conn_status.eq(selector.conn_flushing),
+            selector.pbind_timeout.eq(regs.pbind_timeout[0:11]),
         ]
         m.d.comb += [selector.conn_timeouts[k].eq(regs.conn_timeout[k][0:11])
                      for k in range(len(regs.conn_timeout))]
         for k in range(p.n_vips):
             m.d.comb += [parser.vip_ip[k].eq(regs.vip_ip[k]),
                          parser.vip_service[k].eq(regs.vip_service[k]),
-                         parser.vip_group[k].eq(regs.vip_group[k])]
+                         parser.vip_group[k].eq(regs.vip_group[k]),
+                         parser.vip_pbind[k].eq(regs.vip_pbind[k])]
         for g in range(p.n_groups):
             m.d.comb += selector.group_backup[g].eq(regs.group_backup[g])
 

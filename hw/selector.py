@@ -21,8 +21,8 @@ Ports
                     per-real statistics count VIP decisions here: at most one per 8 cycles,
                     even when the output has waited and then hands decisions on back to back).
 ``conn_enable``, ``conn_timeouts``, ``conn_tick_cycles``, ``conn_tick``, ``conn_flush``,
-``conn_now``, ``conn_flushing`` : the connection table's registers
-                    (:class:`~openslb.hw.conntable.ConnTable`).
+``conn_now``, ``conn_flushing``, ``pbind_timeout`` : the connection table's and the client
+                    bindings' registers (:class:`~openslb.hw.conntable.ConnTable`, twice).
 
 Memory: per bank, :class:`~openslb.hw.bram.BlockRam` slices of up to 16384 words, each holding
 the tables of ``16384 // table_stride`` groups one after another (port A reads slot 1, port B
@@ -42,7 +42,9 @@ TCP/UDP flow with known ports, table enabled) looks its flow up in the same 8 cy
 Maglev slots: from step 5 the table's answer is in registers, its real's health bit and MAC are
 read beside the Maglev reals', and a live entry whose real is up decides the frame.  The entry
 is written back (learned or refreshed) when the decision is handed on, before the next lookup
-reads the table.
+reads the table.  Client bindings (pbind) are a second table of the same kind, keyed by the
+parser's binding key and looked up at the same time; a live binding whose real is up decides a
+frame that its connection entry does not.
 
 Fallback rule (model: :meth:`Appliance.select`): the slot ``idx1`` gives the real; if it is down,
 slot ``idx2`` (from the other half of the hash) is tried; if that is down too, the group's
@@ -56,6 +58,8 @@ beats long for line rate: a minimum Ethernet frame (60 bytes) is 8 beats at 64 b
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from amaranth import Array, C, Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
@@ -99,6 +103,7 @@ class Selector(wiring.Component):
             "conn_flush": In(1),
             "conn_now": Out(32),
             "conn_flushing": Out(1),
+            "pbind_timeout": In(11),
         })
 
     LATENCY_VIP = 9  #: cycles from accepting a VIP frame to its decision in the output register
@@ -121,14 +126,21 @@ class Selector(wiring.Component):
         def slot(index, group):
             """A group's slot: the RAM word address and the slice holding it."""
             return Cat(index, group[0:sub_bits]), group[sub_bits:]
+        # the connection table, and the client bindings: a second table of the same kind keyed
+        # by the binding key, every entry a "UDP" one (learned from any frame, one timeout)
         m.submodules.conn = conn = ConnTable(p)
-        m.d.comb += [conn.tick_cycles.eq(self.conn_tick_cycles), conn.tick.eq(self.conn_tick),
-                     conn.w_data.eq(self.w_data), conn.flush.eq(self.conn_flush),
-                     self.conn_now.eq(conn.now), self.conn_flushing.eq(conn.flushing)]
+        m.submodules.persist = persist = ConnTable(replace(p, conn_buckets=p.pbind_buckets))
+        for table in (conn, persist):
+            m.d.comb += [table.tick_cycles.eq(self.conn_tick_cycles),
+                         table.tick.eq(self.conn_tick), table.w_data.eq(self.w_data),
+                         table.flush.eq(self.conn_flush)]
+        m.d.comb += [self.conn_now.eq(conn.now),
+                     self.conn_flushing.eq(conn.flushing | persist.flushing)]
         m.d.comb += [conn.timeouts[k].eq(self.conn_timeouts[k]) for k in range(len(ConnTimeout))]
-        # four copies of the real → MAC RAM: slot 1's, slot 2's, the backup's and the connection
-        # table's real's MAC in parallel
-        macs = [BlockRam(48, p.n_reals) for _ in range(4)]
+        m.d.comb += [persist.timeouts[k].eq(self.pbind_timeout) for k in range(len(ConnTimeout))]
+        # five copies of the real → MAC RAM: slot 1's, slot 2's, the backup's, the connection's
+        # and the binding's real's MAC in parallel
+        macs = [BlockRam(48, p.n_reals) for _ in range(5)]
         for k, ram in enumerate(macs):
             m.submodules[f"macs{k}"] = ram
 
@@ -201,6 +213,7 @@ class Selector(wiring.Component):
         up2 = Signal()
         up_backup = Signal()
         up_conn = Signal()
+        up_bind = Signal()
         backup = Signal(32)
         m.d.sync += backup.eq(Array(list(self.group_backup))[cur.group])
         backup_real = backup[0:p.real_bits]
@@ -216,8 +229,9 @@ class Selector(wiring.Component):
             macs[1].r_addr.eq(real2),
             macs[2].r_addr.eq(backup_real),
             macs[3].r_addr.eq(conn.real),
+            macs[4].r_addr.eq(persist.real),
         ]
-        mac_regs = [Signal(48, name=f"mac{k}") for k in range(4)]
+        mac_regs = [Signal(48, name=f"mac{k}") for k in range(5)]
         with m.If(at(7)):
             m.d.sync += [reg.eq(ram.r_data) for reg, ram in zip(mac_regs, macs)]
 
@@ -233,10 +247,11 @@ class Selector(wiring.Component):
         accept = Signal()
         steal = Signal()
         # the connection table's scrubber takes idle cycles (and, when starved, makes one)
-        m.d.comb += accept.eq(out_free & vip_next & (idle | (last & ~conn.hold)) & ~steal
-                              & ~conn.scrub_go)
-        m.d.comb += [conn.idle.eq(idle), conn.busy_vip.eq(vip_next), conn.start.eq(accept),
-                     conn.key_hash.eq(self.i.payload.hash)]
+        m.d.comb += accept.eq(out_free & vip_next & (idle | (last & ~conn.hold & ~persist.hold))
+                              & ~steal & ~conn.scrub_go & ~persist.scrub_go)
+        m.d.comb += [conn.key_hash.eq(self.i.payload.hash), persist.key_hash.eq(self.i.payload.pkey)]
+        for table in (conn, persist):
+            m.d.comb += [table.idle.eq(idle), table.busy_vip.eq(vip_next), table.start.eq(accept)]
         # The addresses are always the waiting frame's slots, whether or not it is taken this
         # cycle: only the address of the cycle after the accept is used (a wasted read is
         # harmless), which keeps handshakes off the address path.
@@ -265,24 +280,36 @@ class Selector(wiring.Component):
                 Cat(raw_b[Cat(rd_slice, rd_bank)], C(0, 31 - p.real_bits), 1))
 
         # the decision of a VIP lookup (step 8)
+        # the connection's entry, then the client's binding, then the Maglev slots, backup
         cur_track = Signal()
+        cur_bind = Signal()
         use_conn = Signal()
+        use_bind = Signal()
         m.d.comb += [conn.cur_hash.eq(cur.hash), conn.cur_udp.eq(cur.proto == PROTO_UDP),
-                     conn.cur_flags.eq(cur.tcp_flags), use_conn.eq(cur_track & conn.hit & up_conn)]
+                     conn.cur_flags.eq(cur.tcp_flags), persist.cur_hash.eq(cur.pkey),
+                     persist.cur_udp.eq(1), persist.cur_flags.eq(0),
+                     use_conn.eq(cur_track & conn.hit & up_conn),
+                     use_bind.eq(cur_bind & persist.hit & up_bind & ~use_conn)]
         chosen = Signal(meta_layout(p))
         m.d.comb += chosen.eq(cur)
+        for table, tracked in ((conn, cur_track), (persist, cur_bind)):
+            m.d.comb += [table.forward.eq(use_conn | use_bind | up1 | up2 | up_backup),
+                         table.new_real.eq(chosen.real),
+                         table.update.eq(last & out_free & tracked)]
         m.d.comb += [
-            conn.forward.eq(use_conn | up1 | up2 | up_backup),
-            conn.new_real.eq(chosen.real),
-            conn.update.eq(last & out_free & cur_track),
             chosen.tracked.eq(cur_track),
             chosen.conn_hit.eq(cur_track & conn.hit),
             chosen.conn_new.eq(cur_track & conn.new),
             chosen.conn_evict.eq(cur_track & conn.evict),
             chosen.conn_full.eq(cur_track & conn.full),
+            chosen.pbind_hit.eq(cur_bind & persist.hit),
+            chosen.pbind_new.eq(cur_bind & persist.new),
+            chosen.pbind_full.eq(cur_bind & persist.full),
         ]
         with m.If(use_conn):
             m.d.comb += [chosen.real.eq(conn.real), chosen.real_mac.eq(mac_regs[3])]
+        with m.Elif(use_bind):
+            m.d.comb += [chosen.real.eq(persist.real), chosen.real_mac.eq(mac_regs[4])]
         with m.Elif(up1):
             m.d.comb += [chosen.real.eq(real1), chosen.real_mac.eq(mac_regs[0])]
         with m.Elif(up2):
@@ -306,9 +333,10 @@ class Selector(wiring.Component):
         # its wide load enable does not wait for the handshake.
         with m.If(idle | (last & out_free)):
             w = self.i.payload
-            m.d.sync += [cur.eq(w), cur_bank.eq(bank),
-                         cur_track.eq(self.conn_enable & (w.action == Action.VIP) & w.ports_known
-                                      & ((w.proto == PROTO_TCP) | (w.proto == PROTO_UDP)))]
+            track = (self.conn_enable & (w.action == Action.VIP) & w.ports_known
+                     & ((w.proto == PROTO_TCP) | (w.proto == PROTO_UDP)))
+            m.d.sync += [cur.eq(w), cur_bank.eq(bank), cur_track.eq(track),
+                         cur_bind.eq(track & w.pbind)]
         with m.If(accept):
             m.d.comb += self.i.ready.eq(1)
             m.d.sync += onehot.eq(0b10)
@@ -321,8 +349,8 @@ class Selector(wiring.Component):
             m.d.sync += [real1.eq(picked1), real2.eq(picked2)]
         # the health bit of a real is looked up in two steps (a 16-bit slice, then the bit): a
         # 256-way multiplexer is too deep for one cycle
-        health_words = [Signal(16, name=f"health_word{k}") for k in range(4)]
-        reals = (real1, real2, backup_real, conn.real)
+        health_words = [Signal(16, name=f"health_word{k}") for k in range(5)]
+        reals = (real1, real2, backup_real, conn.real, persist.real)
         with m.If(at(5)):
             m.d.sync += [w.eq(self.health.word_select(r[4:], 16))
                          for w, r in zip(health_words, reals)]
@@ -331,5 +359,6 @@ class Selector(wiring.Component):
                          up2.eq(health_words[1].bit_select(real2[0:4], 1)),
                          up_backup.eq(backup[8]
                                       & health_words[2].bit_select(backup_real[0:4], 1)),
-                         up_conn.eq(health_words[3].bit_select(conn.real[0:4], 1))]
+                         up_conn.eq(health_words[3].bit_select(conn.real[0:4], 1)),
+                         up_bind.eq(health_words[4].bit_select(persist.real[0:4], 1))]
         return m

@@ -48,6 +48,8 @@ class Params:
         ``log2(conn_buckets)`` bits of the flow hash.
     conn_ways:
         Flows per bucket (the ways are read and compared in parallel).
+    pbind_buckets:
+        Buckets of the persistence table (client-IP bindings, ``conn_ways`` each).
     max_frame:
         Longest frame (bytes, without FCS) that is forwarded; longer frames are dropped as
         ``OVERSIZE``.  The packet buffer holds two such frames.
@@ -60,13 +62,14 @@ class Params:
     table_stride: int = 4096
     conn_buckets: int = 1024
     conn_ways: int = 4
+    pbind_buckets: int = 256
     max_frame: int = 2048
 
     def __post_init__(self) -> None:
         if self.width not in (8, 16, 32, 64, 128):
             raise ValueError(f"width must be 8, 16, 32, 64 or 128 bits, not {self.width}")
         for name in ("n_vips", "n_groups", "n_reals", "table_stride", "conn_buckets",
-                     "conn_ways"):
+                     "conn_ways", "pbind_buckets"):
             value = getattr(self, name)
             if value < 1 or value & (value - 1):
                 raise ValueError(f"{name} must be a power of two, not {value}")
@@ -74,8 +77,9 @@ class Params:
             raise ValueError("a table entry is 8 bits: at most 256 reals")
         if self.conn_ways > 8:
             raise ValueError("conn_ways must be 1, 2, 4 or 8")
-        if not 16 <= self.conn_buckets <= 16384:
-            raise ValueError("conn_buckets must be 16..16384 (one block RAM deep at most)")
+        for name in ("conn_buckets", "pbind_buckets"):
+            if not 16 <= getattr(self, name) <= 16384:
+                raise ValueError(f"{name} must be 16..16384 (one block RAM deep at most)")
         if self.max_frame % 16 or self.max_frame < 128:
             raise ValueError("max_frame must be a multiple of 16 and at least 128")
 
@@ -196,6 +200,8 @@ COUNTERS: tuple[str, ...] = (
     # the table is enabled): exactly one of HIT / MISS; a miss may then learn (NEW), evicting a
     # half-open entry (EVICT), or find its bucket full of live entries (FULL)
     "CONN_HIT", "CONN_MISS", "CONN_NEW", "CONN_EVICT", "CONN_FULL",
+    # persistence (pbind), per tracked frame of a service with pbind on
+    "PBIND_HIT", "PBIND_NEW", "PBIND_FULL",
 )
 
 COUNTER_DOC = {
@@ -204,6 +210,9 @@ COUNTER_DOC = {
     "CONN_NEW": "entries learned (first packet of a flow: TCP SYN without ACK, any UDP datagram)",
     "CONN_EVICT": "learned entries that replaced a half-open (SYN) entry of another flow",
     "CONN_FULL": "flows not learned: every way of their bucket held a live established entry",
+    "PBIND_HIT": "tracked frames of a pbind service whose client had a live binding",
+    "PBIND_NEW": "client bindings made (a forwarded frame of a client with none)",
+    "PBIND_FULL": "bindings not made: every way of the bucket held a live binding",
 }
 
 
@@ -260,6 +269,13 @@ def conn_entry_fields(p: Params) -> tuple[tuple[str, int], ...]:
 
 def conn_entry_bits(p: Params) -> int:
     return sum(width for _, width in conn_entry_fields(p))
+
+
+def pbind_prefix_mask(prefix_bytes: int) -> int:
+    """The client-address mask of a binding: its first ``prefix_bytes`` bytes (0..4; more
+    counts as 4, as in the hardware)."""
+    prefix_bytes = min(prefix_bytes, 4)
+    return (0xFFFFFFFF << (32 - 8 * prefix_bytes)) & 0xFFFFFFFF if prefix_bytes else 0
 
 
 def conn_split(hash32: int, p: Params) -> tuple[int, int]:
@@ -383,6 +399,11 @@ def _registers(p: Params) -> tuple[Register, ...]:
                          ("any_port", 25, 1), ("mode", 26, 2))),
         Register("VIP_GROUP", 0x080, Access.RW, "VIP table: real-server group.", count=p.n_vips,
                  committed=C),
+        Register("VIP_PBIND", 0x0C0, Access.RW,
+                 "VIP table: client-IP persistence. `prefix_bytes` of the client address (0-4, "
+                 "i.e. /0 to /32) key the binding, with the destination port when `per_port`.",
+                 count=p.n_vips, committed=C,
+                 fields=(("enable", 0, 1), ("prefix_bytes", 1, 3), ("per_port", 4, 1))),
         Register("GROUP_BACKUP", 0x0A0, Access.RW, "Per group: backup real.", count=p.n_groups,
                  committed=C, fields=(("real", 0, 8), ("enable", 8, 1))),
         Register("COUNTER", 0x100, Access.RO,
@@ -401,6 +422,9 @@ def _registers(p: Params) -> tuple[Register, ...]:
                  f"Timeouts in ticks (at most {CONN_TIMEOUT_MAX}), indexed by ConnTimeout: "
                  "half-open TCP, established TCP, closing TCP (after FIN/RST), UDP.",
                  count=4, committed=C),
+        Register("PBIND_TIMEOUT", 0x16A, Access.RW,
+                 f"Client binding (pbind) timeout in ticks (at most {CONN_TIMEOUT_MAX}).",
+                 committed=C),
         Register("CONN_TICK_CYCLES", 0x165, Access.RW,
                  "Clock cycles per tick of connection time (0: time moves only by CONN_TICK).",
                  reset=0),

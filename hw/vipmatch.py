@@ -7,11 +7,13 @@ Ports
 ``dst``, ``proto``, ``dport``, ``ports_known`` : In — the frame's IPv4 destination, protocol,
                destination port and whether it carries ports (fragments and ICMP do not).
 ``arp_tpa``  : In(32) — the target address of an ARP request (whatever the frame is).
-``vip_ip``, ``vip_service``, ``vip_group`` : In(32) arrays — the VIP table registers.
+``vip_ip``, ``vip_service``, ``vip_group``, ``vip_pbind`` : In(32) arrays — the VIP table
+               registers.
 ``own_ip``   : In(32) — the appliance's address.
 ``hit``      : Out(1) — an enabled entry matches (IP, protocol, and port unless the entry takes
                any port or the frame carries no ports).
 ``vip``, ``group`` : Out — the lowest-numbered matching entry and its group (0 without a hit).
+``pbind``, ``pbind_prefix``, ``pbind_port`` : Out — that entry's client-persistence settings.
 ``arp_ours`` : Out(1) — ``arp_tpa`` is the appliance's IP or an enabled VIP.
 
 Stage 1 registers the fields here (the user's registers also feed the hasher, whose Toeplitz
@@ -54,11 +56,15 @@ class VipMatcher(wiring.Component):
             "vip_ip": In(32).array(n),
             "vip_service": In(32).array(n),
             "vip_group": In(32).array(n),
+            "vip_pbind": In(32).array(n),
             "own_ip": In(32),
             "hit": Out(1),
             "vip": Out(params.vip_bits),
             "group": Out(params.group_bits),
             "arp_ours": Out(1),
+            "pbind": Out(1),
+            "pbind_prefix": Out(3),
+            "pbind_port": Out(1),
         })
 
     def elaborate(self, platform):
@@ -112,4 +118,7 @@ class VipMatcher(wiring.Component):
             self.group.eq(reduce(or_, [Mux(s3_first[k], self.vip_group[k][0:p.group_bits], 0)
                                        for k in range(n)])),
         ]
+        pbind = reduce(or_, [Mux(s3_first[k], self.vip_pbind[k][0:5], 0) for k in range(n)])
+        m.d.comb += [self.pbind.eq(pbind[0]), self.pbind_prefix.eq(pbind[1:4]),
+                     self.pbind_port.eq(pbind[4])]
         return m

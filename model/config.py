@@ -66,6 +66,10 @@ class VirtualService:
     group: int = 0
     mode: Mode = Mode.DSR
     enabled: bool = True
+    #: client-IP persistence: the client prefix length (0, 8, 16, 24 or 32) that keys a
+    #: binding, None = off; the binding is per service port when ``pbind_per_port``
+    pbind: int | None = None
+    pbind_per_port: bool = True
 
 
 #: Core clock the default tick is counted in (the 10 Gb/s-class core: 156.25 MHz).
@@ -82,15 +86,16 @@ class ConnConfig:
     open: int = CONN_TIMEOUT_DEFAULTS[ConnTimeout.OPEN]        #: ticks, established TCP
     closing: int = CONN_TIMEOUT_DEFAULTS[ConnTimeout.CLOSING]  #: ticks, after FIN / RST
     udp: int = CONN_TIMEOUT_DEFAULTS[ConnTimeout.UDP]          #: ticks, UDP flows
+    pbind: int = 600                                           #: ticks, client bindings
 
     def timeouts(self) -> dict[ConnTimeout, int]:
         return {ConnTimeout.SYN: self.syn, ConnTimeout.OPEN: self.open,
                 ConnTimeout.CLOSING: self.closing, ConnTimeout.UDP: self.udp}
 
     def validate(self) -> None:
-        for kind, ticks in self.timeouts().items():
+        for kind, ticks in [*self.timeouts().items(), ("PBIND", self.pbind)]:
             if not 0 <= ticks <= CONN_TIMEOUT_MAX:
-                raise ConfigError(f"conn timeout {kind.name.lower()}: {ticks} ticks out of "
+                raise ConfigError(f"conn timeout {str(getattr(kind, 'name', kind)).lower()}: {ticks} ticks out of "
                                   f"range 0..{CONN_TIMEOUT_MAX}")
         if not 0 <= self.tick_cycles <= 0xFFFFFFFF:
             raise ConfigError(f"conn tick_cycles: {self.tick_cycles} out of range 0..2**32-1")
@@ -142,6 +147,10 @@ class ApplianceConfig:
                 raise ConfigError(f"{where}: protocol {v.proto} has no ports; use port None")
             if v.port is not None and not 0 <= v.port <= 0xFFFF:
                 raise ConfigError(f"{where}: port {v.port} out of range")
+            if v.pbind is not None and v.pbind not in (0, 8, 16, 24, 32):
+                raise ConfigError(f"{where}: pbind prefix /{v.pbind}: use /0, /8, /16, /24 or /32")
+            if v.pbind is not None and v.proto not in (PROTO_TCP, PROTO_UDP):
+                raise ConfigError(f"{where}: pbind needs TCP or UDP (bindings follow tracked flows)")
             if v.enabled and v.group not in self.groups:
                 raise ConfigError(f"{where}: group {v.group} is not defined")
             # a group whose reals are all disabled or down is allowed here: its table is

@@ -117,10 +117,10 @@ class DeviceModel:
         self.appliance.real_macs = self._real_macs()
 
     def _strobe_conn_tick(self, value: int) -> None:
-        self.appliance.conn.advance(value)
+        self.appliance.advance(value)
 
     def _strobe_conn_flush(self, value: int) -> None:
-        self.appliance.conn.flush()
+        self.appliance.flush_connections()
 
     def _strobe_snapshot(self, value: int) -> None:
         for n, name in enumerate(COUNTERS):
@@ -165,7 +165,10 @@ class DeviceModel:
             miss_to_host=bool(self._reg("CTRL") & 1),
             conn_enabled=bool(self._reg("CONN_CTRL") & 1),
             conn_timeouts={kind: self._reg("CONN_TIMEOUT", int(kind)) & CONN_TIMEOUT_MAX
-                           for kind in ConnTimeout})
+                           for kind in ConnTimeout},
+            pbind_timeout=self._reg("PBIND_TIMEOUT") & CONN_TIMEOUT_MAX,
+            vip_pbind={k: (self._reg("VIP_PBIND", k) >> 1 & 7, bool(self._reg("VIP_PBIND", k) >> 4 & 1))
+                       for k, *_ in vips if self._reg("VIP_PBIND", k) & 1})
 
     def process(self, frames: list[bytes]) -> Result:
         """Carry frames through the core as programmed now."""

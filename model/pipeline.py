@@ -7,6 +7,7 @@ with their reasons, and every counter the hardware keeps, exactly as the RTL com
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter as Tally
 from dataclasses import dataclass, field
 
@@ -169,7 +170,9 @@ class Appliance:
                        if v.enabled],
             backups={g.index: g.backup for g in config.groups.values() if g.backup is not None},
             miss_to_host=config.miss_to_host, conn_enabled=config.conn.enabled,
-            conn_timeouts=config.conn.timeouts())
+            conn_timeouts=config.conn.timeouts(), pbind_timeout=config.conn.pbind,
+            vip_pbind={v.index: (v.pbind // 8, v.pbind_per_port)
+                       for v in config.virts.values() if v.enabled and v.pbind is not None})
         self.counters: Tally[str] = Tally({name: 0 for name in spec.COUNTERS})
         self.vip_stats: dict[int, list[int]] = {}
         self.real_stats: dict[int, list[int]] = {}
@@ -177,11 +180,13 @@ class Appliance:
     def load(self, *, params, own_mac: bytes, own_ip: int, rss_key: bytes, table_size: int,
              tables: dict, health: int, real_macs: dict, vip_table: list, backups: dict,
              miss_to_host: bool, conn_enabled: bool = False,
-             conn_timeouts: dict | None = None) -> None:
+             conn_timeouts: dict | None = None, pbind_timeout: int = 0,
+             vip_pbind: dict | None = None) -> None:
         """Set the whole programmed state (what the registers hold), keeping the counters and
         the connection table's entries.
 
         ``vip_table``: ``(index, ip, proto, port or None, group)`` of the enabled entries;
+        ``vip_pbind``: entry → ``(prefix bytes, per port)`` of the entries with persistence;
         ``tables``: group → slots (real indices; :data:`EMPTY` or 0 where unprogrammed).
         """
         self.params = params
@@ -203,8 +208,23 @@ class Appliance:
         self.conn.enabled = conn_enabled
         if conn_timeouts is not None:
             self.conn.timeouts = dict(conn_timeouts)
+        # client bindings: a table like the connection table, every entry a "UDP" one
+        if getattr(self, "persist", None) is None or self.persist.params.pbind_buckets != params.pbind_buckets:
+            self.persist = ConnTable(dataclasses.replace(params, conn_buckets=params.pbind_buckets))
+        self.persist.timeouts = {kind: pbind_timeout for kind in spec.ConnTimeout}
+        self.vip_pbind = dict(vip_pbind or {})
 
     # -- state changes the management plane makes ------------------------------------------
+    def advance(self, ticks: int) -> None:
+        """Move connection time on (CONN_TICK): connection entries and client bindings age."""
+        self.conn.advance(ticks)
+        self.persist.advance(ticks)
+
+    def flush_connections(self) -> None:
+        """CONN_FLUSH: forget every connection and every client binding."""
+        self.conn.flush()
+        self.persist.flush()
+
     def set_up(self, real: int, up: bool) -> None:
         """Flip a real's health-mask bit (takes effect for the next frame)."""
         self.health = self.health | (1 << real) if up else self.health & ~(1 << real)
@@ -212,9 +232,18 @@ class Appliance:
     # -- the blocks --------------------------------------------------------------------------
     def hash_of(self, p: Parsed) -> int:
         """Toeplitz over src, dst and (when known) the ports; fragments and ICMP use zeros."""
-        data = (p.src.to_bytes(4, "big") + p.dst.to_bytes(4, "big")
-                + (p.sport if p.ports_known else 0).to_bytes(2, "big")
-                + (p.dport if p.ports_known else 0).to_bytes(2, "big"))
+        return self._toeplitz(p.src, p.dst, p.sport if p.ports_known else 0,
+                              p.dport if p.ports_known else 0)
+
+    def pbind_key(self, p: Parsed, prefix_bytes: int, per_port: bool) -> int:
+        """The key of a client binding: Toeplitz over the client prefix, the VIP and (per port)
+        the service port: what the hardware XORs from the hasher's partial sums."""
+        return self._toeplitz(p.src & spec.pbind_prefix_mask(prefix_bytes), p.dst, 0,
+                              p.dport if per_port and p.ports_known else 0)
+
+    def _toeplitz(self, src: int, dst: int, sport: int, dport: int) -> int:
+        data = (src.to_bytes(4, "big") + dst.to_bytes(4, "big") + sport.to_bytes(2, "big")
+                + dport.to_bytes(2, "big"))
         bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8)).astype(bool)
         return int(np.bitwise_xor.reduce(self.windows[:96][bits], initial=np.uint32(0)))
 
@@ -281,13 +310,24 @@ class Appliance:
                 return Decision(EgressPort.HOST, frame=bytes(frame))
             return self._drop(DropReason.NON_VIP)
         h = self.hash_of(p)
-        look = None
+        look = bind = None
         real = None
-        if self.conn.enabled and p.ports_known and p.proto in (spec.PROTO_TCP, spec.PROTO_UDP):
+        tracked = (self.conn.enabled and p.ports_known
+                   and p.proto in (spec.PROTO_TCP, spec.PROTO_UDP))
+        if tracked:
+            # 1. the connection's own entry, while its real is up
             look = self.conn.lookup(h, udp=p.proto == spec.PROTO_UDP)
             c["CONN_HIT" if look.hit_way is not None else "CONN_MISS"] += 1
             if look.hit_way is not None and self.is_up(self.conn.entry(look).real):
                 real = self.conn.entry(look).real
+            # 2. the client's binding (pbind services), while its real is up
+            if vip in self.vip_pbind:
+                bind = self.persist.lookup(self.pbind_key(p, *self.vip_pbind[vip]), udp=True)
+                if bind.hit_way is not None:
+                    c["PBIND_HIT"] += 1
+                    if real is None and self.is_up(self.persist.entry(bind).real):
+                        real = self.persist.entry(bind).real
+        # 3. the Maglev table
         if real is None:
             real = self.select(self.vip_groups[vip], h)
         if real is None:
@@ -298,6 +338,10 @@ class Appliance:
                 c[f"CONN_{outcome.upper()}"] += 1
                 if outcome == "evict":
                     c["CONN_NEW"] += 1
+        if bind is not None:
+            outcome = self.persist.update(bind, real, 0)
+            if outcome is not None:
+                c[f"PBIND_{outcome.upper()}"] += 1
         c["TX_SERVER"] += 1
         for stats, key in ((self.vip_stats, vip), (self.real_stats, real)):
             entry = stats.setdefault(key, [0, 0])

@@ -1,5 +1,6 @@
 """``make bench``: management figures (``management.json``), emulator speed (``emulator.json``),
-pipeline figures from the RTL simulation and a real yosys + nextpnr-ecp5 run.
+pipeline figures from the RTL simulation and a real yosys + nextpnr-ecp5 run, connection-table
+figures (``conntable.json``, :mod:`openslb.sim.bench_conntable`).
 
 Writes ``bench/results/pipeline.json``:
 - ``cycles_per_packet_64B`` / ``cycles_per_packet_1500B``: output cycles per frame with the input
@@ -58,8 +59,17 @@ def main(skip_fpga: bool = False) -> int:
         print(json.dumps(result["ecp5_45k"], indent=2), flush=True)
         from openslb.sim.bench_fpga import fpga_figures
         print(json.dumps(fpga_figures(), indent=2), flush=True)
-    result["elapsed_s"] = round(time.monotonic() - t0, 1)
+    from openslb.sim.bench_conntable import conntable_figures
     path = RESULTS / "pipeline.json"
+    if "ecp5_45k" in result:
+        brams = result["ecp5_45k"]["brams"]["used"]
+    else:   # --skip-fpga: the last measured run, if any
+        last = json.loads(path.read_text()) if path.exists() else {}
+        brams = last.get("ecp5_45k", {}).get("brams", {}).get("used")
+    conn = {"command": "make bench", **conntable_figures(brams)}
+    (RESULTS / "conntable.json").write_text(json.dumps(conn, indent=2) + "\n")
+    print(json.dumps(conn, indent=2), flush=True)
+    result["elapsed_s"] = round(time.monotonic() - t0, 1)
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}")
     return 0

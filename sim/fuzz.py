@@ -50,6 +50,7 @@ def main(frames: int = 1_000_000, seed: int = 1, batch: int = 20_000) -> int:
     rng = random.Random(seed)
     emu = Emulator(params)
     slb = default_slb_config()
+    slb.conn.tick_cycles = 0     # connection time as the model keeps it: moved by CONN_TICK only
     manager = attach(emu, slb)
     model = DeviceModel(params)
     Manager(ModelBus(model), None, slb).program_applied()

@@ -20,7 +20,7 @@ from pathlib import Path
 from openslb.hw.spec import Params
 
 __all__ = ["REPO", "simulator", "build_verilog", "build", "run_testbench", "run_all_testbenches",
-           "TESTBENCHES", "testbench_params"]
+           "TESTBENCHES", "entry_params"]
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build" / "sim"
@@ -140,6 +140,8 @@ def run_testbench(module: str, params: Params, top: str = "core", env: dict | No
 #: UART clock cycles per bit in simulation (a board build uses clk_hz // baud).
 SIM_UART_DIVISOR = 8
 
+SMALL_TABLES = {"width": 64, "conn_buckets": 64, "pbind_buckets": 16}
+
 #: Every HDL testbench: (label, cocotb module, design, width or Params fields, scenario)
 TESTBENCHES = [
     ("hasher-rss-vectors", "openslb.sim.tb_hasher", "hasher", 64, "rss"),
@@ -147,9 +149,9 @@ TESTBENCHES = [
     ("core-w8-mixed", "openslb.sim.tb_core", "core", 8, "mixed"),
     ("core-w64-health", "openslb.sim.tb_core", "core", 64, "health"),
     ("core-w64-commit", "openslb.sim.tb_core", "core", 64, "commit"),
-    # a small table (256 flows) so that the SYN flood (10x the table) stays quick
-    ("core-w64-conntable", "openslb.sim.tb_core", "core", {"width": 64, "conn_buckets": 64},
-     "conn"),
+    # small tables (256 flows, 64 client bindings) so that floods of 10x the table stay quick
+    ("core-w64-conntable", "openslb.sim.tb_core", "core", SMALL_TABLES, "conn"),
+    ("core-w64-pbind", "openslb.sim.tb_core", "core", SMALL_TABLES, "pbind"),
     ("core-w64-default-config", "openslb.sim.tb_core", "core", 64, "run"),
     ("appliance-uart-bridge", "openslb.sim.tb_appliance", "appliance", 64, "bridge"),
     ("appliance-cli-over-uart", "openslb.sim.tb_appliance", "appliance", 64, "cli"),
@@ -160,7 +162,7 @@ TESTBENCHES = [
 ]
 
 
-def testbench_params(width: int | dict) -> Params:
+def entry_params(width: int | dict) -> Params:
     """The parameters of a TESTBENCHES entry: a width, or a dict of Params fields."""
     return Params(**width) if isinstance(width, dict) else Params(width=width)
 
@@ -172,7 +174,7 @@ def run_all_testbenches() -> int:
         print(f"== {label} ({simulator()})", flush=True)
         try:
             tests, failed, test_dir = run_testbench(
-                module, testbench_params(width), top, {"OPENSLB_SCENARIO": scenario}, name=label)
+                module, entry_params(width), top, {"OPENSLB_SCENARIO": scenario}, name=label)
             ok = tests > 0 and failed == 0
         except Exception as exc:  # a build failure is a failed testbench, not a crash
             tests, failed, test_dir, ok = 0, 1, BUILD, False

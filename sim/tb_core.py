@@ -24,8 +24,8 @@ from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 from openslb.firmware.program import health_writes, program, table_writes
 from openslb.firmware.regs import address, pack_fields
 from openslb.hw.spec import (COUNTERS, ID_MAGIC, PROTO_UDP, STAT_LATCH_CYCLES, EgressPort,
-                             Params, params_word)
-from openslb.model.config import ApplianceConfig
+                             Params, params_word, pbind_prefix_mask)
+from openslb.model.config import ApplianceConfig, ip_int
 from openslb.model.pipeline import Appliance
 from openslb.sim import traffic
 
@@ -455,7 +455,7 @@ async def _send_reals(tb: CoreBench, model: Appliance, frames: list[bytes], labe
 
 async def _tick(tb: CoreBench, model: Appliance, ticks: int) -> None:
     await tb.write_many([(address("CONN_TICK"), ticks)])
-    model.conn.advance(ticks)
+    model.advance(ticks)
     assert await tb.read(address("CONN_NOW")) == model.conn.now
 
 
@@ -464,6 +464,7 @@ async def _apply(tb: CoreBench, model: Appliance, cfg: ApplianceConfig) -> None:
     await tb.write_many(program(cfg))
     model.tables = {g: cfg.table(g) for g in cfg.groups}
     model.conn.timeouts = dict(cfg.conn.timeouts())
+    model.persist.timeouts = {kind: cfg.conn.pbind for kind in model.persist.timeouts}
 
 
 async def conn(dut) -> None:
@@ -528,7 +529,7 @@ async def conn(dut) -> None:
             break
     else:
         raise AssertionError("CONN_STATUS.flushing never cleared")
-    model.conn.flush()
+    model.flush_connections()
     await send_and_check(tb, model, _conn_frames(cfg, conns, "A"), "after flush")
 
     # SYN flood of 10x the table while established connections live
@@ -549,5 +550,111 @@ async def conn(dut) -> None:
     assert after == before
 
 
+async def pbind(dut) -> None:
+    """Client-IP persistence: /32, /24 and /16 bindings keep a client's connections on one real,
+    through a drain until they time out, away from a real that goes down; the bindings table
+    overflows (counted); every frame and counter against the model."""
+    cfg = _config()
+    cfg.reals[3].up = True
+    cfg.virts[0].pbind = 32
+    cfg.virts[2].pbind, cfg.virts[2].pbind_per_port = 24, False
+    cfg.virts[1].pbind = 16
+    cfg.conn.pbind = 50
+    tb, model = await _bench(dut, cfg)
+    rng = random.Random(_seed())
+
+    def client_conns(net: int, per_client: int, virt: int, spread_hosts: bool):
+        return [(f"10.{net // 256}.{net % 256}.{1 + (j if spread_hosts else 0)}",
+                 rng.randrange(1024, 65536), virt) for j in range(per_client)]
+
+    clients = {(net, virt): client_conns(net, 6, virt, virt != 0)
+               for net in range(12) for virt in (0, 1, 2)}
+    frames = [f for conns in clients.values() for f in _conn_frames(cfg, conns, "S")]
+    reals = await _send_reals(tb, model, frames, "clients open connections")
+    k = 0
+    for key, conns in clients.items():
+        got = set(reals[k:k + len(conns)])
+        k += len(conns)
+        assert len(got) == 1, f"client {key} spread over reals {got}"
+    # one binding per client prefix and service: the /16 one holds all twelve UDP clients
+    prefixes = {(v, ip_int(src) & pbind_prefix_mask(cfg.virts[v].pbind // 8))
+                for conns in clients.values() for src, _, v in conns}
+    assert model.counters["PBIND_NEW"] == len(prefixes)
+
+    # drain the real of a bound client: it keeps that client until the binding times out
+    (net, virt), conns = next(iter(clients.items()))
+    bound = reals[0]
+    cfg.reals[bound].enabled = False
+    await _apply(tb, model, cfg)
+    more = client_conns(net, 6, virt, False)
+    assert set(await _send_reals(tb, model, _conn_frames(cfg, more, "S"), "drained, bound")) == {bound}
+    await _tick(tb, model, 51)
+    later = client_conns(net, 6, virt, False)
+    assert bound not in await _send_reals(tb, model, _conn_frames(cfg, later, "S"), "binding gone")
+    cfg.reals[bound].enabled = True
+    await _apply(tb, model, cfg)
+
+    # a real that goes down: its bound clients move (and stay together)
+    await send_and_check(tb, model, frames, "refresh")
+    victim = reals[len(clients[(0, 0)])]
+    await tb.write_many(health_writes(cfg.health_mask() & ~(1 << victim), cfg.params.n_reals))
+    model.health = cfg.health_mask() & ~(1 << victim)
+    fresh = [f for conns in clients.values()
+             for f in _conn_frames(cfg, [(s, rng.randrange(1024, 65536), v) for s, _, v in conns], "S")]
+    assert victim not in await _send_reals(tb, model, fresh, "bound real down")
+
+    # more clients than bindings: counted as PBIND_FULL, their connections still forwarded
+    crowd = [c for net in range(100, 100 + 4 * cfg.params.pbind_buckets * cfg.params.conn_ways)
+             for c in client_conns(net, 1, 0, False)]
+    await send_and_check(tb, model, _conn_frames(cfg, crowd, "S"), "bindings full", idle=0.0)
+    assert model.counters["PBIND_FULL"] > 0
+
+
+async def conn_bench(dut) -> None:
+    """Connection-table figures (``make bench``, conntable.json): latency and cycles per 64-byte
+    frame with every frame tracked, new flows learned per cycle at saturation, and the share of
+    established connections still on their real after a SYN flood of 10x the table."""
+    from openslb.model.config import default_config
+    cfg = default_config()
+    cfg.params = _params()
+    cfg.conn.tick_cycles = 0
+    tb, model = await _bench(dut, cfg)
+    tb.backpressure = 0.0
+    rng = random.Random(_seed())
+    results: dict[str, float] = {}
+    await send_and_check(tb, model, _vip_frames(cfg, 64, 1), "latency", idle=0.0)
+    results["latency_cycles"] = tb.out_times[-1][0] - tb.in_times[-1]
+    # saturation: back-to-back 64-byte SYNs of new flows, every one learned
+    syns = _conn_frames(cfg, _connections(rng, 400, (0,)), "S", 10)
+    first_out, new = len(tb.outputs), model.counters["CONN_NEW"]
+    await send_and_check(tb, model, syns, "saturation", idle=0.0)
+    span = tb.out_times[-1][1] - tb.out_times[first_out][0] + 1
+    results["cycles_per_packet_64B"] = round(span / len(syns), 3)
+    results["new_flows_per_cycle"] = round((model.counters["CONN_NEW"] - new) / span, 4)
+    # established connections (half the table), then a SYN flood of 10x the table
+    flows = cfg.params.conn_flows
+    established = _connections(rng, flows // 2, (0,))
+    await send_and_check(tb, model, _conn_frames(cfg, established, "S"), "establish: SYN")
+    hits = model.counters["CONN_HIT"]
+    before = await _send_reals(tb, model, _conn_frames(cfg, established, "A"), "establish: ACK")
+    held = model.counters["CONN_HIT"] - hits
+    flood = _connections(rng, 10 * flows, (0,))
+    for k in range(0, len(flood), 4096):      # in slices, so the model keeps pace in memory
+        await send_and_check(tb, model, _conn_frames(cfg, flood[k:k + 4096], "S", 10),
+                             f"SYN flood {k // 4096}", idle=0.0)
+    hits = model.counters["CONN_HIT"]
+    after = await _send_reals(tb, model, _conn_frames(cfg, established, "PA"), "after the flood")
+    kept = model.counters["CONN_HIT"] - hits
+    results.update({
+        "established": held,
+        "syn_flood_frames": len(flood),
+        "established_kept_under_syn_flood": round(kept / held, 4),
+        "established_same_real": sum(a == b for a, b in zip(after, before) if a is not None),
+        "flood_evictions": model.counters["CONN_EVICT"],
+        "flood_not_learned_full": model.counters["CONN_FULL"],
+    })
+    Path(os.environ["OPENSLB_OUT"]).write_text(json.dumps(results))
+
+
 SCENARIOS = {"mixed": mixed, "health": health, "commit": commit, "run": run, "bench": bench,
-             "conn": conn}
+             "conn": conn, "pbind": pbind, "conn_bench": conn_bench}

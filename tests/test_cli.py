@@ -8,7 +8,8 @@ from openslb.firmware.console import run_script, split_commands
 from openslb.firmware.manager import Manager
 from openslb.firmware.shell import CliError, Shell, run_script_config
 from openslb.firmware.slb import check_password, default_slb_config
-from openslb.hw.spec import DEFAULT_PARAMS
+from openslb.firmware.regs import address
+from openslb.hw.spec import DEFAULT_PARAMS, ConnTimeout
 from openslb.model.device import DeviceModel
 from openslb.sim.traffic import client_flows
 
@@ -216,3 +217,21 @@ def test_console_on_a_pty_logs_in_and_runs_commands(box):
     talk("exit\r", b"")
     t.join(5)
     assert m.pending.reals[2].weight == 5
+
+
+def test_connection_table_settings_apply_and_round_trip(box, tmp_path):
+    dev, m, sh = box
+    sh.execute("/cfg/slb/adv/conntmout open 900")
+    sh.execute("/cfg/slb/adv/conntick 1000")
+    with pytest.raises(CliError, match="conntmout udp"):
+        sh.execute("/cfg/slb/adv/conntmout udp 5000")
+    sh.execute("apply")
+    assert dev.read(address("CONN_TIMEOUT", 1)) == 900
+    assert dev.read(address("CONN_TICK_CYCLES")) == 1000
+    assert dev.appliance.conn.timeouts[ConnTimeout.OPEN] == 900
+    sh.execute("/cfg/slb/adv/conn dis")
+    sh.execute("apply")
+    assert not dev.appliance.conn.enabled
+    dumped = m.applied.dump()
+    assert "/cfg/slb/adv/conn dis" in dumped and "/cfg/slb/adv/conntmout open 900" in dumped
+    assert run_script_config(dumped, "saved", DEFAULT_PARAMS).dump() == dumped

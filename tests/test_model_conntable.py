@@ -172,3 +172,54 @@ def test_disabled_table_counts_nothing(flags):
     app = Appliance(cfg)
     app.decide(_frame(cfg, 1, flags))
     assert all(app.counters[n] == 0 for n in ("CONN_HIT", "CONN_MISS", "CONN_NEW"))
+
+
+def _client_frame(cfg, src: str, sport: int, flags: str = "S") -> bytes:
+    v = cfg.virts[0]
+    return bytes(Ether(src=CLIENT_MAC, dst=cfg.own_mac) / IP(src=src, dst=v.vip)
+                 / TCP(sport=sport, dport=v.port, flags=flags))
+
+
+@pytest.mark.parametrize("prefix", [32, 24])
+def test_pbind_keeps_a_client_on_one_real(prefix):
+    cfg = _cfg()
+    cfg.virts[0].pbind = prefix
+    app = Appliance(cfg)
+    for k in range(20):
+        # each "client" opens 12 connections from different ports (and, for /24, hosts)
+        hosts = [f"10.9.{k}.{1 + (j if prefix == 24 else 0)}" for j in range(12)]
+        reals = {app.decide(_client_frame(cfg, h, 2000 + j)).real for j, h in enumerate(hosts)}
+        assert len(reals) == 1, f"client {k} spread over {reals}"
+    assert app.counters["PBIND_NEW"] == 20 and app.counters["PBIND_HIT"] == 20 * 11
+    # without persistence the same connections spread
+    cfg.virts[0].pbind = None
+    plain = Appliance(cfg)
+    spread = {plain.decide(_client_frame(cfg, "10.9.0.1", 2000 + j)).real for j in range(12)}
+    assert len(spread) > 1
+
+
+def test_pbind_times_out_and_follows_drain():
+    cfg = _cfg()
+    cfg.virts[0].pbind = 32
+    cfg.conn.pbind = 10
+    app = Appliance(cfg)
+    bound = app.decide(_client_frame(cfg, "10.9.0.1", 2000)).real
+    # drain the bound real: the client keeps coming to it (its binding lives)...
+    cfg.reals[bound].enabled = False
+    app.tables = {g: cfg.table(g) for g in cfg.groups}
+    assert {app.decide(_client_frame(cfg, "10.9.0.1", 3000 + j)).real for j in range(10)} == {bound}
+    # ...until the binding times out (10 ticks after the last packet): then new connections
+    # follow the table, which no longer has the drained real
+    app.advance(11)
+    after = {app.decide(_client_frame(cfg, "10.9.0.1", 4000 + j)).real for j in range(10)}
+    assert bound not in after and len(after) == 1      # and a new binding holds them together
+
+
+def test_pbind_binding_to_a_down_real_moves():
+    cfg = _cfg()
+    cfg.virts[0].pbind = 32
+    app = Appliance(cfg)
+    bound = app.decide(_client_frame(cfg, "10.9.0.1", 2000)).real
+    app.set_up(bound, False)
+    moved = {app.decide(_client_frame(cfg, "10.9.0.1", 3000 + j)).real for j in range(10)}
+    assert bound not in moved and len(moved) == 1
