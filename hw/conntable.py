@@ -27,9 +27,10 @@ Ports (the selector drives the lookups; ``A`` is the cycle the selector accepts 
 Timing: a lookup reads the bucket at ``A + 1`` (address register), the RAM's data register holds
 it at ``A + 3``, where the last write is forwarded if it went to the same bucket (the RAM's read
 and write of one address in the same cycle are undefined on an ECP5); ``A + 4`` holds the per-way
-digest compares and ages; ``A + 5`` the hit, the real, the victim way and the bucket with its
-dead ways cleared.  The write-back is registered at the update and written a cycle later, before
-the next lookup's data is used: a flow learned by one frame is seen by the very next one.
+digest compares, ages and timeouts; ``A + 5`` the hit, the real, the victim way and the bucket
+with its dead ways cleared.  The update is registered, merged into the bucket the next cycle and
+written the one after (``U + 2``), before the next lookup's data is used (``U + 3`` at the
+earliest): a flow learned by one frame is seen by the very next one.  A scrub writes at ``S + 6``.
 Writes are at least 3 cycles apart (lookups every 8 cycles, the scrubber only between them),
 which is what makes forwarding the one last write enough.
 
@@ -155,10 +156,11 @@ class ConnTable(wiring.Component):
             word.eq(Mux(forwarded, wr_word, ram.r_data)),
         ]
         digest = self.cur_hash[bbits:]
-        # A+4: per way, the digest compare and the age, registered
+        # A+4: per way, the digest compare, the age and the timeout of its kind, registered
         q_word = Signal(bucket_layout)
         q_match = Signal(ways)
         q_age = [Signal(CONN_STAMP_BITS, name=f"age{w}") for w in range(ways)]
+        q_timeout = [Signal(11, name=f"timeout{w}") for w in range(ways)]
         q_scrub = Signal()
         q_flush = Signal()
         q_lookup = Signal()
@@ -168,22 +170,20 @@ class ConnTable(wiring.Component):
                      q_flush.eq(flush_op[2]), q_lookup.eq(stage[2] & ~scrub[2]),
                      q_bucket.eq(bucket_at[2])]
         for w in range(ways):
+            e = word[w]
+            kind = Mux(e.udp, int(ConnTimeout.UDP), (e.state - 1)[0:2])
             m.d.sync += [
-                q_match[w].eq((word[w].digest == digest) & (word[w].udp == self.cur_udp)),
-                q_age[w].eq(stamp_now - word[w].stamp),
+                q_match[w].eq((e.digest == digest) & (e.udp == self.cur_udp)),
+                q_age[w].eq(stamp_now - e.stamp),
+                q_timeout[w].eq(Mux(kind[1], Mux(kind[0], self.timeouts[3], self.timeouts[2]),
+                                    Mux(kind[0], self.timeouts[1], self.timeouts[0]))),
             ]
 
         # A+4 → A+5: live ways, the hit, the victim, the cleaned bucket
         live = Signal(ways)
         for w in range(ways):
-            e = q_word[w]
-            timeout = Signal(11, name=f"timeout{w}")
-            index = Mux(e.udp, int(ConnTimeout.UDP), (e.state - 1)[0:2])
-            m.d.comb += [
-                timeout.eq(Mux(index[1], Mux(index[0], self.timeouts[3], self.timeouts[2]),
-                               Mux(index[0], self.timeouts[1], self.timeouts[0]))),
-                live[w].eq((e.state != ConnState.FREE) & (q_age[w] <= timeout) & ~q_flush),
-            ]
+            m.d.comb += live[w].eq((q_word[w].state != ConnState.FREE)
+                                   & (q_age[w] <= q_timeout[w]) & ~q_flush)
         hits = Signal(ways)
         dead = Signal(ways)
         half_open = Signal(ways)
@@ -217,11 +217,17 @@ class ConnTable(wiring.Component):
                     m.d.sync += r_free_way.eq(w)
                 with m.If(half_open[w]):
                     m.d.sync += r_evict_way.eq(w)
-        # a scrub writes its bucket back when it cleared a way
-        with m.If(q_scrub & (Cat(*[q_word[w].state != ConnState.FREE for w in range(ways)])
-                             & dead).any()):
-            m.d.sync += [wr_en.eq(1), wr_seen.eq(1), wr_bucket.eq(q_bucket), wr_word.eq(cleaned)]
-        with m.If(q_scrub):
+        # a scrub's cleaned bucket (A+5), written back (A+6) when it cleared a way
+        s_valid = Signal()
+        s_changed = Signal()
+        s_bucket = Signal(bbits)
+        s_clean = Signal(bucket_layout)
+        m.d.sync += [s_valid.eq(q_scrub), s_bucket.eq(q_bucket), s_clean.eq(cleaned),
+                     s_changed.eq((Cat(*[q_word[w].state != ConnState.FREE for w in range(ways)])
+                                   & dead).any())]
+        with m.If(s_valid & s_changed):
+            m.d.sync += [wr_en.eq(1), wr_seen.eq(1), wr_bucket.eq(s_bucket), wr_word.eq(s_clean)]
+        with m.If(s_valid):
             m.d.sync += scrub_busy.eq(0)
 
         # ---- the update: learn or refresh --------------------------------------------------------
@@ -252,12 +258,17 @@ class ConnTable(wiring.Component):
         fresh = Signal(entry)
         m.d.comb += [fresh.state.eq(state), fresh.udp.eq(self.cur_udp), fresh.stamp.eq(stamp_now),
                      fresh.real.eq(self.new_real), fresh.digest.eq(digest)]
-        target = Signal(range(ways))
-        m.d.comb += target.eq(Mux(self.hit, r_hit_way, Mux(r_has_free, r_free_way, r_evict_way)))
-        with m.If(self.update & self.forward & (self.hit | self.new)):
+        # the update is registered (entry, way, bucket), then merged into the cleaned bucket
+        u_valid = Signal()
+        u_way = Signal(range(ways))
+        u_entry = Signal(entry)
+        m.d.sync += [u_valid.eq(self.update & self.forward & (self.hit | self.new)),
+                     u_way.eq(Mux(self.hit, r_hit_way, Mux(r_has_free, r_free_way, r_evict_way))),
+                     u_entry.eq(fresh)]
+        with m.If(u_valid):
             m.d.sync += [wr_en.eq(1), wr_seen.eq(1), wr_bucket.eq(r_bucket)]
             for w in range(ways):
-                m.d.sync += wr_word[w].eq(Mux(target == w, fresh, r_clean[w]))
+                m.d.sync += wr_word[w].eq(Mux(u_way == w, u_entry, r_clean[w]))
         return m
 
     def _time(self, m: Module) -> None:
