@@ -225,6 +225,11 @@ def _pbind(value: str, what: str) -> bool:
     return _choice(("clientip", "disable"))(value, what) == "clientip"
 
 
+def _pmask(value: str, what: str) -> int:
+    """The client prefix length a binding covers (whole bytes: the hardware masks by byte)."""
+    return int(_choice(("0", "8", "16", "24", "32"))(value, what))
+
+
 def _passwd(sh, ctx, args):
     if args:
         new = " ".join(args)
@@ -272,8 +277,8 @@ def _conn(sh, ctx, args):
 
 def _conntmout(sh, ctx, args):
     if len(args) != 2:
-        raise CliError("conntmout: usage: conntmout syn|open|closing|udp TICKS")
-    kind = _choice(("syn", "open", "closing", "udp"))(args[0], "conntmout")
+        raise CliError("conntmout: usage: conntmout syn|open|closing|udp|pbind TICKS")
+    kind = _choice(("syn", "open", "closing", "udp", "pbind"))(args[0], "conntmout")
     setattr(sh.cfg.conn, kind, _int(args[1], f"conntmout {kind}", 0, CONN_TIMEOUT_MAX))
     return ""
 
@@ -396,6 +401,7 @@ def _build_root() -> Menu:
         "group": Cmd("real server group", _set_group_of_service, "N"),
         "rport": _setter(_service, "rport", lambda v, w: _int(v, w, 0, 65535), "PORT (0 = same)"),
         "pbind": _setter(_service, "pbind", _pbind, "clientip|disable"),
+        "pmask": _setter(_service, "pmask", _pmask, "0|8|16|24|32"),
         "timeout": _setter(_service, "timeout", lambda v, w: _int(v, w, 1, 65535), "MINUTES"),
         "mode": _setter(_service, "mode", _choice(("dsr", "nat")), "dsr|nat"),
         "del": _delete("service"), "cur": _cur(_service),
@@ -413,8 +419,8 @@ def _build_root() -> Menu:
         "tblsize": Cmd("Maglev table size M (a prime)", _tblsize, "PRIME"),
         "miss": Cmd("traffic for no VIP: drop or pass to the host port", _miss, "drop|host"),
         "conn": Cmd("connection table (per-connection consistency) on or off", _conn, "ena|dis"),
-        "conntmout": Cmd("connection timeout in ticks (half-open, established, closing, UDP)",
-                         _conntmout, "syn|open|closing|udp TICKS"),
+        "conntmout": Cmd("timeout in ticks: half-open, established, closing, UDP connections, "
+                         "client bindings", _conntmout, "syn|open|closing|udp|pbind TICKS"),
         "conntick": Cmd("core clock cycles per connection-time tick (0: stopped)", _conntick,
                         "CYCLES"),
     })

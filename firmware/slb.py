@@ -99,6 +99,7 @@ class Service:
     group: int | None = None
     rport: int = 0            #: 0 = same as the service port (DSR cannot change it)
     pbind: bool = False
+    pmask: int = 32           #: client prefix length a binding covers (0, 8, 16, 24, 32)
     timeout: int = 10         #: minutes
     mode: str = "dsr"
 
@@ -179,9 +180,13 @@ class SlbConfig:
                 group = self.groups[s.group]
                 if not any(self.reals[n].enabled for n in group.reals):
                     raise ConfigError(f"{swhere}: group {s.group} has no enabled real")
-                if s.pbind:
-                    raise ConfigError(f"{swhere}: pbind clientip needs the connection table, "
-                                      "which this hardware does not have yet")
+                if s.pbind and proto not in ("tcp", "udp"):
+                    raise ConfigError(f"{swhere}: pbind clientip needs TCP or UDP")
+                if s.pbind and not self.conn.enabled:
+                    raise ConfigError(f"{swhere}: pbind clientip needs the connection table "
+                                      "(/cfg/slb/adv/conn ena)")
+                if s.pmask not in (0, 8, 16, 24, 32):
+                    raise ConfigError(f"{swhere}: pmask {s.pmask}: use 0, 8, 16, 24 or 32")
                 if s.mode == "nat":
                     raise ConfigError(f"{swhere}: mode nat needs the connection table, which "
                                       "this hardware does not have yet; use dsr")
@@ -219,7 +224,7 @@ class SlbConfig:
             for (port, proto), s in sorted(v.services.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1])):
                 k = len(virts)
                 virts[k] = VirtualService(k, v.vip, PROTOCOLS[proto], port, group=s.group,
-                                          mode=Mode.DSR)
+                                          mode=Mode.DSR, pbind=s.pmask if s.pbind else None)
         cfg = ApplianceConfig(own_mac=self.if_mac, own_ip=self.if_ip, reals=reals, groups=groups,
                               virts=virts, miss_to_host=self.miss == "host",
                               table_size=self.table_size, params=self.params,
@@ -248,7 +253,7 @@ class SlbConfig:
                   f"/cfg/slb/adv/conn {'ena' if self.conn.enabled else 'dis'}",
                   f"/cfg/slb/adv/conntick {self.conn.tick_cycles}"]
         lines += [f"/cfg/slb/adv/conntmout {kind} {getattr(self.conn, kind)}"
-                  for kind in ("syn", "open", "closing", "udp")]
+                  for kind in ("syn", "open", "closing", "udp", "pbind")]
         for r in sorted(self.reals.values(), key=lambda r: r.num):
             base = f"/cfg/slb/real {r.num}"
             lines.append(f"{base}/rip {r.rip}" if r.rip else base)
@@ -282,7 +287,7 @@ class SlbConfig:
                     lines.append(f"{sbase}/group {s.group}")
                 lines += [f"{sbase}/rport {s.rport}", f"{sbase}/mode {s.mode}",
                           f"{sbase}/pbind {'clientip' if s.pbind else 'disable'}",
-                          f"{sbase}/timeout {s.timeout}"]
+                          f"{sbase}/pmask {s.pmask}", f"{sbase}/timeout {s.timeout}"]
             lines.append(f"{base}/{'ena' if v.enabled else 'dis'}")
         return "\n".join(lines) + "\n"
 

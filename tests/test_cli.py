@@ -8,7 +8,7 @@ from openslb.firmware.console import run_script, split_commands
 from openslb.firmware.manager import Manager
 from openslb.firmware.shell import CliError, Shell, run_script_config
 from openslb.firmware.slb import check_password, default_slb_config
-from openslb.firmware.regs import address
+from openslb.firmware.regs import address, pack_fields
 from openslb.hw.spec import DEFAULT_PARAMS, ConnTimeout
 from openslb.model.device import DeviceModel
 from openslb.sim.traffic import client_flows
@@ -235,3 +235,26 @@ def test_connection_table_settings_apply_and_round_trip(box, tmp_path):
     dumped = m.applied.dump()
     assert "/cfg/slb/adv/conn dis" in dumped and "/cfg/slb/adv/conntmout open 900" in dumped
     assert run_script_config(dumped, "saved", DEFAULT_PARAMS).dump() == dumped
+
+
+def test_pbind_service_keeps_a_client_on_one_real(box):
+    dev, m, sh = box
+    sh.execute("/cfg/slb/virt 1/service 80 tcp/pbind clientip")
+    sh.execute("/cfg/slb/virt 1/service 80 tcp/pmask 24")
+    with pytest.raises(CliError, match="pmask"):
+        sh.execute("/cfg/slb/virt 1/service 80 tcp/pmask 20")
+    sh.execute("apply")
+    assert dev.read(address("VIP_PBIND", 0)) == pack_fields("VIP_PBIND", enable=1,
+                                                            prefix_bytes=3, per_port=1)
+    import random
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    cfg = m.applied.compile()
+    rng = random.Random(3)
+    for net in range(10):
+        frames = [bytes(Ether(dst=cfg.own_mac) / IP(src=f"10.7.{net}.{rng.randrange(1, 250)}",
+                                                     dst=cfg.virts[0].vip)
+                        / TCP(sport=rng.randrange(1024, 65536), dport=80, flags="S"))
+                  for _ in range(8)]
+        assert len({dev.appliance.decide(f).real for f in frames}) == 1
+    assert "/pmask 24" in m.applied.dump()
