@@ -122,3 +122,59 @@ def test_probe_over_the_emulated_uart_pty(box, tmp_path, capsys):
         t.join(10)
     out = capsys.readouterr().out
     assert "width 64" in out and "4 write/read-back pairs correct" in out
+
+
+def test_connections_keep_their_real_while_the_pool_changes(box):
+    """2000 open connections through the emulated RTL while reals are added, re-weighted,
+    drained and removed by applies over the UART: none changes real; new ones follow the pool."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    from openslb.firmware.slb import Real
+    emu, manager = box
+    cfg = manager.applied.compile()
+    vip = cfg.virts[0].vip
+
+    def frames(conns, flags):
+        return [bytes(Ether(dst=cfg.own_mac) / IP(src=src, dst=vip)
+                      / TCP(sport=sport, dport=80, flags=flags)) for src, sport in conns]
+
+    def reals(out):
+        return [f[:6] for port, f in out if port.name == "SERVER"]
+
+    conns = [(f"172.20.{k // 250}.{k % 250 + 1}", 20000 + k) for k in range(2000)]
+    emu.process(frames(conns, "S"))
+    established = reals(emu.process(frames(conns, "A")))
+    assert len(established) == len(conns)
+    # which connections the table holds (a few buckets overflow: those are counted CONN_FULL
+    # and follow the table), from the model, which the emulator matches frame by frame
+    twin = DeviceModel(emu.params)
+    Manager(ModelBus(twin), None, manager.applied).program_applied()
+    twin.process(frames(conns, "S"))
+    held = []
+    for k, f in enumerate(frames(conns, "A")):
+        hits = twin.appliance.counters["CONN_HIT"]
+        twin.appliance.decide(f)
+        if twin.appliance.counters["CONN_HIT"] > hits:
+            held.append(k)
+    assert len(held) > 0.95 * len(conns)
+    pending = manager.pending
+    steps = [lambda: (pending.reals.__setitem__(5, Real(5, rip="10.0.1.15", mac="02:00:00:00:01:05")),
+                      pending.groups[1].reals.append(5)),
+             lambda: setattr(pending.reals[3], "weight", 6),
+             lambda: setattr(pending.reals[2], "enabled", False),          # drain
+             lambda: pending.groups[1].reals.remove(4)]                    # removal
+    try:
+        for step in steps:
+            step()
+            manager.apply()
+            now = reals(emu.process(frames(conns, "PA")))
+            moved = [k for k in held if now[k] != established[k]]
+            assert not moved, f"{len(moved)} established connections changed real"
+        fresh = reals(emu.process(frames([(f"172.21.{k // 250}.{k % 250 + 1}", 30000 + k)
+                                          for k in range(500)], "S")))
+        assert bytes.fromhex("020000000102") not in fresh      # drained: no new connection
+        assert bytes.fromhex("020000000104") not in fresh      # removed from the group
+        assert bytes.fromhex("020000000105") in fresh          # added
+    finally:
+        manager.pending = default_slb_config()
+        manager.apply()
