@@ -69,13 +69,13 @@ def program(cfg: ApplianceConfig) -> list[Write]:
             (address("VIP_SERVICE", k), pack_fields(
                 "VIP_SERVICE", port=v.port or 0, proto=v.proto, enable=1,
                 any_port=int(v.port is None), mode=int(Mode(v.mode)))),
-            (address("VIP_PBIND", k), 0 if v.pbind is None else pack_fields(
-                "VIP_PBIND", enable=1, prefix_bytes=v.pbind // 8,
-                per_port=int(v.pbind_per_port))),
+            (address("VIP_PBIND", k), pack_fields(
+                "VIP_PBIND", enable=int(v.pbind), per_port=int(v.pbind_per_port))),
         ]
     w.append((address("CONN_CTRL"), pack_fields("CONN_CTRL", enable=int(cfg.conn.enabled))))
     w += [(address("CONN_TIMEOUT", int(kind)), ticks) for kind, ticks in cfg.conn.timeouts().items()]
     w.append((address("PBIND_TIMEOUT"), cfg.conn.pbind))
+    w.append((address("PBIND_PREFIX"), cfg.conn.pmask // 8))
     w.append((address("CONN_TICK_CYCLES"), cfg.conn.tick_cycles))
     for g in sorted(cfg.groups):
         w += table_writes(g, cfg.table(g), p.index_bits)

@@ -225,9 +225,11 @@ def _pbind(value: str, what: str) -> bool:
     return _choice(("clientip", "disable"))(value, what) == "clientip"
 
 
-def _pmask(value: str, what: str) -> int:
+def _pmask(sh, ctx, args):
     """The client prefix length a binding covers (whole bytes: the hardware masks by byte)."""
-    return int(_choice(("0", "8", "16", "24", "32"))(value, what))
+    sh.cfg.conn.pmask = int(_choice(("0", "8", "16", "24", "32"))(
+        _one(args, "pmask", "pmask 0|8|16|24|32"), "pmask"))
+    return ""
 
 
 def _passwd(sh, ctx, args):
@@ -401,7 +403,6 @@ def _build_root() -> Menu:
         "group": Cmd("real server group", _set_group_of_service, "N"),
         "rport": _setter(_service, "rport", lambda v, w: _int(v, w, 0, 65535), "PORT (0 = same)"),
         "pbind": _setter(_service, "pbind", _pbind, "clientip|disable"),
-        "pmask": _setter(_service, "pmask", _pmask, "0|8|16|24|32"),
         "timeout": _setter(_service, "timeout", lambda v, w: _int(v, w, 1, 65535), "MINUTES"),
         "mode": _setter(_service, "mode", _choice(("dsr", "nat")), "dsr|nat"),
         "del": _delete("service"), "cur": _cur(_service),
@@ -423,6 +424,8 @@ def _build_root() -> Menu:
                          "client bindings", _conntmout, "syn|open|closing|udp|pbind TICKS"),
         "conntick": Cmd("core clock cycles per connection-time tick (0: stopped)", _conntick,
                         "CYCLES"),
+        "pmask": Cmd("client prefix a pbind binding covers (32: one client)", _pmask,
+                     "0|8|16|24|32"),
     })
     slb = Menu("Server load balancing", children={"real": real, "group": group, "virt": virt,
                                                    "adv": adv})

@@ -99,7 +99,6 @@ class Service:
     group: int | None = None
     rport: int = 0            #: 0 = same as the service port (DSR cannot change it)
     pbind: bool = False
-    pmask: int = 32           #: client prefix length a binding covers (0, 8, 16, 24, 32)
     timeout: int = 10         #: minutes
     mode: str = "dsr"
 
@@ -185,8 +184,6 @@ class SlbConfig:
                 if s.pbind and not self.conn.enabled:
                     raise ConfigError(f"{swhere}: pbind clientip needs the connection table "
                                       "(/cfg/slb/adv/conn ena)")
-                if s.pmask not in (0, 8, 16, 24, 32):
-                    raise ConfigError(f"{swhere}: pmask {s.pmask}: use 0, 8, 16, 24 or 32")
                 if s.mode == "nat":
                     raise ConfigError(f"{swhere}: mode nat needs the connection table, which "
                                       "this hardware does not have yet; use dsr")
@@ -224,7 +221,7 @@ class SlbConfig:
             for (port, proto), s in sorted(v.services.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1])):
                 k = len(virts)
                 virts[k] = VirtualService(k, v.vip, PROTOCOLS[proto], port, group=s.group,
-                                          mode=Mode.DSR, pbind=s.pmask if s.pbind else None)
+                                          mode=Mode.DSR, pbind=s.pbind)
         cfg = ApplianceConfig(own_mac=self.if_mac, own_ip=self.if_ip, reals=reals, groups=groups,
                               virts=virts, miss_to_host=self.miss == "host",
                               table_size=self.table_size, params=self.params,
@@ -251,7 +248,8 @@ class SlbConfig:
         lines += [f"/cfg/l3/if/addr {self.if_ip}", f"/cfg/l3/if/mac {self.if_mac}",
                   f"/cfg/slb/adv/tblsize {self.table_size}", f"/cfg/slb/adv/miss {self.miss}",
                   f"/cfg/slb/adv/conn {'ena' if self.conn.enabled else 'dis'}",
-                  f"/cfg/slb/adv/conntick {self.conn.tick_cycles}"]
+                  f"/cfg/slb/adv/conntick {self.conn.tick_cycles}",
+                  f"/cfg/slb/adv/pmask {self.conn.pmask}"]
         lines += [f"/cfg/slb/adv/conntmout {kind} {getattr(self.conn, kind)}"
                   for kind in ("syn", "open", "closing", "udp", "pbind")]
         for r in sorted(self.reals.values(), key=lambda r: r.num):
@@ -287,7 +285,7 @@ class SlbConfig:
                     lines.append(f"{sbase}/group {s.group}")
                 lines += [f"{sbase}/rport {s.rport}", f"{sbase}/mode {s.mode}",
                           f"{sbase}/pbind {'clientip' if s.pbind else 'disable'}",
-                          f"{sbase}/pmask {s.pmask}", f"{sbase}/timeout {s.timeout}"]
+                          f"{sbase}/timeout {s.timeout}"]
             lines.append(f"{base}/{'ena' if v.enabled else 'dis'}")
         return "\n".join(lines) + "\n"
 

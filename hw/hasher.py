@@ -14,12 +14,13 @@ Ports
 ``hash``, ``idx1``, ``idx2`` : Out — the result for the tuple presented ``LATENCY`` enabled
             cycles earlier, combinational from the third stage (a carry-save level and one
             adder): the user registers them (the parser, into its output record).
-``pbind_prefix`` : In(3), ``pbind_port`` : In(1) — for the same tuple, at the output stage (the
-            VIP matcher's answer): how many leading bytes of the source address, and whether
-            the destination port, key the client binding.
-``pkey``  : Out(32) — the binding key: the Toeplitz hash of ``src & prefix mask | dst | 0 |
-            dport or 0`` (:meth:`~openslb.model.pipeline.Appliance.pbind_key`), XORed from the
-            per-field partial sums (the hash is linear), combinational like ``hash``.
+``pbind_prefix`` : In(3) — PBIND_PREFIX: how many leading bytes of the source address key a
+            client binding (configuration, like the key).
+``pkey_addr``, ``pkey_port`` : Out(32) — the binding keys per VIP and per service: the Toeplitz
+            hash of ``src & prefix mask | dst | 0 | 0`` and ``… | dport``
+            (:meth:`~openslb.model.pipeline.Appliance.pbind_key`), XORed from the per-field
+            partial sums (the hash is linear), registered at the output stage: the user picks
+            one by the matched VIP's ``per_port`` (one multiplexer level).
 
 The input is the 96-bit tuple ``src IP | dst IP | src port | dst port``.  Input bit ``i`` (MSB of
 byte 0 first) selects key bits ``[i, i+32)``.  Stage 1 XORs the 96 terms in eight groups that
@@ -83,8 +84,8 @@ class Hasher(wiring.Component):
             "idx1": Out(params.index_bits),
             "idx2": Out(params.index_bits),
             "pbind_prefix": In(3),
-            "pbind_port": In(1),
-            "pkey": Out(32),
+            "pkey_addr": Out(32),
+            "pkey_port": Out(32),
         })
 
     def elaborate(self, platform):
@@ -111,19 +112,18 @@ class Hasher(wiring.Component):
         m.d.comb += hash_.eq(part["src0"] ^ part["src1"] ^ part["src2"] ^ part["src3"]
                              ^ part["dst0"] ^ part["dst1"]
                              ^ Mux(has_ports, part["sport"] ^ part["dport"], 0))
-        # the binding key's parts, carried along stages 2 and 3
-        key_parts = [part["src0"], part["src1"], part["src2"], part["src3"],
-                     part["dst0"] ^ part["dst1"], Mux(has_ports, part["dport"], 0)]
-        held = key_parts
-        for stage in (2, 3):
-            regs = [Signal(32, name=f"pkey{stage}_{k}") for k in range(len(key_parts))]
-            with m.If(self.en):
-                m.d.sync += [r.eq(v) for r, v in zip(regs, held)]
-            held = regs
-        src_bytes, dst_part, dport_part = held[0:4], held[4], held[5]
-        m.d.comb += self.pkey.eq(
-            reduce(xor, [Mux(self.pbind_prefix > k, b, 0) for k, b in enumerate(src_bytes)])
-            ^ dst_part ^ Mux(self.pbind_port, dport_part, 0))
+        # the binding keys: the kept source bytes and the destination (stage 2), then with and
+        # without the destination port (stage 3, what the output shows)
+        base = Signal(32)
+        dport_part = Signal(32)
+        with m.If(self.en):
+            m.d.sync += [
+                base.eq(reduce(xor, [Mux(self.pbind_prefix > k, part[f"src{k}"], 0)
+                                     for k in range(4)]) ^ part["dst0"] ^ part["dst1"]),
+                dport_part.eq(Mux(has_ports, part["dport"], 0)),
+                self.pkey_addr.eq(base),
+                self.pkey_port.eq(base ^ dport_part),
+            ]
 
         # Scaling to the table, idx = h16 * M >> 16, without a multiplier: M's multiples
         # 0..3 M are kept in registers (M is configuration); in stage 2 each 2-bit digit of h16

@@ -5,8 +5,8 @@ Ports
 ``i`` : In(stream of :func:`~openslb.hw.layouts.capture_layout`) — header window + length.
 ``o`` : Out(stream of :func:`~openslb.hw.layouts.meta_layout`) — parser fields, the flow
         hash and Maglev indices, and the action, filled in.
-``key``, ``table_size`` : In — passed to the :class:`~openslb.hw.hasher.Hasher`.
-``vip_ip``, ``vip_service``, ``vip_group``, ``own_ip`` : In — passed to the
+``key``, ``table_size``, ``pbind_prefix`` : In — passed to the :class:`~openslb.hw.hasher.Hasher`.
+``vip_ip``, ``vip_service``, ``vip_group``, ``vip_pbind``, ``own_ip`` : In — passed to the
         :class:`~openslb.hw.vipmatch.VipMatcher`.
 ``miss_to_host`` : In — passed to the :class:`~openslb.hw.classifier.Classifier`.
 
@@ -61,6 +61,7 @@ class Parser(wiring.Component):
             "vip_service": In(32).array(params.n_vips),
             "vip_group": In(32).array(params.n_vips),
             "vip_pbind": In(32).array(params.n_vips),
+            "pbind_prefix": In(3),
             "own_ip": In(32),
             "miss_to_host": In(1),
         })
@@ -242,10 +243,9 @@ class Parser(wiring.Component):
                          vipmatch.vip_group[k].eq(self.vip_group[k]),
                          vipmatch.vip_pbind[k].eq(self.vip_pbind[k])]
         # both run beside stages 2 to 4; the output register takes their results (the binding
-        # key needs the matched entry's prefix, which meets the hasher's partial sums there)
+        # key per VIP or per service port, as the matched entry says)
         assert VipMatcher.LATENCY == Hasher.LATENCY == 3
-        m.d.comb += [hasher.pbind_prefix.eq(vipmatch.pbind_prefix),
-                     hasher.pbind_port.eq(vipmatch.pbind_port)]
+        m.d.comb += hasher.pbind_prefix.eq(self.pbind_prefix)
         s5_free = s4_free = s3_free = s2_free = adv
         s1_free = Signal()
         m.d.comb += [
@@ -355,7 +355,8 @@ class Parser(wiring.Component):
             record.group.eq(vipmatch.group), record.arp_ours.eq(vipmatch.arp_ours),
             record.hash.eq(hasher.hash), record.idx1.eq(hasher.idx1),
             record.idx2.eq(hasher.idx2),
-            record.pbind.eq(vipmatch.pbind), record.pkey.eq(hasher.pkey),
+            record.pbind.eq(vipmatch.pbind),
+            record.pkey.eq(Mux(vipmatch.pbind_port, hasher.pkey_port, hasher.pkey_addr)),
             classifier.i.eq(record), classifier.miss_to_host.eq(self.miss_to_host),
         ]
         with m.If(s5_free):

@@ -170,6 +170,7 @@ class DispatchCore(wiring.Component):
             regs.conn_now.eq(selector.conn_now),
             regs.conn_status.eq(selector.conn_flushing),
             selector.pbind_timeout.eq(regs.pbind_timeout[0:11]),
+            parser.pbind_prefix.eq(regs.pbind_prefix[0:3]),
         ]
         m.d.comb += [selector.conn_timeouts[k].eq(regs.conn_timeout[k][0:11])
                      for k in range(len(regs.conn_timeout))]

@@ -400,10 +400,9 @@ def _registers(p: Params) -> tuple[Register, ...]:
         Register("VIP_GROUP", 0x080, Access.RW, "VIP table: real-server group.", count=p.n_vips,
                  committed=C),
         Register("VIP_PBIND", 0x0C0, Access.RW,
-                 "VIP table: client-IP persistence. `prefix_bytes` of the client address (0-4, "
-                 "i.e. /0 to /32) key the binding, with the destination port when `per_port`.",
-                 count=p.n_vips, committed=C,
-                 fields=(("enable", 0, 1), ("prefix_bytes", 1, 3), ("per_port", 4, 1))),
+                 "VIP table: client-IP persistence. A binding is keyed by the client prefix "
+                 "(PBIND_PREFIX) and the VIP, with the destination port when `per_port`.",
+                 count=p.n_vips, committed=C, fields=(("enable", 0, 1), ("per_port", 1, 1))),
         Register("GROUP_BACKUP", 0x0A0, Access.RW, "Per group: backup real.", count=p.n_groups,
                  committed=C, fields=(("real", 0, 8), ("enable", 8, 1))),
         Register("COUNTER", 0x100, Access.RO,
@@ -424,6 +423,10 @@ def _registers(p: Params) -> tuple[Register, ...]:
                  count=4, committed=C),
         Register("PBIND_TIMEOUT", 0x16A, Access.RW,
                  f"Client binding (pbind) timeout in ticks (at most {CONN_TIMEOUT_MAX}).",
+                 committed=C),
+        Register("PBIND_PREFIX", 0x16B, Access.RW,
+                 "Bytes of the client address that key a binding: 4 = /32 (one client), 3 = /24, "
+                 "2 = /16, 1 = /8, 0 = every client of the service together.", reset=4,
                  committed=C),
         Register("CONN_TICK_CYCLES", 0x165, Access.RW,
                  "Clock cycles per tick of connection time (0: time moves only by CONN_TICK).",

@@ -13,7 +13,7 @@ Ports
 ``hit``      : Out(1) — an enabled entry matches (IP, protocol, and port unless the entry takes
                any port or the frame carries no ports).
 ``vip``, ``group`` : Out — the lowest-numbered matching entry and its group (0 without a hit).
-``pbind``, ``pbind_prefix``, ``pbind_port`` : Out — that entry's client-persistence settings.
+``pbind``, ``pbind_port`` : Out — that entry's client persistence: on, and per service port.
 ``arp_ours`` : Out(1) — ``arp_tpa`` is the appliance's IP or an enabled VIP.
 
 Stage 1 registers the fields here (the user's registers also feed the hasher, whose Toeplitz
@@ -63,7 +63,6 @@ class VipMatcher(wiring.Component):
             "group": Out(params.group_bits),
             "arp_ours": Out(1),
             "pbind": Out(1),
-            "pbind_prefix": Out(3),
             "pbind_port": Out(1),
         })
 
@@ -118,7 +117,6 @@ class VipMatcher(wiring.Component):
             self.group.eq(reduce(or_, [Mux(s3_first[k], self.vip_group[k][0:p.group_bits], 0)
                                        for k in range(n)])),
         ]
-        pbind = reduce(or_, [Mux(s3_first[k], self.vip_pbind[k][0:5], 0) for k in range(n)])
-        m.d.comb += [self.pbind.eq(pbind[0]), self.pbind_prefix.eq(pbind[1:4]),
-                     self.pbind_port.eq(pbind[4])]
+        pbind = reduce(or_, [Mux(s3_first[k], self.vip_pbind[k][0:2], 0) for k in range(n)])
+        m.d.comb += [self.pbind.eq(pbind[0]), self.pbind_port.eq(pbind[1])]
         return m

@@ -66,9 +66,9 @@ class VirtualService:
     group: int = 0
     mode: Mode = Mode.DSR
     enabled: bool = True
-    #: client-IP persistence: the client prefix length (0, 8, 16, 24 or 32) that keys a
-    #: binding, None = off; the binding is per service port when ``pbind_per_port``
-    pbind: int | None = None
+    #: client-IP persistence (the client prefix is the appliance's ``conn.pmask``); the
+    #: binding is per service port when ``pbind_per_port``, else per VIP
+    pbind: bool = False
     pbind_per_port: bool = True
 
 
@@ -87,6 +87,7 @@ class ConnConfig:
     closing: int = CONN_TIMEOUT_DEFAULTS[ConnTimeout.CLOSING]  #: ticks, after FIN / RST
     udp: int = CONN_TIMEOUT_DEFAULTS[ConnTimeout.UDP]          #: ticks, UDP flows
     pbind: int = 600                                           #: ticks, client bindings
+    pmask: int = 32             #: client prefix length a binding covers: 0, 8, 16, 24 or 32
 
     def timeouts(self) -> dict[ConnTimeout, int]:
         return {ConnTimeout.SYN: self.syn, ConnTimeout.OPEN: self.open,
@@ -97,6 +98,9 @@ class ConnConfig:
             if not 0 <= ticks <= CONN_TIMEOUT_MAX:
                 raise ConfigError(f"conn timeout {str(getattr(kind, 'name', kind)).lower()}: {ticks} ticks out of "
                                   f"range 0..{CONN_TIMEOUT_MAX}")
+        if self.pmask not in (0, 8, 16, 24, 32):
+            raise ConfigError(f"conn pmask /{self.pmask}: use /0, /8, /16, /24 or /32 (the "
+                              "hardware masks whole bytes)")
         if not 0 <= self.tick_cycles <= 0xFFFFFFFF:
             raise ConfigError(f"conn tick_cycles: {self.tick_cycles} out of range 0..2**32-1")
 
@@ -147,9 +151,7 @@ class ApplianceConfig:
                 raise ConfigError(f"{where}: protocol {v.proto} has no ports; use port None")
             if v.port is not None and not 0 <= v.port <= 0xFFFF:
                 raise ConfigError(f"{where}: port {v.port} out of range")
-            if v.pbind is not None and v.pbind not in (0, 8, 16, 24, 32):
-                raise ConfigError(f"{where}: pbind prefix /{v.pbind}: use /0, /8, /16, /24 or /32")
-            if v.pbind is not None and v.proto not in (PROTO_TCP, PROTO_UDP):
+            if v.pbind and v.proto not in (PROTO_TCP, PROTO_UDP):
                 raise ConfigError(f"{where}: pbind needs TCP or UDP (bindings follow tracked flows)")
             if v.enabled and v.group not in self.groups:
                 raise ConfigError(f"{where}: group {v.group} is not defined")

@@ -167,7 +167,8 @@ class DeviceModel:
             conn_timeouts={kind: self._reg("CONN_TIMEOUT", int(kind)) & CONN_TIMEOUT_MAX
                            for kind in ConnTimeout},
             pbind_timeout=self._reg("PBIND_TIMEOUT") & CONN_TIMEOUT_MAX,
-            vip_pbind={k: (self._reg("VIP_PBIND", k) >> 1 & 7, bool(self._reg("VIP_PBIND", k) >> 4 & 1))
+            pbind_prefix=self._reg("PBIND_PREFIX") & 7,
+            vip_pbind={k: bool(self._reg("VIP_PBIND", k) >> 1 & 1)
                        for k, *_ in vips if self._reg("VIP_PBIND", k) & 1})
 
     def process(self, frames: list[bytes]) -> Result:

@@ -171,8 +171,9 @@ class Appliance:
             backups={g.index: g.backup for g in config.groups.values() if g.backup is not None},
             miss_to_host=config.miss_to_host, conn_enabled=config.conn.enabled,
             conn_timeouts=config.conn.timeouts(), pbind_timeout=config.conn.pbind,
-            vip_pbind={v.index: (v.pbind // 8, v.pbind_per_port)
-                       for v in config.virts.values() if v.enabled and v.pbind is not None})
+            pbind_prefix=config.conn.pmask // 8,
+            vip_pbind={v.index: v.pbind_per_port
+                       for v in config.virts.values() if v.enabled and v.pbind})
         self.counters: Tally[str] = Tally({name: 0 for name in spec.COUNTERS})
         self.vip_stats: dict[int, list[int]] = {}
         self.real_stats: dict[int, list[int]] = {}
@@ -181,12 +182,13 @@ class Appliance:
              tables: dict, health: int, real_macs: dict, vip_table: list, backups: dict,
              miss_to_host: bool, conn_enabled: bool = False,
              conn_timeouts: dict | None = None, pbind_timeout: int = 0,
-             vip_pbind: dict | None = None) -> None:
+             pbind_prefix: int = 4, vip_pbind: dict | None = None) -> None:
         """Set the whole programmed state (what the registers hold), keeping the counters and
         the connection table's entries.
 
         ``vip_table``: ``(index, ip, proto, port or None, group)`` of the enabled entries;
-        ``vip_pbind``: entry → ``(prefix bytes, per port)`` of the entries with persistence;
+        ``vip_pbind``: entry → per port (bool) of the entries with persistence, whose bindings
+        are keyed by the first ``pbind_prefix`` bytes of the client address;
         ``tables``: group → slots (real indices; :data:`EMPTY` or 0 where unprogrammed).
         """
         self.params = params
@@ -213,6 +215,7 @@ class Appliance:
             self.persist = ConnTable(dataclasses.replace(params, conn_buckets=params.pbind_buckets))
         self.persist.timeouts = {kind: pbind_timeout for kind in spec.ConnTimeout}
         self.vip_pbind = dict(vip_pbind or {})
+        self.pbind_prefix = pbind_prefix
 
     # -- state changes the management plane makes ------------------------------------------
     def advance(self, ticks: int) -> None:
@@ -322,7 +325,8 @@ class Appliance:
                 real = self.conn.entry(look).real
             # 2. the client's binding (pbind services), while its real is up
             if vip in self.vip_pbind:
-                bind = self.persist.lookup(self.pbind_key(p, *self.vip_pbind[vip]), udp=True)
+                key = self.pbind_key(p, self.pbind_prefix, self.vip_pbind[vip])
+                bind = self.persist.lookup(key, udp=True)
                 if bind.hit_way is not None:
                     c["PBIND_HIT"] += 1
                     if real is None and self.is_up(self.persist.entry(bind).real):

@@ -140,7 +140,7 @@ def run_testbench(module: str, params: Params, top: str = "core", env: dict | No
 #: UART clock cycles per bit in simulation (a board build uses clk_hz // baud).
 SIM_UART_DIVISOR = 8
 
-SMALL_TABLES = {"width": 64, "conn_buckets": 64, "pbind_buckets": 16}
+SMALL_TABLES = {"width": 64, "conn_buckets": 64, "pbind_buckets": 64}
 
 #: Every HDL testbench: (label, cocotb module, design, width or Params fields, scenario)
 TESTBENCHES = [
@@ -149,7 +149,7 @@ TESTBENCHES = [
     ("core-w8-mixed", "openslb.sim.tb_core", "core", 8, "mixed"),
     ("core-w64-health", "openslb.sim.tb_core", "core", 64, "health"),
     ("core-w64-commit", "openslb.sim.tb_core", "core", 64, "commit"),
-    # small tables (256 flows, 64 client bindings) so that floods of 10x the table stay quick
+    # small tables (256 flows, 256 client bindings) so that floods of 10x the table stay quick
     ("core-w64-conntable", "openslb.sim.tb_core", "core", SMALL_TABLES, "conn"),
     ("core-w64-pbind", "openslb.sim.tb_core", "core", SMALL_TABLES, "pbind"),
     ("core-w64-default-config", "openslb.sim.tb_core", "core", 64, "run"),

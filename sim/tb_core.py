@@ -551,14 +551,15 @@ async def conn(dut) -> None:
 
 
 async def pbind(dut) -> None:
-    """Client-IP persistence: /32, /24 and /16 bindings keep a client's connections on one real,
-    through a drain until they time out, away from a real that goes down; the bindings table
-    overflows (counted); every frame and counter against the model."""
+    """Client-IP persistence: /24 bindings (per service, and per VIP) keep a client network's
+    connections on one real, through a drain until they time out, away from a real that goes
+    down; the bindings table overflows (counted); every frame and counter against the model."""
     cfg = _config()
     cfg.reals[3].up = True
-    cfg.virts[0].pbind = 32
-    cfg.virts[2].pbind, cfg.virts[2].pbind_per_port = 24, False
-    cfg.virts[1].pbind = 16
+    for v in cfg.virts.values():
+        v.pbind = True
+    cfg.virts[2].pbind_per_port = False
+    cfg.conn.pmask = 24
     cfg.conn.pbind = 50
     tb, model = await _bench(dut, cfg)
     rng = random.Random(_seed())
@@ -567,7 +568,7 @@ async def pbind(dut) -> None:
         return [(f"10.{net // 256}.{net % 256}.{1 + (j if spread_hosts else 0)}",
                  rng.randrange(1024, 65536), virt) for j in range(per_client)]
 
-    clients = {(net, virt): client_conns(net, 6, virt, virt != 0)
+    clients = {(net, virt): client_conns(net, 6, virt, True)
                for net in range(12) for virt in (0, 1, 2)}
     frames = [f for conns in clients.values() for f in _conn_frames(cfg, conns, "S")]
     reals = await _send_reals(tb, model, frames, "clients open connections")
@@ -576,8 +577,8 @@ async def pbind(dut) -> None:
         got = set(reals[k:k + len(conns)])
         k += len(conns)
         assert len(got) == 1, f"client {key} spread over reals {got}"
-    # one binding per client prefix and service: the /16 one holds all twelve UDP clients
-    prefixes = {(v, ip_int(src) & pbind_prefix_mask(cfg.virts[v].pbind // 8))
+    # one binding per client prefix and service
+    prefixes = {(v, ip_int(src) & pbind_prefix_mask(cfg.conn.pmask // 8))
                 for conns in clients.values() for src, _, v in conns}
     assert model.counters["PBIND_NEW"] == len(prefixes)
 

@@ -240,12 +240,12 @@ def test_connection_table_settings_apply_and_round_trip(box, tmp_path):
 def test_pbind_service_keeps_a_client_on_one_real(box):
     dev, m, sh = box
     sh.execute("/cfg/slb/virt 1/service 80 tcp/pbind clientip")
-    sh.execute("/cfg/slb/virt 1/service 80 tcp/pmask 24")
+    sh.execute("/cfg/slb/adv/pmask 24")
     with pytest.raises(CliError, match="pmask"):
-        sh.execute("/cfg/slb/virt 1/service 80 tcp/pmask 20")
+        sh.execute("/cfg/slb/adv/pmask 20")
     sh.execute("apply")
-    assert dev.read(address("VIP_PBIND", 0)) == pack_fields("VIP_PBIND", enable=1,
-                                                            prefix_bytes=3, per_port=1)
+    assert dev.read(address("VIP_PBIND", 0)) == pack_fields("VIP_PBIND", enable=1, per_port=1)
+    assert dev.read(address("PBIND_PREFIX")) == 3
     import random
     from scapy.layers.inet import IP, TCP
     from scapy.layers.l2 import Ether
@@ -257,4 +257,4 @@ def test_pbind_service_keeps_a_client_on_one_real(box):
                         / TCP(sport=rng.randrange(1024, 65536), dport=80, flags="S"))
                   for _ in range(8)]
         assert len({dev.appliance.decide(f).real for f in frames}) == 1
-    assert "/pmask 24" in m.applied.dump()
+    assert "/cfg/slb/adv/pmask 24" in m.applied.dump()

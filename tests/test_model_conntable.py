@@ -183,7 +183,8 @@ def _client_frame(cfg, src: str, sport: int, flags: str = "S") -> bytes:
 @pytest.mark.parametrize("prefix", [32, 24])
 def test_pbind_keeps_a_client_on_one_real(prefix):
     cfg = _cfg()
-    cfg.virts[0].pbind = prefix
+    cfg.virts[0].pbind = True
+    cfg.conn.pmask = prefix
     app = Appliance(cfg)
     for k in range(20):
         # each "client" opens 12 connections from different ports (and, for /24, hosts)
@@ -192,7 +193,7 @@ def test_pbind_keeps_a_client_on_one_real(prefix):
         assert len(reals) == 1, f"client {k} spread over {reals}"
     assert app.counters["PBIND_NEW"] == 20 and app.counters["PBIND_HIT"] == 20 * 11
     # without persistence the same connections spread
-    cfg.virts[0].pbind = None
+    cfg.virts[0].pbind = False
     plain = Appliance(cfg)
     spread = {plain.decide(_client_frame(cfg, "10.9.0.1", 2000 + j)).real for j in range(12)}
     assert len(spread) > 1
@@ -200,7 +201,7 @@ def test_pbind_keeps_a_client_on_one_real(prefix):
 
 def test_pbind_times_out_and_follows_drain():
     cfg = _cfg()
-    cfg.virts[0].pbind = 32
+    cfg.virts[0].pbind = True
     cfg.conn.pbind = 10
     app = Appliance(cfg)
     bound = app.decide(_client_frame(cfg, "10.9.0.1", 2000)).real
@@ -217,7 +218,7 @@ def test_pbind_times_out_and_follows_drain():
 
 def test_pbind_binding_to_a_down_real_moves():
     cfg = _cfg()
-    cfg.virts[0].pbind = 32
+    cfg.virts[0].pbind = True
     app = Appliance(cfg)
     bound = app.decide(_client_frame(cfg, "10.9.0.1", 2000)).real
     app.set_up(bound, False)
