@@ -21,8 +21,8 @@ Ports (the selector drives the lookups; ``A`` is the cycle the selector accepts 
 ``scrub_go``   : Out(1) — the scrubber takes this cycle's read: the selector accepts nothing.
 ``hold``       : Out(1) — the scrubber has waited CONN_SCRUB_STARVE_CYCLES: the selector goes
                  idle for a cycle after its current lookup instead of starting the next one.
-``timeouts``   : In(11) × 4, ``tick_cycles`` In(32), ``tick`` In(1) with ``w_data`` (ticks to
-                 add), ``flush`` In(1); ``now`` Out(32), ``flushing`` Out(1).
+``timeouts``   : In(11) × 4; ``now`` In(32) — connection time (:class:`~openslb.hw.ticker.Ticker`);
+                 ``flush`` In(1); ``flushing`` Out(1).
 
 Timing: a lookup reads the bucket at ``A + 1`` (address register), the RAM's data register holds
 it at ``A + 3``, where the last write is forwarded if it went to the same bucket (the RAM's read
@@ -43,7 +43,7 @@ free way are the same to a lookup.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -85,11 +85,8 @@ class ConnTable(wiring.Component):
             "scrub_go": Out(1),
             "hold": Out(1),
             "timeouts": In(11).array(len(ConnTimeout)),
-            "tick_cycles": In(32),
-            "tick": In(1),
-            "w_data": In(32),
+            "now": In(32),
             "flush": In(1),
-            "now": Out(32),
             "flushing": Out(1),
         })
 
@@ -101,8 +98,6 @@ class ConnTable(wiring.Component):
         entry = entry_layout(p)
         bucket_layout = data.ArrayLayout(entry, ways)
         m.submodules.ram = ram = BlockRam(bucket_layout.size, p.conn_buckets)
-
-        self._time(m)
 
         # ---- write port: one registered write, remembered for forwarding ---------------------
         wr_en = Signal()
@@ -270,11 +265,3 @@ class ConnTable(wiring.Component):
             for w in range(ways):
                 m.d.sync += wr_word[w].eq(Mux(u_way == w, u_entry, r_clean[w]))
         return m
-
-    def _time(self, m: Module) -> None:
-        """Connection time: a tick every ``tick_cycles`` cycles (never when 0), plus CONN_TICK."""
-        count = Signal(32)
-        auto = Signal()
-        m.d.comb += auto.eq((self.tick_cycles != 0) & (count + 1 >= self.tick_cycles))
-        m.d.sync += count.eq(Mux(auto | (self.tick_cycles == 0), 0, count + 1))
-        m.d.sync += self.now.eq(self.now + auto + Mux(self.tick, self.w_data, Const(0, 32)))

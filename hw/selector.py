@@ -69,6 +69,7 @@ from openslb.hw.bram import BlockRam
 from openslb.hw.conntable import ConnTable
 from openslb.hw.layouts import Action, meta_layout
 from openslb.hw.spec import PROTO_TCP, PROTO_UDP, ConnTimeout, DropReason, Params
+from openslb.hw.ticker import Ticker
 
 __all__ = ["Selector"]
 
@@ -128,14 +129,14 @@ class Selector(wiring.Component):
             return Cat(index, group[0:sub_bits]), group[sub_bits:]
         # the connection table, and the client bindings: a second table of the same kind keyed
         # by the binding key, every entry a "UDP" one (learned from any frame, one timeout)
+        m.submodules.ticker = ticker = Ticker()
+        m.d.comb += [ticker.tick_cycles.eq(self.conn_tick_cycles), ticker.tick.eq(self.conn_tick),
+                     ticker.w_data.eq(self.w_data), self.conn_now.eq(ticker.now)]
         m.submodules.conn = conn = ConnTable(p)
         m.submodules.persist = persist = ConnTable(replace(p, conn_buckets=p.pbind_buckets))
         for table in (conn, persist):
-            m.d.comb += [table.tick_cycles.eq(self.conn_tick_cycles),
-                         table.tick.eq(self.conn_tick), table.w_data.eq(self.w_data),
-                         table.flush.eq(self.conn_flush)]
-        m.d.comb += [self.conn_now.eq(conn.now),
-                     self.conn_flushing.eq(conn.flushing | persist.flushing)]
+            m.d.comb += [table.now.eq(ticker.now), table.flush.eq(self.conn_flush)]
+        m.d.comb += self.conn_flushing.eq(conn.flushing | persist.flushing)
         m.d.comb += [conn.timeouts[k].eq(self.conn_timeouts[k]) for k in range(len(ConnTimeout))]
         m.d.comb += [persist.timeouts[k].eq(self.pbind_timeout) for k in range(len(ConnTimeout))]
         # five copies of the real → MAC RAM: slot 1's, slot 2's, the backup's, the connection's
