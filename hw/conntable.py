@@ -17,10 +17,11 @@ Ports (the selector drives the lookups; ``A`` is the cycle the selector accepts 
 ``update``     : In(1) — strobe, from ``A + 8``: write the flow's entry back (the selector
                  sends it for tracked frames only).
 ``idle``       : In(1) — the selector starts no lookup this cycle unless it accepts a frame.
-``busy_vip``   : In(1) — a VIP frame is waiting.
-``scrub_go``   : Out(1) — the scrubber takes this cycle's read: the selector accepts nothing.
-``hold``       : Out(1) — the scrubber has waited CONN_SCRUB_STARVE_CYCLES: the selector goes
-                 idle for a cycle after its current lookup instead of starting the next one.
+``busy_vip``   : In(1) — a frame is waiting for the selector.
+``scrub_go``   : Out(1) — the scrubber takes this cycle's read (never while ``busy_vip``
+                 unless ``hold`` is set, so the selector need not look at it).
+``hold``       : Out(1), from registers — the scrubber has waited CONN_SCRUB_STARVE_CYCLES: the
+                 selector starts no lookup until the scrubber has had its cycle.
 ``timeouts``   : In(11) × 4; ``now`` In(32) — connection time (:class:`~openslb.hw.ticker.Ticker`);
                  ``flush`` In(1); ``flushing`` Out(1).
 
@@ -110,18 +111,23 @@ class ConnTable(wiring.Component):
         # ---- scrubber ------------------------------------------------------------------------
         scrub_ptr = Signal(bbits)
         scrub_busy = Signal()           # a scrub read is on its way to its write
-        starve = Signal(range(CONN_SCRUB_STARVE_CYCLES + 1))
-        starved = Signal()
+        starve = Signal(range(CONN_SCRUB_STARVE_CYCLES))
+        starved = Signal()              # a register: the selector's accept reads it
+        # It scrubs when the selector is idle and no frame waits, or when it has starved; a
+        # starved scrubber holds the selector (registers only: no path from the frame that
+        # waits through here into the selector's accept).
         m.d.comb += [
-            starved.eq(starve == CONN_SCRUB_STARVE_CYCLES),
             self.scrub_go.eq(self.idle & ~scrub_busy & (~self.busy_vip | starved)),
             self.hold.eq(starved & ~scrub_busy),
         ]
         with m.If(self.scrub_go):
-            m.d.sync += [starve.eq(0), scrub_busy.eq(1), scrub_ptr.eq(scrub_ptr + 1)]
+            m.d.sync += [starve.eq(0), starved.eq(0), scrub_busy.eq(1),
+                         scrub_ptr.eq(scrub_ptr + 1)]
             with m.If(scrub_ptr == (1 << bbits) - 1):
                 m.d.sync += self.flushing.eq(0)       # a flush ends after one whole walk
-        with m.Elif(~starved):
+        with m.Elif(starve == CONN_SCRUB_STARVE_CYCLES - 1):
+            m.d.sync += starved.eq(1)
+        with m.Else():
             m.d.sync += starve.eq(starve + 1)
         with m.If(self.flush):
             m.d.sync += [self.flushing.eq(1), scrub_ptr.eq(0)]

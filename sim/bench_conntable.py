@@ -6,7 +6,8 @@
   whose block RAMs fit beside the rest of the design, whose block RAM count comes from the real
   yosys + nextpnr run of the 64-bit core (``pipeline.json``);
 - from the RTL simulation (cocotb, default table of 4096 flows): ``latency_cycles`` and
-  ``cycles_per_packet_64B`` with every frame tracked, ``new_flows_per_cycle`` at saturation, and
+  ``cycles_per_packet_64B`` with every frame tracked (and ``…_long_run`` over the 40960-frame
+  flood, where the scrubbers take their forced cycles), ``new_flows_per_cycle`` at saturation, and
   ``established_kept_under_syn_flood``: the share of established connections still found (and
   on their real) after a SYN flood of 10x the table.
 """
