@@ -16,12 +16,11 @@ Ports (the selector drives the lookups; ``A`` is the cycle the selector accepts 
 ``new``, ``evict``, ``full`` : Out(1) — what a miss does, given ``forward`` (combinational).
 ``update``     : In(1) — strobe, from ``A + 8``: write the flow's entry back (the selector
                  sends it for tracked frames only).
-``idle``       : In(1) — the selector starts no lookup this cycle unless it accepts a frame.
-``busy_vip``   : In(1) — a frame is waiting for the selector.
-``scrub_go``   : Out(1) — the scrubber takes this cycle's read (never while ``busy_vip``
-                 unless ``hold`` is set, so the selector need not look at it).
-``hold``       : Out(1), from registers — the scrubber has waited CONN_SCRUB_STARVE_CYCLES: the
-                 selector starts no lookup until the scrubber has had its cycle.
+``idle``       : In(1) — the selector is idle (it may accept a frame this cycle).
+``busy_vip``   : In(1) — a frame is waiting for the selector (the scrubber leaves it the cycle).
+``after_start``: In(1) — the cycle after ``start`` (the lookup's first step).
+``scrub_go``   : Out(1) — the scrubber takes this cycle's read (never when the selector could
+                 accept a frame, so the selector need not look at it).
 ``timeouts``   : In(11) × 4; ``now`` In(32) — connection time (:class:`~openslb.hw.ticker.Ticker`);
                  ``flush`` In(1); ``flushing`` Out(1).
 
@@ -32,13 +31,14 @@ digest compares, ages and timeouts; ``A + 5`` the hit, the real, the victim way 
 with its dead ways cleared.  The update is registered, merged into the bucket the next cycle and
 written the one after (``U + 2``), before the next lookup's data is used (``U + 3`` at the
 earliest): a flow learned by one frame is seen by the very next one.  A scrub writes at ``S + 6``.
-Writes are at least 3 cycles apart (lookups every 8 cycles, the scrubber only between them),
-which is what makes forwarding the one last write enough.
+Writes are at least 3 cycles apart (a lookup's at ``A + 10``, a scrub's at ``A + 7`` when it
+runs inside the lookup, at ``S + 6`` in idle cycles), which is what makes forwarding the one last
+write enough.
 
-Scrubber: in cycles where the selector is idle it reads the next bucket and writes it back with
-its dead ways cleared, so a 12-bit stamp never wraps into looking young.  At line rate it forces
-one idle cycle every CONN_SCRUB_STARVE_CYCLES cycles.  CONN_FLUSH makes it walk the table once
-treating every way as dead.  The scrubber changes nothing a lookup can see: a dead way and a
+Scrubber: in idle cycles, and once in every lookup, it reads the next bucket and writes it back
+with its dead ways cleared, so a 12-bit stamp never wraps into looking young; at full load it
+walks the table in ``8 × conn_buckets`` cycles and takes nothing from the lookups.  CONN_FLUSH
+makes it walk the table once treating every way as dead.  The scrubber changes nothing a lookup can see: a dead way and a
 free way are the same to a lookup.
 """
 
@@ -49,7 +49,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw.bram import BlockRam
-from openslb.hw.spec import (CONN_SCRUB_STARVE_CYCLES, CONN_STAMP_BITS, TCP_ACK, TCP_FIN, TCP_RST,
+from openslb.hw.spec import (CONN_STAMP_BITS, TCP_ACK, TCP_FIN, TCP_RST,
                              TCP_SYN, ConnState, ConnTimeout, Params, conn_entry_fields)
 
 __all__ = ["ConnTable", "entry_layout"]
@@ -83,8 +83,8 @@ class ConnTable(wiring.Component):
             "update": In(1),
             "idle": In(1),
             "busy_vip": In(1),
+            "after_start": In(1),
             "scrub_go": Out(1),
-            "hold": Out(1),
             "timeouts": In(11).array(len(ConnTimeout)),
             "now": In(32),
             "flush": In(1),
@@ -109,26 +109,18 @@ class ConnTable(wiring.Component):
         m.d.comb += [ram.w_en.eq(wr_en), ram.w_addr.eq(wr_bucket), ram.w_data.eq(wr_word)]
 
         # ---- scrubber ------------------------------------------------------------------------
+        # One bucket at a time: in an idle cycle with no frame waiting, and in the cycle after
+        # each lookup starts (its read is issued by then and its write comes 9 cycles later:
+        # the scrub's write falls between the previous lookup's and this one's, at least 3
+        # cycles from each), so it keeps walking at full load too.
         scrub_ptr = Signal(bbits)
         scrub_busy = Signal()           # a scrub read is on its way to its write
-        starve = Signal(range(CONN_SCRUB_STARVE_CYCLES))
-        starved = Signal()              # a register: the selector's accept reads it
-        # It scrubs when the selector is idle and no frame waits, or when it has starved; a
-        # starved scrubber holds the selector (registers only: no path from the frame that
-        # waits through here into the selector's accept).
-        m.d.comb += [
-            self.scrub_go.eq(self.idle & ~scrub_busy & (~self.busy_vip | starved)),
-            self.hold.eq(starved & ~scrub_busy),
-        ]
+        m.d.comb += self.scrub_go.eq(~scrub_busy & ((self.idle & ~self.busy_vip)
+                                                    | self.after_start))
         with m.If(self.scrub_go):
-            m.d.sync += [starve.eq(0), starved.eq(0), scrub_busy.eq(1),
-                         scrub_ptr.eq(scrub_ptr + 1)]
+            m.d.sync += [scrub_busy.eq(1), scrub_ptr.eq(scrub_ptr + 1)]
             with m.If(scrub_ptr == (1 << bbits) - 1):
                 m.d.sync += self.flushing.eq(0)       # a flush ends after one whole walk
-        with m.Elif(starve == CONN_SCRUB_STARVE_CYCLES - 1):
-            m.d.sync += starved.eq(1)
-        with m.Else():
-            m.d.sync += starve.eq(starve + 1)
         with m.If(self.flush):
             m.d.sync += [self.flushing.eq(1), scrub_ptr.eq(0)]
 

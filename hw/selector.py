@@ -247,14 +247,13 @@ class Selector(wiring.Component):
         last = at(self.CYCLES_VIP)
         accept = Signal()
         steal = Signal()
-        # the tables' scrubbers take idle cycles in which no frame waits; one that has starved
-        # holds the lookups until it has had its cycle (its hold is a register)
-        m.d.comb += accept.eq(out_free & vip_next & (idle | last) & ~steal
-                              & ~conn.hold & ~persist.hold)
+        # (the tables' scrubbers use idle cycles in which no frame waits, and step 1 of each
+        # lookup: they never need the accept to wait)
+        m.d.comb += accept.eq(out_free & vip_next & (idle | last) & ~steal)
         m.d.comb += [conn.key_hash.eq(self.i.payload.hash), persist.key_hash.eq(self.i.payload.pkey)]
         for table in (conn, persist):
             m.d.comb += [table.idle.eq(idle), table.busy_vip.eq(self.i.valid),
-                         table.start.eq(accept)]
+                         table.after_start.eq(at(1)), table.start.eq(accept)]
         # The addresses are always the waiting frame's slots, whether or not it is taken this
         # cycle: only the address of the cycle after the accept is used (a wasted read is
         # harmless), which keeps handshakes off the address path.

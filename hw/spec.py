@@ -225,8 +225,6 @@ CONN_STAMP_BITS = 12
 #: Longest timeout in ticks.  An entry past its timeout is cleared by the scrubber (or by the
 #: next write to its bucket) well before its 12-bit age wraps around (4096 ticks).
 CONN_TIMEOUT_MAX = 2047
-#: Cycles the scrubber may wait for an idle selector cycle before it takes one anyway.
-CONN_SCRUB_STARVE_CYCLES = 4096
 
 #: TCP flag bits (the parser's ``tcp_flags``, byte 13 of the TCP header).
 TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
