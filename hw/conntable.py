@@ -44,6 +44,9 @@ free way are the same to a lookup.
 
 from __future__ import annotations
 
+from functools import reduce
+from operator import or_
+
 from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -201,11 +204,16 @@ class ConnTable(wiring.Component):
             m.d.sync += [self.hit.eq(hits.any()), r_has_free.eq(dead.any()),
                          r_has_evict.eq(half_open.any()), r_clean.eq(cleaned),
                          r_bucket.eq(q_bucket)]
-            # first hit, first dead way, first half-open way (lowest way wins)
+            # At most one way hits: a flow is learned only when it has no live entry, and a dead
+            # entry never comes back to life (the scrubber clears it before its stamp wraps).
+            # So the hit way's fields are an AND-OR, with no priority chain behind the compare.
+            m.d.sync += [
+                self.real.eq(reduce(or_, [Mux(hits[w], q_word[w].real, 0) for w in range(ways)])),
+                r_state.eq(reduce(or_, [Mux(hits[w], q_word[w].state, 0) for w in range(ways)])),
+                r_hit_way.eq(reduce(or_, [Mux(hits[w], w, 0) for w in range(ways)])),
+            ]
+            # the first dead way and the first half-open way (lowest way wins)
             for w in reversed(range(ways)):
-                with m.If(hits[w]):
-                    m.d.sync += [r_hit_way.eq(w), self.real.eq(q_word[w].real),
-                                 r_state.eq(q_word[w].state)]
                 with m.If(dead[w]):
                     m.d.sync += r_free_way.eq(w)
                 with m.If(half_open[w]):
