@@ -121,8 +121,11 @@ class DispatchCore(wiring.Component):
         left = Signal()
         m.d.sync += [left.eq(rewriter.dec.valid & rewriter.dec.ready),
                      in_flight.eq(in_flight + entered - left)]
+        # (no record in the capture stage's output register either: a stronger condition than
+        # "none enters now", which new records cannot keep false for long, as the capture
+        # releases none while a commit is pending, and which reads registers only)
         commit_now = Signal()
-        m.d.comb += commit_now.eq(commit_pending & (in_flight == 0) & ~entered)
+        m.d.comb += commit_now.eq(commit_pending & (in_flight == 0) & ~capture.o.valid)
         with m.If(regs.commit_stb):
             m.d.sync += commit_pending.eq(1)
         with m.Elif(commit_now):
