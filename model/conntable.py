@@ -25,9 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from openslb.hw.spec import (CONN_STAMP_BITS, CONN_TIMEOUT_DEFAULTS, TCP_ACK, TCP_SYN,
-                             ConnState, Params, conn_entry_fields, conn_next_state, conn_split,
-                             conn_timeout_index)
+from openslb.hw.spec import (CONN_TIMEOUT_DEFAULTS, TCP_ACK, TCP_SYN, ConnState, Params,
+                             conn_next_state, conn_split, conn_timeout_index)
 
 __all__ = ["ConnEntry", "ConnTable", "Lookup", "starts_flow"]
 
@@ -39,17 +38,6 @@ class ConnEntry:
     real: int
     stamp: int
     state: ConnState
-
-    def pack(self, p: Params) -> int:
-        """The entry as the RAM stores it (stamp reduced to its stored bits)."""
-        values = {"state": int(self.state), "udp": int(self.udp),
-                  "stamp": self.stamp & (1 << CONN_STAMP_BITS) - 1, "real": self.real,
-                  "digest": self.digest}
-        word, shift = 0, 0
-        for name, width in conn_entry_fields(p):
-            word |= (values[name] & (1 << width) - 1) << shift
-            shift += width
-        return word
 
 
 @dataclass
@@ -131,15 +119,6 @@ class ConnTable:
     def flows(self) -> int:
         """Live entries."""
         return sum(self.live(e) for ways in self.buckets for e in ways)
-
-    def connections(self) -> dict[int, int]:
-        """Live entries per real."""
-        out: dict[int, int] = {}
-        for ways in self.buckets:
-            for e in ways:
-                if self.live(e):
-                    out[e.real] = out.get(e.real, 0) + 1
-        return out
 
 
 def starts_flow(tcp_flags: int) -> bool:
