@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from openslb.firmware.slb import (BAUD_RATES, HEALTH_CHECKS, METRICS, SERVICE_NAMES, ConfigError,
                                   Group, Real, Service, SlbConfig, Virt, _ip, _mac, hash_password)
 from openslb.hw.spec import CONN_TIMEOUT_MAX
+from openslb.model.config import ConnConfig
 
 __all__ = ["Shell", "CliError", "ROOT"]
 
@@ -278,9 +279,10 @@ def _conn(sh, ctx, args):
 
 
 def _conntmout(sh, ctx, args):
+    kinds = ConnConfig.TIMEOUT_FIELDS
     if len(args) != 2:
-        raise CliError("conntmout: usage: conntmout syn|open|closing|udp|pbind TICKS")
-    kind = _choice(("syn", "open", "closing", "udp", "pbind"))(args[0], "conntmout")
+        raise CliError(f"conntmout: usage: conntmout {'|'.join(kinds)} TICKS")
+    kind = _choice(kinds)(args[0], "conntmout")
     setattr(sh.cfg.conn, kind, _int(args[1], f"conntmout {kind}", 0, CONN_TIMEOUT_MAX))
     return ""
 

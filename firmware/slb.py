@@ -251,7 +251,7 @@ class SlbConfig:
                   f"/cfg/slb/adv/conntick {self.conn.tick_cycles}",
                   f"/cfg/slb/adv/pmask {self.conn.pmask}"]
         lines += [f"/cfg/slb/adv/conntmout {kind} {getattr(self.conn, kind)}"
-                  for kind in ("syn", "open", "closing", "udp", "pbind")]
+                  for kind in ConnConfig.TIMEOUT_FIELDS]
         for r in sorted(self.reals.values(), key=lambda r: r.num):
             base = f"/cfg/slb/real {r.num}"
             lines.append(f"{base}/rip {r.rip}" if r.rip else base)

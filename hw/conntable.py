@@ -137,12 +137,12 @@ class ConnTable(wiring.Component):
         stage = Signal(3)
         scrub = Signal(3)
         flush_op = Signal(3)
-        bucket_at = [Signal(bbits, name=f"bucket_s{k}") for k in range(3)]
+        # the bucket each stage holds (the address register is the first)
+        bucket_at = [rd_bucket] + [Signal(bbits, name=f"bucket_s{k}") for k in (1, 2)]
         m.d.sync += [
             stage.eq(Cat(self.start | self.scrub_go, stage[0:2])),
             scrub.eq(Cat(self.scrub_go, scrub[0:2])),
             flush_op.eq(Cat(self.scrub_go & self.flushing, flush_op[0:2])),
-            bucket_at[0].eq(Mux(self.scrub_go, scrub_ptr, self.key_hash[0:bbits])),
             bucket_at[1].eq(bucket_at[0]),
             bucket_at[2].eq(bucket_at[1]),
         ]
@@ -235,8 +235,10 @@ class ConnTable(wiring.Component):
 
         # ---- the update: learn or refresh --------------------------------------------------------
         flags = self.cur_flags
+        syn_only = Signal()       # a TCP SYN without ACK: a client opening a connection
         starts = Signal()
-        m.d.comb += starts.eq(self.cur_udp | ((flags & TCP_SYN).any() & ~(flags & TCP_ACK).any()))
+        m.d.comb += [syn_only.eq((flags & TCP_SYN).any() & ~(flags & TCP_ACK).any()),
+                     starts.eq(self.cur_udp | syn_only)]
         learn = Signal()
         m.d.comb += [
             learn.eq(self.forward & ~self.hit & starts),
@@ -251,7 +253,7 @@ class ConnTable(wiring.Component):
             m.d.comb += state.eq(ConnState.OPEN)
         with m.Elif((flags & (TCP_FIN | TCP_RST)).any()):
             m.d.comb += state.eq(ConnState.CLOSING)
-        with m.Elif((flags & TCP_SYN).any() & ~(flags & TCP_ACK).any()):
+        with m.Elif(syn_only):
             m.d.comb += state.eq(Mux((base == ConnState.FREE) | (base == ConnState.CLOSING),
                                      ConnState.SYN, base))
         with m.Elif((base == ConnState.SYN) & (flags & TCP_ACK).any()):

@@ -89,15 +89,19 @@ class ConnConfig:
     pbind: int = 600                                           #: ticks, client bindings
     pmask: int = 32             #: client prefix length a binding covers: 0, 8, 16, 24 or 32
 
+    #: the timeout fields, in the order the CLI (``conntmout``) and the saved form name them
+    TIMEOUT_FIELDS = ("syn", "open", "closing", "udp", "pbind")
+
     def timeouts(self) -> dict[ConnTimeout, int]:
         return {ConnTimeout.SYN: self.syn, ConnTimeout.OPEN: self.open,
                 ConnTimeout.CLOSING: self.closing, ConnTimeout.UDP: self.udp}
 
     def validate(self) -> None:
-        for kind, ticks in [*self.timeouts().items(), ("PBIND", self.pbind)]:
+        for name in self.TIMEOUT_FIELDS:
+            ticks = getattr(self, name)
             if not 0 <= ticks <= CONN_TIMEOUT_MAX:
-                raise ConfigError(f"conn timeout {str(getattr(kind, 'name', kind)).lower()}: {ticks} ticks out of "
-                                  f"range 0..{CONN_TIMEOUT_MAX}")
+                raise ConfigError(f"conn timeout {name}: {ticks} ticks out of range "
+                                  f"0..{CONN_TIMEOUT_MAX}")
         if self.pmask not in (0, 8, 16, 24, 32):
             raise ConfigError(f"conn pmask /{self.pmask}: use /0, /8, /16, /24 or /32 (the "
                               "hardware masks whole bytes)")

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from openslb.hw import spec
-from openslb.hw.spec import (CONN_TIMEOUT_MAX, COUNTERS, ID_MAGIC, Access, ConnTimeout, Params, params_word,
-                             registers)
+from openslb.hw.spec import (CONN_TIMEOUT_MAX, COUNTERS, ID_MAGIC, Access, ConnTimeout, Params,
+                             params_word, registers)
 from openslb.model.pipeline import Appliance, Result
 
 __all__ = ["DeviceModel"]

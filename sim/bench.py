@@ -19,22 +19,27 @@ from pathlib import Path
 
 from openslb.hw.spec import Params
 
-__all__ = ["main", "pipeline_figures"]
+__all__ = ["main", "pipeline_figures", "bench_scenario"]
 
 RESULTS = Path("bench") / "results"
 
 
-def pipeline_figures(width: int) -> dict:
+def bench_scenario(params: Params, scenario: str) -> dict:
+    """Run a benchmark scenario of ``sim/tb_core.py`` on the core; the JSON it writes."""
     from openslb.sim.runner import run_testbench
-    out = (Path("build") / "bench" / f"pipeline-w{width}.json").resolve()
+    out = (Path("build") / "bench" / f"{scenario}-w{params.width}.json").resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
     tests, failed, test_dir = run_testbench(
-        "openslb.sim.tb_core", Params(width=width), "core",
-        {"OPENSLB_SCENARIO": "bench", "OPENSLB_OUT": str(out)}, name="bench")
+        "openslb.sim.tb_core", params, "core",
+        {"OPENSLB_SCENARIO": scenario, "OPENSLB_OUT": str(out)}, name=scenario)
     if failed or not out.exists():
-        raise SystemExit(f"error: the benchmark testbench failed; see {test_dir}")
+        raise SystemExit(f"error: the benchmark testbench '{scenario}' failed; see {test_dir}")
     return json.loads(out.read_text())
+
+
+def pipeline_figures(width: int) -> dict:
+    return bench_scenario(Params(width=width), "bench")
 
 
 def main(skip_fpga: bool = False) -> int:

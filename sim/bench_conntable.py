@@ -7,7 +7,7 @@
   yosys + nextpnr run of the 64-bit core (``pipeline.json``);
 - from the RTL simulation (cocotb, default table of 4096 flows): ``latency_cycles`` and
   ``cycles_per_packet_64B`` with every frame tracked (and ``…_long_run`` over the 40960-frame
-  flood, where the scrubbers take their forced cycles), ``new_flows_per_cycle`` at saturation, and
+  flood), ``new_flows_per_cycle`` at saturation, and
   ``established_kept_under_syn_flood``: the share of established connections still found (and
   on their real) after a SYN flood of 10x the table.
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from openslb.hw.bram import ecp5_layout
 from openslb.hw.spec import Params, conn_entry_bits
+from openslb.sim.bench import bench_scenario
 
 __all__ = ["conntable_figures", "table_brams", "flows_that_fit"]
 
@@ -45,25 +46,12 @@ def flows_that_fit(free_brams: int, p: Params) -> tuple[int, int]:
     return best
 
 
-def _simulate(p: Params) -> dict:
-    from openslb.sim.runner import run_testbench
-    out = (Path("build") / "bench" / "conntable.json").resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.unlink(missing_ok=True)
-    tests, failed, test_dir = run_testbench(
-        "openslb.sim.tb_core", p, "core",
-        {"OPENSLB_SCENARIO": "conn_bench", "OPENSLB_OUT": str(out)}, name="conn_bench")
-    if failed or not out.exists():
-        raise SystemExit(f"error: the connection-table benchmark failed; see {test_dir}")
-    return json.loads(out.read_text())
-
-
 def conntable_figures(design_brams: int | None, p: Params = Params()) -> dict:
     """All figures; ``design_brams`` is the measured DP16KD count of the whole 64-bit core."""
-    bram_bits = ecp5_layout(conn_entry_bits(p) * p.conn_ways, p.conn_buckets)
+    lay = ecp5_layout(conn_entry_bits(p) * p.conn_ways, p.conn_buckets)
     out: dict = {
         "bits_per_flow": conn_entry_bits(p),
-        "bram_bits_per_flow": round(bram_bits.width * bram_bits.count / p.conn_ways, 1),
+        "bram_bits_per_flow": round(lay.width * lay.count / p.conn_ways, 1),
         "default_flows": p.conn_flows,
         "default_table_brams": table_brams(p),
     }
@@ -74,7 +62,7 @@ def conntable_figures(design_brams: int | None, p: Params = Params()) -> dict:
             flows, buckets = flows_that_fit(total - rest, p)
             out[f"flows_{device}"] = flows
             out[f"buckets_{device}"] = buckets
-    out.update(_simulate(p))
+    out.update(bench_scenario(p, "conn_bench"))
     return out
 
 
