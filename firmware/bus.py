@@ -30,7 +30,7 @@ __all__ = ["BusError", "LinkStats", "SerialBus", "ModelBus", "encode_request", "
 
 #: Strobes whose every word has an effect of its own: never split or merged differently.
 NOT_SPLITTABLE = {REG["TABLE_DATA"].offset, REG["TABLE_ADDR"].offset, REG["COMMIT"].offset,
-                  REG["REAL_MAC_LO"].offset}
+                  REG["REAL_MAC_LO"].offset, REG["REAL_IP"].offset}
 MIN_BURST = 8
 
 

@@ -45,6 +45,8 @@ def program(cfg: ApplianceConfig) -> list[Write]:
         (address("CTRL"), pack_fields("CTRL", miss_to_host=int(cfg.miss_to_host))),
         (address("OWN_MAC_HI"), hi), (address("OWN_MAC_LO"), lo),
         (address("OWN_IP"), ip_int(cfg.own_ip)),
+        *zip((address("CLIENT_GW_MAC_HI"), address("CLIENT_GW_MAC_LO")),
+             _mac_words(cfg.client_gw_mac)),
         (address("TABLE_SIZE"), cfg.table_size),
     ]
     w += [(address(f"RSS_KEY{k}"), int.from_bytes(cfg.rss_key[4 * k:4 * k + 4], "big"))
@@ -52,7 +54,7 @@ def program(cfg: ApplianceConfig) -> list[Write]:
     for real in sorted(cfg.reals.values(), key=lambda r: r.index):
         hi, lo = _mac_words(real.mac)
         w += [(address("REAL_SEL"), real.index), (address("REAL_MAC_HI"), hi),
-              (address("REAL_MAC_LO"), lo)]
+              (address("REAL_MAC_LO"), lo), (address("REAL_IP"), ip_int(real.ip or "0.0.0.0"))]
     for g in range(p.n_groups):
         group = cfg.groups.get(g)
         backup = 0 if group is None or group.backup is None else (
@@ -61,7 +63,10 @@ def program(cfg: ApplianceConfig) -> list[Write]:
     for k in range(p.n_vips):
         v = cfg.virts.get(k)
         if v is None or not v.enabled:
-            w += [(address("VIP_SERVICE", k), 0), (address("VIP_PBIND", k), 0)]
+            # (a disabled entry's address is cleared too: a NAT connection that outlives its
+            # entry returns from address 0, never from a stale VIP)
+            w += [(address("VIP_SERVICE", k), 0), (address("VIP_PBIND", k), 0),
+                  (address("VIP_IP", k), 0), (address("VIP_RPORT", k), 0)]
             continue
         w += [
             (address("VIP_IP", k), ip_int(v.vip)),
@@ -71,6 +76,7 @@ def program(cfg: ApplianceConfig) -> list[Write]:
                 any_port=int(v.port is None), mode=int(Mode(v.mode)))),
             (address("VIP_PBIND", k), pack_fields(
                 "VIP_PBIND", enable=int(v.pbind), per_port=int(v.pbind_per_port))),
+            (address("VIP_RPORT", k), v.rport or 0),
         ]
     w.append((address("CONN_CTRL"), pack_fields("CONN_CTRL", enable=int(cfg.conn.enabled))))
     w += [(address("CONN_TIMEOUT", int(kind)), ticks) for kind, ticks in cfg.conn.timeouts().items()]

@@ -233,6 +233,13 @@ def _pmask(sh, ctx, args):
     return ""
 
 
+def _clntgw(sh, ctx, args):
+    """The next hop towards the clients: the destination MAC of NAT return traffic."""
+    value = _one(args, "clntgw", "clntgw MAC|none")
+    sh.cfg.client_gw_mac = None if value == "none" else _mac_arg(value, "clntgw")
+    return ""
+
+
 def _passwd(sh, ctx, args):
     if args:
         new = " ".join(args)
@@ -428,6 +435,8 @@ def _build_root() -> Menu:
                         "CYCLES"),
         "pmask": Cmd("client prefix a pbind binding covers (32: one client)", _pmask,
                      "0|8|16|24|32"),
+        "clntgw": Cmd("MAC of the next hop towards the clients (NAT return traffic)", _clntgw,
+                      "MAC|none"),
     })
     slb = Menu("Server load balancing", children={"real": real, "group": group, "virt": virt,
                                                    "adv": adv})

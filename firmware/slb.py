@@ -97,7 +97,7 @@ class Service:
     port: int | None          #: None = any port
     proto: str = "tcp"
     group: int | None = None
-    rport: int = 0            #: 0 = same as the service port (DSR cannot change it)
+    rport: int = 0            #: 0 = same as the service port (only NAT can change it)
     pbind: bool = False
     timeout: int = 10         #: minutes
     mode: str = "dsr"
@@ -124,6 +124,8 @@ class SlbConfig:
     miss: str = "drop"          #: what happens to traffic for no VIP: drop | host
     params: Params = DEFAULT_PARAMS
     conn: ConnConfig = field(default_factory=ConnConfig)   #: connection table (/cfg/slb/adv)
+    #: the next hop towards the clients (/cfg/slb/adv/clntgw): where NAT return traffic goes
+    client_gw_mac: str | None = None
 
     def copy(self) -> "SlbConfig":
         return copy.deepcopy(self)
@@ -134,6 +136,8 @@ class SlbConfig:
         p = self.params
         _ip(self.if_ip, "/cfg/l3/if addr")
         _mac(self.if_mac, "/cfg/l3/if mac")
+        if self.client_gw_mac is not None:
+            _mac(self.client_gw_mac, "/cfg/slb/adv clntgw")
         if not maglev.is_prime(self.table_size) or not 13 <= self.table_size <= p.table_stride:
             raise ConfigError(f"/cfg/slb/adv tblsize: {self.table_size} must be a prime "
                               f"between 13 and {p.table_stride}")
@@ -185,20 +189,32 @@ class SlbConfig:
                     raise ConfigError(f"{swhere}: pbind clientip needs the connection table "
                                       "(/cfg/slb/adv/conn ena)")
                 if s.mode == "nat":
-                    raise ConfigError(f"{swhere}: mode nat needs the connection table, which "
-                                      "this hardware does not have yet; use dsr")
-                if s.mode == "dsr":
-                    if s.rport not in (0, port or 0):
-                        raise ConfigError(f"{swhere}: rport {s.rport}: DSR cannot change the "
-                                          "port (the real answers the client directly)")
-                    for n in group.reals:
-                        if self.reals[n].mac is None:
-                            raise ConfigError(f"{swhere}: real {n} has no mac (DSR sends "
-                                              "frames to the real's MAC)")
+                    self._validate_nat(swhere, port, proto, s)
+                if s.mode == "dsr" and s.rport not in (0, port or 0):
+                    raise ConfigError(f"{swhere}: rport {s.rport}: DSR cannot change the "
+                                      "port (the real answers the client directly)")
+                for n in group.reals:
+                    if self.reals[n].mac is None:
+                        raise ConfigError(f"{swhere}: real {n} has no mac (frames are sent "
+                                          "to the real's MAC)")
                 entries += 1
         if entries > p.n_vips:
             raise ConfigError(f"/cfg/slb/virt: {entries} services, but the VIP table holds "
                               f"{p.n_vips} entries")
+
+    def _validate_nat(self, swhere: str, port: int | None, proto: str, s: Service) -> None:
+        if proto not in ("tcp", "udp"):
+            raise ConfigError(f"{swhere}: mode nat needs TCP or UDP (return traffic is "
+                              "matched by port)")
+        if not self.conn.enabled:
+            raise ConfigError(f"{swhere}: mode nat needs the connection table "
+                              "(/cfg/slb/adv/conn ena): return traffic is found there")
+        if self.client_gw_mac is None:
+            raise ConfigError(f"{swhere}: mode nat needs the clients' next hop for the return "
+                              "traffic (/cfg/slb/adv/clntgw MAC)")
+        if port is None and s.rport:
+            raise ConfigError(f"{swhere}: rport {s.rport}: an any-port service keeps the "
+                              "client's port")
 
     # -- compile to hardware ------------------------------------------------------------------
     def compile(self, up: dict[int, bool] | None = None,
@@ -220,12 +236,15 @@ class SlbConfig:
                 continue
             for (port, proto), s in sorted(v.services.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1])):
                 k = len(virts)
+                nat = s.mode == "nat"
                 virts[k] = VirtualService(k, v.vip, PROTOCOLS[proto], port, group=s.group,
-                                          mode=Mode.DSR, pbind=s.pbind)
+                                          mode=Mode.NAT if nat else Mode.DSR, pbind=s.pbind,
+                                          rport=(s.rport or None) if nat else None)
         cfg = ApplianceConfig(own_mac=self.if_mac, own_ip=self.if_ip, reals=reals, groups=groups,
                               virts=virts, miss_to_host=self.miss == "host",
                               table_size=self.table_size, params=self.params,
-                              conn=copy.deepcopy(self.conn))
+                              conn=copy.deepcopy(self.conn),
+                              client_gw_mac=self.client_gw_mac or "00:00:00:00:00:00")
         # a group whose reals are all operator-disabled keeps an empty table: its traffic
         # falls to the backup real or is dropped as NO_REAL, as the hardware rule says
         return cfg
@@ -252,6 +271,8 @@ class SlbConfig:
                   f"/cfg/slb/adv/pmask {self.conn.pmask}"]
         lines += [f"/cfg/slb/adv/conntmout {kind} {getattr(self.conn, kind)}"
                   for kind in ConnConfig.TIMEOUT_FIELDS]
+        if self.client_gw_mac:
+            lines.append(f"/cfg/slb/adv/clntgw {self.client_gw_mac}")
         for r in sorted(self.reals.values(), key=lambda r: r.num):
             base = f"/cfg/slb/real {r.num}"
             lines.append(f"{base}/rip {r.rip}" if r.rip else base)

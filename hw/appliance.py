@@ -11,10 +11,13 @@ Ports
 ``leds``: Out(6) — port 0 receive activity, port 1 transmit activity, port 0 transmit activity
     (ARP replies), a heartbeat, port 0 link, port 1 link.
 
-Frames received on port 0 go through the dispatch core.  What leaves it for the servers goes
-out of port 1, ARP replies go back out of port 0, and frames for the management host are
-discarded (a board has no host port; the core counts them as ``TX_HOST``).  Frames received on
-port 1 are dropped: with DSR the reals answer the clients directly, not through the appliance.
+Frames received on both ports go through the dispatch core (merged a frame at a time by
+:class:`~openslb.hw.ingress.IngressMerge`, tagged with their port).  What leaves it for the
+servers goes out of port 1, what goes to the clients (ARP replies to them, NAT return traffic)
+out of port 0, ARP replies to the reals out of port 1, and frames for the management host are
+discarded (a board has no host port; the core counts them as ``TX_HOST``).  With DSR the reals
+answer the clients directly; what they send to the appliance is NAT return traffic or their ARP
+requests for its address.
 The MACs' receive counters are readable as the ``MAC_STAT`` registers.
 """
 
@@ -25,6 +28,7 @@ from amaranth.lib import wiring
 from amaranth.lib.cdc import FFSynchronizer, PulseSynchronizer
 from amaranth.lib.wiring import In, Out
 
+from openslb.hw.ingress import IngressMerge
 from openslb.hw.mac import MAC_COUNTERS, EthPort
 from openslb.hw.spec import DEFAULT_PARAMS, EgressPort, Params
 from openslb.hw.top import ApplianceTop
@@ -84,9 +88,12 @@ class EthAppliance(wiring.Component):
                     m.d.sync += total.eq(total + 1)
                 m.d.comb += app.mac_stat[k * len(MAC_COUNTERS) + n].eq(total)
         client, server = ports
-        # port 0 receive → the core; port 1 receive is drained
-        wiring.connect(m, client.o, app.i)
-        m.d.comb += server.o.ready.eq(1)
+        # both ports' frames → the core, each tagged with its port
+        m.submodules.ingress = ingress = IngressMerge(p)
+        wiring.connect(m, client.o, ingress.client)
+        wiring.connect(m, server.o, ingress.server)
+        wiring.connect(m, ingress.o, app.i)
+        m.d.comb += app.i_port.eq(ingress.o_port)
         # the core's egress → the port its tag names
         egress = app.o.payload
         for port, tag in ((client, EgressPort.CLIENT), (server, EgressPort.SERVER)):

@@ -8,6 +8,8 @@ Ports
           (its header window, length, beat count and whether it carries a VLAN tag).
 ``room``: In(1) — the header pipeline behind ``o`` can take another record (credit from the
           core; 1 when unused).  Without it the last beat of a frame waits.
+``i_port``: In(1) — the :class:`~openslb.hw.spec.IngressPort` of the frame on ``i`` (held by
+          the source for the whole frame; the record takes it with the last beat).
 
 Frame boundaries come from ``last`` (``first`` is not trusted); the record carries the number of
 beats stored, which is how the rewriter finds the end of the frame in the buffer.  Bytes whose
@@ -41,6 +43,7 @@ class Capture(wiring.Component):
             "buf": Out(stream.Signature(stored_beat_layout(params))),
             "o": Out(stream.Signature(capture_layout())),
             "room": In(1, init=1),
+            "i_port": In(1),
         })
 
     def elaborate(self, platform):
@@ -112,6 +115,7 @@ class Capture(wiring.Component):
                     self.o.payload.beats_m1.eq(Mux(cut, max_beats - 1, stored_beats)),
                     self.o.payload.vlan.eq(Cat(next_window[13], next_window[12])
                                            == spec.ETHERTYPE_VLAN),
+                    self.o.payload.in_port.eq(self.i_port),
                     in_frame.eq(0), beat.eq(0), length.eq(0), cut.eq(0), stored_beats.eq(0),
                 ]
             with m.Else():

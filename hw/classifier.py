@@ -11,9 +11,11 @@ Ports
 
 Rules (the model's :meth:`Appliance.match_vip` and :meth:`Appliance.decide`): a frame with a
 parse error is dropped with its reason; an ARP request for the appliance's IP or an enabled VIP
-is answered; an IPv4 frame matching an enabled entry (IP, protocol, and port unless the entry
-takes any port or the frame carries no ports: fragments, ICMP) goes to the lowest-numbered
-matching entry; everything else follows the miss rule.
+is answered (on the port it came from); an unfragmented TCP/UDP frame from the server side is a
+candidate for reverse NAT (the selector looks its connection up); a client-side IPv4 frame
+matching an enabled entry (IP, protocol, and port unless the entry takes any port or the frame
+carries no ports: fragments, ICMP) goes to the lowest-numbered matching entry, unless it is a
+fragment for a NAT service (dropped: NAT_FRAGMENT); everything else follows the miss rule.
 
 Combinational (two LUT levels from the record's flags): the parser registers its result in its
 output register, beside the hasher's, so classifying adds no cycle.
@@ -50,7 +52,13 @@ class Classifier(wiring.Component):
             m.d.comb += out.action.eq(Action.DROP)
         with m.Elif(meta.is_arp & meta.arp_request & meta.arp_ours):
             m.d.comb += out.action.eq(Action.ARP)
-        with m.Elif(meta.is_ipv4 & meta.vip_hit):
+        with m.Elif(meta.in_port & meta.is_ipv4 & meta.ports_known):
+            # (ports are known for unfragmented TCP and UDP only)
+            m.d.comb += out.action.eq(Action.RNAT)
+        with m.Elif(~meta.in_port & meta.is_ipv4 & meta.vip_hit & meta.nat & meta.fragment):
+            m.d.comb += [out.action.eq(Action.DROP), out.error.eq(1),
+                         out.reason.eq(DropReason.NAT_FRAGMENT)]
+        with m.Elif(~meta.in_port & meta.is_ipv4 & meta.vip_hit):
             m.d.comb += out.action.eq(Action.VIP)
         with m.Elif(self.miss_to_host):
             m.d.comb += out.action.eq(Action.HOST)

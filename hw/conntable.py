@@ -8,9 +8,13 @@ Ports (the selector drives the lookups; ``A`` is the cycle the selector accepts 
 -----
 ``key_hash``   : In(32) — the waiting frame's flow hash: the bucket read if it is accepted.
 ``start``      : In(1) — the selector accepts that frame this cycle.
-``cur_hash``, ``cur_udp``, ``cur_flags`` : In — the accepted frame's hash, UDP bit and TCP flags
+``cur_hash``, ``cur_udp``, ``cur_flags`` : In — the accepted frame's key, UDP bit and TCP flags
                  (the selector's registered copy, stable from ``A + 1`` to the update).
-``hit``, ``real`` : Out — from ``A + 5``: the flow's live entry and its real.
+``cur_nat``, ``cur_return`` : In(1) — the frame's entry is a NAT one (keyed by the client, the
+                 VIP entry in the digest's low ``vip_bits``); it is return traffic (matches any
+                 VIP, never learns).
+``hit``, ``real``, ``vip`` : Out — from ``A + 5``: the flow's live entry, its real and (NAT) its
+                 VIP entry.
 ``forward``    : In(1) — the frame's decision forwards it (drops change nothing).
 ``new_real``   : In(real_bits) — the real it goes to.
 ``new``, ``evict``, ``full`` : Out(1) — what a miss does, given ``forward`` (combinational).
@@ -78,8 +82,11 @@ class ConnTable(wiring.Component):
             "cur_hash": In(32),
             "cur_udp": In(1),
             "cur_flags": In(8),
+            "cur_nat": In(1),
+            "cur_return": In(1),
             "hit": Out(1),
             "real": Out(p.real_bits),
+            "vip": Out(p.vip_bits),
             "forward": In(1),
             "new_real": In(p.real_bits),
             "new": Out(1),
@@ -153,10 +160,12 @@ class ConnTable(wiring.Component):
             forwarded.eq(wr_seen & (wr_bucket == bucket_at[2])),
             word.eq(Mux(forwarded, wr_word, ram.r_data)),
         ]
-        digest = self.cur_hash[bbits:]
+        digest = self.cur_hash[bbits:31]
+        vb = p.vip_bits
         # A+4: per way, the digest compare, the age and the timeout of its kind, registered
         q_word = Signal(bucket_layout)
         q_match = Signal(ways)
+        q_clash = Signal(ways)    # a NAT entry of the same client for another VIP
         q_age = [Signal(CONN_STAMP_BITS, name=f"age{w}") for w in range(ways)]
         q_timeout = [Signal(11, name=f"timeout{w}") for w in range(ways)]
         q_scrub = Signal()
@@ -170,8 +179,12 @@ class ConnTable(wiring.Component):
         for w in range(ways):
             e = word[w]
             kind = Mux(e.udp, int(ConnTimeout.UDP), (e.state - 1)[0:2])
+            same_client = ((e.digest[vb:] == digest[vb:]) & (e.udp == self.cur_udp)
+                           & (e.nat == self.cur_nat))
+            same_vip = e.digest[0:vb] == digest[0:vb]
             m.d.sync += [
-                q_match[w].eq((e.digest == digest) & (e.udp == self.cur_udp)),
+                q_match[w].eq(same_client & (same_vip | self.cur_return)),
+                q_clash[w].eq(same_client & ~same_vip & self.cur_nat),
                 q_age[w].eq(stamp_now - e.stamp),
                 q_timeout[w].eq(Mux(kind[1], Mux(kind[0], self.timeouts[3], self.timeouts[2]),
                                     Mux(kind[0], self.timeouts[1], self.timeouts[0]))),
@@ -185,7 +198,8 @@ class ConnTable(wiring.Component):
         hits = Signal(ways)
         dead = Signal(ways)
         half_open = Signal(ways)
-        m.d.comb += [hits.eq(live & q_match), dead.eq(~live)]
+        clashes = Signal(ways)
+        m.d.comb += [hits.eq(live & q_match), dead.eq(~live), clashes.eq(live & q_clash)]
         for w in range(ways):
             m.d.comb += half_open[w].eq(live[w] & (q_word[w].state == ConnState.SYN)
                                         & ~q_word[w].udp)
@@ -197,29 +211,37 @@ class ConnTable(wiring.Component):
         r_hit_way = Signal(range(ways))
         r_free_way = Signal(range(ways))
         r_evict_way = Signal(range(ways))
+        r_clash_way = Signal(range(ways))
         r_has_free = Signal()
         r_has_evict = Signal()
+        r_has_clash = Signal()
         r_state = Signal(2)
         r_bucket = Signal(bbits)
         r_clean = Signal(bucket_layout)
         with m.If(q_lookup):
             m.d.sync += [self.hit.eq(hits.any()), r_has_free.eq(dead.any()),
-                         r_has_evict.eq(half_open.any()), r_clean.eq(cleaned),
+                         r_has_evict.eq(half_open.any()), r_has_clash.eq(clashes.any()),
+                         r_clean.eq(cleaned),
                          r_bucket.eq(q_bucket)]
             # At most one way hits: a flow is learned only when it has no live entry, and a dead
-            # entry never comes back to life (the scrubber clears it before its stamp wraps).
-            # So the hit way's fields are an AND-OR, with no priority chain behind the compare.
+            # entry never comes back to life (the scrubber clears it before its stamp wraps);
+            # a return frame, which matches a client's NAT entry for any VIP, finds at most one
+            # as a client's new NAT flow takes over its entry for another VIP.  So the hit way's fields are an AND-OR, with no priority chain behind the compare.
             m.d.sync += [
                 self.real.eq(reduce(or_, [Mux(hits[w], q_word[w].real, 0) for w in range(ways)])),
                 r_state.eq(reduce(or_, [Mux(hits[w], q_word[w].state, 0) for w in range(ways)])),
                 r_hit_way.eq(reduce(or_, [Mux(hits[w], w, 0) for w in range(ways)])),
+                self.vip.eq(reduce(or_, [Mux(hits[w], q_word[w].digest[0:vb], 0)
+                                         for w in range(ways)])),
             ]
-            # the first dead way and the first half-open way (lowest way wins)
+            # the first dead way, half-open way and clashing way (lowest way wins)
             for w in reversed(range(ways)):
                 with m.If(dead[w]):
                     m.d.sync += r_free_way.eq(w)
                 with m.If(half_open[w]):
                     m.d.sync += r_evict_way.eq(w)
+                with m.If(clashes[w]):
+                    m.d.sync += r_clash_way.eq(w)
         # a scrub's cleaned bucket (A+5), written back (A+6) when it cleared a way
         s_valid = Signal()
         s_changed = Signal()
@@ -240,11 +262,13 @@ class ConnTable(wiring.Component):
         m.d.comb += [syn_only.eq((flags & TCP_SYN).any() & ~(flags & TCP_ACK).any()),
                      starts.eq(self.cur_udp | syn_only)]
         learn = Signal()
+        # (a NAT flow takes over its client's entry for another VIP first, so that a return
+        # frame, which matches any VIP, finds at most one)
         m.d.comb += [
             learn.eq(self.forward & ~self.hit & starts),
-            self.new.eq(learn & (r_has_free | r_has_evict)),
-            self.evict.eq(learn & ~r_has_free & r_has_evict),
-            self.full.eq(learn & ~r_has_free & ~r_has_evict),
+            self.new.eq(learn & (r_has_clash | r_has_free | r_has_evict)),
+            self.evict.eq(learn & (r_has_clash | (~r_has_free & r_has_evict))),
+            self.full.eq(learn & ~r_has_clash & ~r_has_free & ~r_has_evict),
         ]
         base = Signal(2)
         m.d.comb += base.eq(Mux(self.hit, r_state, ConnState.FREE))
@@ -262,13 +286,16 @@ class ConnTable(wiring.Component):
             m.d.comb += state.eq(base)
         fresh = Signal(entry)
         m.d.comb += [fresh.state.eq(state), fresh.udp.eq(self.cur_udp), fresh.stamp.eq(stamp_now),
-                     fresh.real.eq(self.new_real), fresh.digest.eq(digest)]
+                     fresh.real.eq(self.new_real), fresh.digest.eq(digest),
+                     fresh.nat.eq(self.cur_nat)]
         # the update is registered (entry, way, bucket), then merged into the cleaned bucket
         u_valid = Signal()
         u_way = Signal(range(ways))
         u_entry = Signal(entry)
         m.d.sync += [u_valid.eq(self.update & self.forward & (self.hit | self.new)),
-                     u_way.eq(Mux(self.hit, r_hit_way, Mux(r_has_free, r_free_way, r_evict_way))),
+                     u_way.eq(Mux(self.hit, r_hit_way,
+                                  Mux(r_has_clash, r_clash_way,
+                                      Mux(r_has_free, r_free_way, r_evict_way)))),
                      u_entry.eq(fresh)]
         with m.If(u_valid):
             m.d.sync += [wr_en.eq(1), wr_seen.eq(1), wr_bucket.eq(r_bucket)]

@@ -62,9 +62,11 @@ class Counters(wiring.Component):
             "RX_IPV6": e.is_ipv6,
             "RX_OTHER": e.is_other,
             "RX_FRAGMENTS": e.is_ipv4 & e.fragment & ok,
-            "TX_SERVER": e.action == Action.VIP,
-            "TX_CLIENT": e.action == Action.ARP,
+            "TX_SERVER": (e.action == Action.VIP) | ((e.action == Action.ARP) & e.in_port),
+            "TX_CLIENT": ((e.action == Action.ARP) & ~e.in_port) | (e.action == Action.RNAT),
             "TX_HOST": e.action == Action.HOST,
+            "RX_SERVER": e.in_port,
+            "TX_RNAT": e.action == Action.RNAT,
         }
         for r in DropReason:
             inc[f"DROP_{r.name}"] = (e.action == Action.DROP) & (e.reason == r)

@@ -16,6 +16,8 @@ Ports
             adder): the user registers them (the parser, into its output record).
 ``pbind_prefix`` : In(3) — PBIND_PREFIX: how many leading bytes of the source address key a
             client binding (configuration, like the key).
+``ckey``  : Out(32) — the client key of NAT flows: the Toeplitz hash of ``src | 0 | sport | 0``
+            (:meth:`~openslb.model.pipeline.Appliance.client_key`), like the binding keys.
 ``pkey_addr``, ``pkey_port`` : Out(32) — the binding keys per VIP and per service: the Toeplitz
             hash of ``src & prefix mask | dst | 0 | 0`` and ``… | dport``
             (:meth:`~openslb.model.pipeline.Appliance.pbind_key`), XORed from the per-field
@@ -86,6 +88,7 @@ class Hasher(wiring.Component):
             "pbind_prefix": In(3),
             "pkey_addr": Out(32),
             "pkey_port": Out(32),
+            "ckey": Out(32),
         })
 
     def elaborate(self, platform):
@@ -124,6 +127,11 @@ class Hasher(wiring.Component):
                 self.pkey_addr.eq(base),
                 self.pkey_port.eq(base ^ dport_part),
             ]
+        client = Signal(32)
+        with m.If(self.en):
+            m.d.sync += [client.eq(part["src0"] ^ part["src1"] ^ part["src2"] ^ part["src3"]
+                                   ^ Mux(has_ports, part["sport"], 0)),
+                         self.ckey.eq(client)]
 
         # Scaling to the table, idx = h16 * M >> 16, without a multiplier: M's multiples
         # 0..3 M are kept in registers (M is configuration); in stage 2 each 2-bit digit of h16

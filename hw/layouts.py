@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from amaranth.lib import data
 
-from openslb.hw.spec import HEADER_WINDOW, Params
+from openslb.hw.spec import HEADER_WINDOW, REASON_BITS, Params
 
 __all__ = ["beat_layout", "stored_beat_layout", "egress_beat_layout", "capture_layout",
            "tuple_layout", "meta_layout", "Action"]
@@ -18,8 +18,9 @@ class Action:
     """What the pipeline does with a frame (the ``action`` field of the metadata)."""
     DROP = 0
     HOST = 1
-    ARP = 2   # answer an ARP request for a VIP / the appliance
-    VIP = 3   # forward to a real (DSR)
+    ARP = 2   # answer an ARP request for a VIP / the appliance (on the port it came from)
+    VIP = 3   # forward to a real (DSR, or NAT when the record's ``nat`` is set)
+    RNAT = 4  # from the server side: return traffic of a NAT connection, if the table has it
 
 
 def beat_layout(p: Params) -> data.StructLayout:
@@ -47,6 +48,7 @@ def capture_layout() -> data.StructLayout:
         "oversize": 1,    # longer than max_frame (the stored copy was cut)
         "beats_m1": 16,   # beats stored in the packet buffer, minus one
         "vlan": 1,        # ethertype 0x8100 (so the parser's first stage needs no compare)
+        "in_port": 1,     # IngressPort the frame came from
     })
 
 
@@ -62,7 +64,8 @@ def meta_layout(p: Params) -> data.StructLayout:
         "length": 16,
         "beats_m1": 16,   # beats the frame occupies in the packet buffer, minus one
         "error": 1,
-        "reason": 3,
+        "reason": REASON_BITS,
+        "in_port": 1,     # IngressPort
         "is_arp": 1, "is_ipv4": 1, "is_ipv6": 1, "is_other": 1,
         "vlan": 1,
         "arp_request": 1,
@@ -73,11 +76,18 @@ def meta_layout(p: Params) -> data.StructLayout:
         "sport": 16, "dport": 16, "tcp_flags": 8,
         # VIP matcher (beside the parser) and classifier
         "vip_hit": 1, "arp_ours": 1,
-        "action": 2,
+        "action": 3,
         "vip": p.vip_bits,
         "group": p.group_bits,
         # VIP matcher + hasher: client persistence of the service and the binding key
         "pbind": 1, "pkey": 32,
+        # NAT: the service's mode, the connection key (the flow hash, or for NAT the client key
+        # with the VIP entry in its digest), the port the rewriter writes, and the parser's
+        # halves of the checksum updates (spec.nat_checksum_part) with where the L4 header is
+        "nat": 1, "ckey": 32, "new_port": 16, "ip_part": 18, "l4_part": 18,
+        "l4_word": 4,     # (L4 offset - 34) / 4: IHL - 5, plus 1 behind a VLAN tag
+        "l4_fix": 1,      # the L4 checksum is rewritten (TCP within the segment; UDP not 0)
+        "udp": 1,
         # hasher (beside the parser)
         "hash": 32,
         "idx1": p.index_bits, "idx2": p.index_bits,
@@ -91,12 +101,13 @@ def meta_layout(p: Params) -> data.StructLayout:
 
 #: The record fields the rewriter reads: all the decision queue keeps of a frame's record.
 DECISION_FIELDS = ("action", "beats_m1", "vlan", "real_mac", "eth_src", "arp_sha", "arp_spa",
-                   "arp_tpa")
+                   "arp_tpa", "in_port", "nat", "real", "vip", "ports_known", "new_port",
+                   "ip_part", "l4_part", "l4_word", "l4_fix", "udp")
 
 
 def decision_layout(p: Params) -> data.StructLayout:
     """A frame's decision as the rewriter needs it (a subset of :func:`meta_layout`): the
-    decision queue holds about 230 bits a frame instead of the whole record's 540."""
+    decision queue holds about 320 bits a frame instead of the whole record's 650."""
     meta = meta_layout(p)
     return data.StructLayout({name: meta[name].shape for name in DECISION_FIELDS})
 

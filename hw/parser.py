@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 from openslb.hw import spec
 from openslb.hw.classifier import Classifier
 from openslb.hw.hasher import KEY_BITS, Hasher
-from openslb.hw.layouts import capture_layout, meta_layout
+from openslb.hw.layouts import capture_layout, meta_layout, tuple_layout
 from openslb.hw.spec import DropReason, Params
 from openslb.hw.vipmatch import VipMatcher
 
@@ -39,7 +39,8 @@ __all__ = ["Parser"]
 
 L3_SPAN = 60 + 14 + 4   # the longest IPv4 header plus the L4 bytes the parser reads
 #: Record fields that the blocks beside the parser fill in stage 5.
-BESIDE = ("vip_hit", "vip", "group", "arp_ours", "hash", "idx1", "idx2", "pbind", "pkey")
+BESIDE = ("vip_hit", "vip", "group", "arp_ours", "hash", "idx1", "idx2", "pbind", "pkey", "nat",
+          "ckey", "new_port")
 
 
 def _be(bytes_: list, start: int, n: int):
@@ -61,6 +62,7 @@ class Parser(wiring.Component):
             "vip_service": In(32).array(params.n_vips),
             "vip_group": In(32).array(params.n_vips),
             "vip_pbind": In(32).array(params.n_vips),
+            "vip_rport": In(32).array(params.n_vips),
             "pbind_prefix": In(3),
             "own_ip": In(32),
             "miss_to_host": In(1),
@@ -76,7 +78,7 @@ class Parser(wiring.Component):
         # so this is one 2:1 multiplexer level in front of stage 1) ---------------------------
         s0 = Signal(data.StructLayout({
             "length": 16, "oversize": 1, "vlan": 1, "ethertype": 16, "eth_src": 48,
-            "beats_m1": 16, "l3": data.ArrayLayout(8, L3_SPAN),
+            "beats_m1": 16, "l3": data.ArrayLayout(8, L3_SPAN), "in_port": 1,
         }))
         vlan = self.i.payload.vlan
         for j in range(L3_SPAN):
@@ -87,6 +89,7 @@ class Parser(wiring.Component):
             s0.oversize.eq(self.i.payload.oversize),
             s0.beats_m1.eq(self.i.payload.beats_m1),
             s0.vlan.eq(vlan),
+            s0.in_port.eq(self.i.payload.in_port),
             s0.ethertype.eq(Mux(vlan, _be(wb, 16, 2), _be(wb, 12, 2))),
             s0.eth_src.eq(_be(wb, 6, 6)),
         ]
@@ -102,6 +105,10 @@ class Parser(wiring.Component):
             "beats_m1": 16, "total": 16, "hl": 6,
             "l3_hl": 7, "l3_total": 17, "hl_need": 7,   # sums precomputed for the compares
             "fragment": 1, "has_ports": 1,
+            # NAT: the port, the checksums and the L4 header's place; the hasher's tuple (a
+            # frame from the server side is hashed with its ends swapped: client first)
+            "in_port": 1, "ip_csum": 16, "tcp_csum": 16, "udp_csum": 16, "l4_word": 4,
+            "htuple": tuple_layout(),
         }))
         s1_valid = Signal()
         l3 = [s0.l3[j] for j in range(L3_SPAN)]
@@ -114,7 +121,7 @@ class Parser(wiring.Component):
         # front of the wide selects.
         def window_byte(j):
             return wb[j] if j < spec.HEADER_WINDOW else Const(0, 8)
-        l4 = {k: Signal(8, name=f"l4b{k}") for k in (0, 1, 2, 3, 13)}
+        l4 = {k: Signal(8, name=f"l4b{k}") for k in (0, 1, 2, 3, 6, 7, 13, 16, 17)}
         for k, sig in l4.items():
             picks = []
             for l3_at in (spec.ETH_HEADER, spec.ETH_HEADER + spec.VLAN_TAG):
@@ -185,6 +192,19 @@ class Parser(wiring.Component):
             next_s1.hl_need.eq(hl + l4_need),
             next_s1.fragment.eq(fragment),
             next_s1.has_ports.eq(has_ports),
+            next_s1.in_port.eq(s0.in_port),
+            next_s1.ip_csum.eq(_be(l3, 10, 2)),
+            next_s1.udp_csum.eq(Cat(l4[7], l4[6])),
+            next_s1.tcp_csum.eq(Cat(l4[17], l4[16])),
+            next_s1.l4_word.eq(ihl - 5 + s0.vlan),
+        ]
+        ends = [(_be(l3, 12, 4), Cat(l4[1], l4[0])), (_be(l3, 16, 4), Cat(l4[3], l4[2]))]
+        first, second = ends
+        m.d.comb += [
+            next_s1.htuple.src.eq(Mux(s0.in_port, second[0], first[0])),
+            next_s1.htuple.dst.eq(Mux(s0.in_port, first[0], second[0])),
+            next_s1.htuple.sport.eq(Mux(s0.in_port, second[1], first[1])),
+            next_s1.htuple.dport.eq(Mux(s0.in_port, first[1], second[1])),
         ]
         for g in range(15):
             # 32-bit word g of the header is in it when g < IHL: the pair is added unmasked
@@ -197,7 +217,9 @@ class Parser(wiring.Component):
             **{name: s1.shape()[name].shape for name in (
                 "length", "oversize", "vlan", "ethertype", "version", "ihl", "proto", "src",
                 "dst", "sport", "dport", "tcp_flags", "eth_src", "arp_ok", "arp_sha",
-                "arp_spa", "arp_tpa", "beats_m1", "fragment", "has_ports")},
+                "arp_spa", "arp_tpa", "beats_m1", "fragment", "has_ports", "in_port",
+                "l4_word")},
+            "ip_part": 18, "l4_part": 18, "l4_fix": 1,
             "runt": 1, "short_vlan": 1, "short_arp": 1, "short_ip": 1, "short_header": 1,
             "bad_total": 1, "short_l4": 1,
         }))
@@ -214,6 +236,18 @@ class Parser(wiring.Component):
             "bad_total": (s1.total < s1.hl) | (s1.l3_total > n1),
             "short_l4": s1.has_ports & (s1.total < s1.hl_need),
         }
+        # NAT: the parser's halves of the checksum updates (spec.nat_checksum_part), for the
+        # destination (client side) or the source (server side) address and port
+        old_ip = Mux(s1.in_port, s1.src, s1.dst)
+        old_port = Mux(s1.in_port, s1.sport, s1.dport)
+        is_udp1 = s1.proto == spec.PROTO_UDP
+        l4_csum = Mux(is_udp1, s1.udp_csum, s1.tcp_csum)
+        nat_fields = {
+            "ip_part": (~s1.ip_csum + ~old_ip[16:32]) + ~old_ip[0:16],
+            "l4_part": (~l4_csum + ~old_ip[16:32]) + (~old_ip[0:16] + ~old_port),
+            # TCP: the checksum inside the segment (20 header bytes); UDP: a checksum at all
+            "l4_fix": Mux(is_udp1, s1.udp_csum != 0, ~(s1.total < s1.hl_need + 6)),
+        }
 
         # ---- stage 3: the checksum's total -------------------------------------------------
         s3 = Signal.like(s2)
@@ -227,8 +261,7 @@ class Parser(wiring.Component):
         m.submodules.hasher = hasher = Hasher(p)
         m.d.comb += [
             hasher.en.eq(adv), hasher.key.eq(self.key), hasher.table_size.eq(self.table_size),
-            hasher.tuple.src.eq(s1.src), hasher.tuple.dst.eq(s1.dst),
-            hasher.tuple.sport.eq(s1.sport), hasher.tuple.dport.eq(s1.dport),
+            hasher.tuple.eq(s1.htuple),
             hasher.ports.eq(s1.has_ports),
         ]
         m.submodules.vipmatch = vipmatch = VipMatcher(p)
@@ -241,7 +274,8 @@ class Parser(wiring.Component):
             m.d.comb += [vipmatch.vip_ip[k].eq(self.vip_ip[k]),
                          vipmatch.vip_service[k].eq(self.vip_service[k]),
                          vipmatch.vip_group[k].eq(self.vip_group[k]),
-                         vipmatch.vip_pbind[k].eq(self.vip_pbind[k])]
+                         vipmatch.vip_pbind[k].eq(self.vip_pbind[k]),
+                         vipmatch.vip_rport[k].eq(self.vip_rport[k])]
         # both run beside stages 2 to 4; the output register takes their results (the binding
         # key per VIP or per service port, as the matched entry says)
         assert VipMatcher.LATENCY == Hasher.LATENCY == 3
@@ -262,8 +296,10 @@ class Parser(wiring.Component):
                                        + (parts[4 * q + 2] + parts[4 * q + 3]))
                          for q in range(4)]
             m.d.sync += [getattr(s2, name).eq(getattr(s1, name))
-                         for name in s2.shape().members if name not in checks]
+                         for name in s2.shape().members
+                         if name not in checks and name not in nat_fields]
             m.d.sync += [getattr(s2, name).eq(check) for name, check in checks.items()]
+            m.d.sync += [getattr(s2, name).eq(value) for name, value in nat_fields.items()]
         with m.If(s3_free):
             m.d.sync += [s3_valid.eq(s2_valid), s3.eq(s2),
                          s3_total.eq((s2_sums[0] + s2_sums[1]) + (s2_sums[2] + s2_sums[3]))]
@@ -279,7 +315,7 @@ class Parser(wiring.Component):
 
         meta = Signal(meta_layout(p))
         err = Signal()
-        reason = Signal(3)
+        reason = Signal(spec.REASON_BITS)
         kind_known = Signal()   # Ethernet (and VLAN) header complete, not oversized
 
         def fail(r: DropReason):
@@ -336,6 +372,12 @@ class Parser(wiring.Component):
             meta.sport.eq(Mux(has_ports, s3.sport, 0)),
             meta.dport.eq(Mux(has_ports, s3.dport, 0)),
             meta.tcp_flags.eq(Mux(has_ports & (s3.proto == spec.PROTO_TCP), s3.tcp_flags, 0)),
+            meta.in_port.eq(s3.in_port),
+            meta.ip_part.eq(s3.ip_part),
+            meta.l4_part.eq(s3.l4_part),
+            meta.l4_word.eq(s3.l4_word),
+            meta.l4_fix.eq(s3.l4_fix),
+            meta.udp.eq(s3.proto == spec.PROTO_UDP),
         ]
         s4 = Signal(meta_layout(p))
         s4_valid = Signal()
@@ -348,6 +390,7 @@ class Parser(wiring.Component):
         # ---- stage 5: the output register takes the record with the VIP matcher's and the
         # hasher's results, as the classifier completes it ----------------------------------
         m.submodules.classifier = classifier = Classifier(p)
+        bbits = p.conn_bucket_bits
         record = Signal(meta_layout(p))
         m.d.comb += [
             record.eq(s4),
@@ -357,6 +400,14 @@ class Parser(wiring.Component):
             record.idx2.eq(hasher.idx2),
             record.pbind.eq(vipmatch.pbind),
             record.pkey.eq(Mux(vipmatch.pbind_port, hasher.pkey_port, hasher.pkey_addr)),
+            # NAT: client frames of a NAT service and every frame from the server side are
+            # keyed by the client key, with the VIP entry in the digest's low bits
+            record.nat.eq(vipmatch.nat & ~s4.in_port),
+            record.ckey.eq(Mux(vipmatch.nat | s4.in_port,
+                               Cat(hasher.ckey[0:bbits], vipmatch.vip,
+                                   hasher.ckey[bbits + p.vip_bits:]), hasher.hash)),
+            record.new_port.eq(Mux(s4.in_port, s4.sport,
+                                   Mux(vipmatch.rport != 0, vipmatch.rport, s4.dport))),
             classifier.i.eq(record), classifier.miss_to_host.eq(self.miss_to_host),
         ]
         with m.If(s5_free):

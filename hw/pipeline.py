@@ -4,7 +4,9 @@ the register bank.
 
 Ports
 -----
-``i``   : In(stream of :func:`~openslb.hw.layouts.beat_layout`) — frames from the client side.
+``i``   : In(stream of :func:`~openslb.hw.layouts.beat_layout`) — frames in.
+``i_port``: In(1) — the :class:`~openslb.hw.spec.IngressPort` of the frame on ``i``: the client
+          side, or the server side (NAT return traffic, the reals' ARP requests).
 ``o``   : Out(stream of :func:`~openslb.hw.layouts.egress_beat_layout`) — frames out, each
           tagged with its egress port (CLIENT / SERVER / HOST).
 ``bus`` : In(:class:`~openslb.hw.regbank.BusSignature`) — the register bus.
@@ -67,6 +69,8 @@ class DispatchCore(wiring.Component):
         self.params = params
         super().__init__({
             "i": In(stream.Signature(beat_layout(params))),
+            # the IngressPort of the frame on `i` (held by the source for the whole frame)
+            "i_port": In(1),
             "o": Out(stream.Signature(egress_beat_layout(params))),
             "bus": In(BusSignature()),
             # MAC receive counters from a board top (tied to 0 by default)
@@ -100,6 +104,7 @@ class DispatchCore(wiring.Component):
 
         # packet path: input → capture → buffer → rewriter → output
         connect(m, wiring.flipped(self.i), capture.i)
+        m.d.comb += capture.i_port.eq(self.i_port)
         connect(m, capture.buf, packets.i)
         connect(m, packets.o, rewriter.buf)
         connect(m, rewriter.o, wiring.flipped(self.o))
@@ -166,6 +171,10 @@ class DispatchCore(wiring.Component):
             selector.real_sel.eq(regs.real_sel),
             selector.real_mac_hi.eq(regs.real_mac_hi),
             rewriter.own_mac.eq(Cat(regs.own_mac_lo, regs.own_mac_hi[0:16])),
+            rewriter.gw_mac.eq(Cat(regs.client_gw_mac_lo, regs.client_gw_mac_hi[0:16])),
+            rewriter.real_ip_stb.eq(regs.real_ip_stb),
+            rewriter.real_sel.eq(regs.real_sel),
+            rewriter.w_data.eq(regs.w_data),
             selector.conn_enable.eq(regs.conn_ctrl[0]),
             selector.conn_tick_cycles.eq(regs.conn_tick_cycles),
             selector.conn_tick.eq(regs.conn_tick_stb),
@@ -181,7 +190,10 @@ class DispatchCore(wiring.Component):
             m.d.comb += [parser.vip_ip[k].eq(regs.vip_ip[k]),
                          parser.vip_service[k].eq(regs.vip_service[k]),
                          parser.vip_group[k].eq(regs.vip_group[k]),
-                         parser.vip_pbind[k].eq(regs.vip_pbind[k])]
+                         parser.vip_pbind[k].eq(regs.vip_pbind[k]),
+                         parser.vip_rport[k].eq(regs.vip_rport[k]),
+                         rewriter.vip_ip[k].eq(regs.vip_ip[k]),
+                         rewriter.vip_service[k].eq(regs.vip_service[k])]
         for g in range(p.n_groups):
             m.d.comb += selector.group_backup[g].eq(regs.group_backup[g])
 

@@ -7,33 +7,67 @@ Ports
 ``buf``     : In(stream of stored beats) — the packet buffer.
 ``o``       : Out(stream of :func:`~openslb.hw.layouts.egress_beat_layout`).
 ``own_mac`` : In(48) — the appliance MAC (byte 0 in bits 47:40).
+``gw_mac``  : In(48) — CLIENT_GW_MAC: where reverse-NAT frames go.
+``vip_ip``, ``vip_service`` : In(32) arrays — the VIP table (a return frame's new source).
+``real_ip_stb``, ``real_sel``, ``w_data`` : REAL_IP writes the IPv4 address of real
+              ``real_sel`` into the rewriter's real-IP RAM.
 
-Rewrites (first :data:`~openslb.hw.spec.REWRITE_BYTES` bytes of the frame, as an overlay):
+Rewrites (the first :data:`~openslb.hw.spec.HEADER_WINDOW` bytes of the frame, as an overlay):
 - DSR (action VIP): destination MAC = the real's MAC, source MAC = appliance MAC; the IP packet is
   untouched.  Leaves on the SERVER port.
+- NAT (action VIP of a NAT service): as DSR, and the destination address becomes the real's
+  IP, the destination port the service's rport, with the IPv4 and TCP/UDP checksums updated
+  (RFC 1624: the parser's half ``~HC + ~m``, the new words added here,
+  :func:`~openslb.hw.spec.nat_checksum`).  A UDP checksum of 0 stays 0; the port and the L4
+  checksum are rewritten only in frames that carry the L4 header.
+- Reverse NAT (action RNAT): destination MAC = CLIENT_GW_MAC, source MAC = appliance MAC, the
+  source address and port become the VIP entry's (an any-port entry keeps the port), checksums
+  as for NAT.  Leaves on the CLIENT port.
 - ARP reply (action ARP): Ethernet addresses swapped to the requester, opcode 2, sender = the
-  appliance MAC + the asked-for IP, target = the requester; VLAN tag kept.  CLIENT port.
+  appliance MAC + the asked-for IP, target = the requester; VLAN tag kept.  Leaves on the port
+  the request came from.
 - HOST: unchanged, HOST port.  DROP: the buffered beats are read and discarded at one beat per
   cycle.
+
+NAT values: when a decision reaches the head of the queue the real's IP is read (2 cycles) and
+the VIP entry picked, the new words are added to the parser's halves (cycle 2) and folded
+(cycle 3).  A beat at or after the IPv4 checksum's (byte 24) waits until then: no wait at 8 to
+64 bits (beat 3 at 64 bits is the fourth cycle of a frame), 2 cycles a NAT frame at 128 bits.
 
 Latency 0 cycles (the output is combinational from the two FIFO heads), one beat per cycle.
 """
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from openslb.hw.bram import BlockRam
 from openslb.hw.layouts import Action, decision_layout, egress_beat_layout, stored_beat_layout
-from openslb.hw.spec import ETH_HEADER, REWRITE_BYTES, VLAN_TAG, EgressPort, Params
+from openslb.hw.spec import ETH_HEADER, HEADER_WINDOW, VLAN_TAG, EgressPort, Params
 
 __all__ = ["Rewriter"]
+
+#: Cycles from a decision reaching the head to its NAT values (real IP read, sums, fold).
+NAT_READY = 3
+#: First byte a NAT rewrite changes beyond the MACs: the IPv4 checksum of an untagged frame.
+NAT_FIRST_BYTE = ETH_HEADER + 10
+#: Where the L4 header of ``l4_word`` 0 starts (untagged, IHL 5).
+L4_BASE = ETH_HEADER + 20
 
 
 def _bytes_be(value, n: int) -> list:
     """The ``n`` bytes of ``value``, most significant first (network order)."""
     return [value[8 * (n - 1 - k):8 * (n - k)] for k in range(n)]
+
+
+def _fold(m: Module, total, name: str) -> Signal:
+    """``total`` folded to 16 bits with end-around carries (twice: enough below 2**19)."""
+    once = Signal(17, name=f"{name}_fold1")
+    twice = Signal(16, name=f"{name}_fold2")
+    m.d.comb += [once.eq(total[0:16] + total[16:]), twice.eq(once[0:16] + once[16])]
+    return twice
 
 
 class Rewriter(wiring.Component):
@@ -44,22 +78,90 @@ class Rewriter(wiring.Component):
             "buf": In(stream.Signature(stored_beat_layout(params))),
             "o": Out(stream.Signature(egress_beat_layout(params))),
             "own_mac": In(48),
+            "gw_mac": In(48),
+            "vip_ip": In(32).array(params.n_vips),
+            "vip_service": In(32).array(params.n_vips),
+            "real_ip_stb": In(1),
+            "real_sel": In(32),
+            "w_data": In(32),
         })
 
-    def _overlay(self, m: Module, d) -> tuple[list, Signal]:
+    def _nat_values(self, m: Module, d) -> tuple[Signal, Signal, Signal, Signal, Signal]:
+        """The head decision's new address, port and checksums, and whether they are ready."""
+        p = self.params
+        m.submodules.real_ips = rips = BlockRam(32, p.n_reals)
+        m.d.sync += [rips.w_en.eq(self.real_ip_stb), rips.w_addr.eq(self.real_sel),
+                     rips.w_data.eq(self.w_data)]
+        m.d.comb += rips.r_addr.eq(d.real)
+        age = Signal(range(NAT_READY + 1))
+        with m.If(~self.dec.valid | self.dec.ready):
+            m.d.sync += age.eq(0)
+        with m.Elif(age != NAT_READY):
+            m.d.sync += age.eq(age + 1)
+        reverse = d.action == Action.RNAT
+        # cycle 1: the VIP entry (a return frame's new source)
+        vip_ip = Signal(32)
+        vip_service = Signal(32)
+        m.d.sync += [vip_ip.eq(Array(self.vip_ip)[d.vip]),
+                     vip_service.eq(Array(self.vip_service)[d.vip])]
+        # cycle 2: the real's IP is read; the new words are added to the parser's halves
+        new_ip = Signal(32)
+        new_port = Signal(16)
+        ip_sum = Signal(19)
+        l4_sum = Signal(19)
+        ip_now = Mux(reverse, vip_ip, rips.r_data)
+        port_now = Mux(reverse & ~vip_service[25], vip_service[0:16], d.new_port)
+        m.d.sync += [new_ip.eq(ip_now), new_port.eq(port_now),
+                     ip_sum.eq(d.ip_part + ip_now[16:32] + ip_now[0:16]),
+                     l4_sum.eq((d.l4_part + ip_now[16:32]) + (ip_now[0:16] + port_now))]
+        # cycle 3: folded and inverted (a UDP result of 0 is sent as 0xFFFF)
+        ip_csum = Signal(16)
+        l4_csum = Signal(16)
+        l4_value = Signal(16)
+        m.d.comb += [ip_csum.eq(~_fold(m, ip_sum, "ip")),
+                     l4_value.eq(~_fold(m, l4_sum, "l4")),
+                     l4_csum.eq(Mux(d.udp & (l4_value == 0), 0xFFFF, l4_value))]
+        return new_ip, new_port, ip_csum, l4_csum, age == NAT_READY
+
+    def _overlay(self, m: Module, d, nat: tuple) -> tuple[list, Signal]:
         """Overlay bytes and their enables for decision ``d``."""
-        over = [Signal(8, name=f"ov{b}") for b in range(REWRITE_BYTES)]
-        en = Signal(REWRITE_BYTES)
+        new_ip, new_port, ip_csum, l4_csum, _ = nat
+        over = [Signal(8, name=f"ov{b}") for b in range(HEADER_WINDOW)]
+        en = Signal(HEADER_WINDOW)
         own = _bytes_be(self.own_mac, 6)
 
         def put(offset: int, values: list):
             for k, v in enumerate(values):
-                m.d.comb += [over[offset + k].eq(v), en[offset + k].eq(1)]
+                if offset + k < HEADER_WINDOW:
+                    m.d.comb += [over[offset + k].eq(v), en[offset + k].eq(1)]
+
+        def put_nat(reverse: bool):
+            for vlan in (0, 1):
+                l3 = ETH_HEADER + VLAN_TAG * vlan
+                with m.If(d.vlan == vlan):
+                    put(l3 + 10, _bytes_be(ip_csum, 2))
+                    put(l3 + (12 if reverse else 16), _bytes_be(new_ip, 4))
+            with m.If(d.ports_known):
+                for word in range(12):
+                    l4 = L4_BASE + 4 * word
+                    with m.If(d.l4_word == word):
+                        put(l4 + (0 if reverse else 2), _bytes_be(new_port, 2))
+                        with m.If(d.l4_fix):
+                            with m.If(d.udp):
+                                put(l4 + 6, _bytes_be(l4_csum, 2))
+                            with m.Else():
+                                put(l4 + 16, _bytes_be(l4_csum, 2))
 
         with m.Switch(d.action):
             with m.Case(Action.VIP):
                 put(0, _bytes_be(d.real_mac, 6))
                 put(6, own)
+                with m.If(d.nat):
+                    put_nat(reverse=False)
+            with m.Case(Action.RNAT):
+                put(0, _bytes_be(self.gw_mac, 6))
+                put(6, own)
+                put_nat(reverse=True)
             with m.Case(Action.ARP):
                 put(0, _bytes_be(d.eth_src, 6))
                 put(6, own)
@@ -79,21 +181,33 @@ class Rewriter(wiring.Component):
         lanes = p.lanes
         d = self.dec.payload
         beat = self.buf.payload
-        over_beats = REWRITE_BYTES // lanes
+        over_beats = HEADER_WINDOW // lanes
         # The end of the frame comes from the beat count the capture stage recorded (the buffer
         # stores no `last` bit), so buffer data never steers the queues' handshakes.
         count = Signal(16)       # beat of the frame (also places the overlay)
         at_end = Signal()
         m.d.comb += at_end.eq(count == d.beats_m1)
 
-        over, en = self._overlay(m, d)
+        nat = self._nat_values(m, d)
+        nat_ready = nat[4]
+        over, en = self._overlay(m, d, nat)
+        in_window = Signal()
+        m.d.comb += in_window.eq(count < over_beats)
+        index = count[0:max(1, (over_beats - 1).bit_length())]
         lanes_out = []
         for j in range(lanes):
             byte = beat.data[8 * j:8 * j + 8]
-            for k in range(over_beats):
-                b = k * lanes + j
-                byte = Mux((count == k) & en[b], over[b], byte)
-            lanes_out.append(byte)
+            lane_over = Array([over[k * lanes + j] for k in range(over_beats)])[index]
+            lane_en = Array([en[k * lanes + j] for k in range(over_beats)])[index]
+            lanes_out.append(Mux(in_window & lane_en, lane_over, byte))
+
+        rewrites_nat = Signal()
+        m.d.comb += rewrites_nat.eq(((d.action == Action.VIP) & d.nat)
+                                    | (d.action == Action.RNAT))
+        # a beat with NAT bytes waits for the NAT values (never at 64 bits and below)
+        hold = Signal()
+        if NAT_FIRST_BYTE // lanes < NAT_READY:
+            m.d.comb += hold.eq(rewrites_nat & ~nat_ready & (count >= NAT_FIRST_BYTE // lanes))
 
         forward = Signal()
         m.d.comb += forward.eq(d.action != Action.DROP)
@@ -101,13 +215,15 @@ class Rewriter(wiring.Component):
         with m.Switch(d.action):
             with m.Case(Action.VIP):
                 m.d.comb += port.eq(EgressPort.SERVER)
-            with m.Case(Action.ARP):
+            with m.Case(Action.RNAT):
                 m.d.comb += port.eq(EgressPort.CLIENT)
+            with m.Case(Action.ARP):
+                m.d.comb += port.eq(Mux(d.in_port, EgressPort.SERVER, EgressPort.CLIENT))
             with m.Default():
                 m.d.comb += port.eq(EgressPort.HOST)
 
         both = Signal()
-        m.d.comb += both.eq(self.dec.valid & self.buf.valid)
+        m.d.comb += both.eq(self.dec.valid & self.buf.valid & ~hold)
         m.d.comb += [
             self.o.valid.eq(both & forward),
             self.o.payload.data.eq(Cat(*lanes_out)),

@@ -37,6 +37,10 @@ Timing: every RAM address, write enable and write word comes straight from a reg
 tables span tens of block RAMs across the die), and every RAM read lands in a register before
 any logic uses it.
 
+Return traffic (action RNAT, from the server side) takes a lookup round too: its NAT entry (found
+by the client key, whatever the VIP) gives the VIP entry and real, and the frame is dropped as
+NO_CONN without one; it changes no entry.
+
 Connection table (:class:`~openslb.hw.conntable.ConnTable`): a tracked frame (a VIP frame of a
 TCP/UDP flow with known ports, table enabled) looks its flow up in the same 8 cycles as the
 Maglev slots: from step 5 the table's answer is in registers, its real's health bit and MAC are
@@ -242,7 +246,8 @@ class Selector(wiring.Component):
             m.d.sync += self.o.valid.eq(0)
         m.d.sync += self.loaded.eq(0)
         vip_next = Signal()
-        m.d.comb += vip_next.eq(self.i.valid & (self.i.payload.action == Action.VIP))
+        m.d.comb += vip_next.eq(self.i.valid & ((self.i.payload.action == Action.VIP)
+                                                | (self.i.payload.action == Action.RNAT)))
         idle = at(0)
         last = at(self.CYCLES_VIP)
         accept = Signal()
@@ -250,7 +255,7 @@ class Selector(wiring.Component):
         # (the tables' scrubbers use idle cycles in which no frame waits, and step 1 of each
         # lookup: they never need the accept to wait)
         m.d.comb += accept.eq(out_free & vip_next & (idle | last) & ~steal)
-        m.d.comb += [conn.key_hash.eq(self.i.payload.hash), persist.key_hash.eq(self.i.payload.pkey)]
+        m.d.comb += [conn.key_hash.eq(self.i.payload.ckey), persist.key_hash.eq(self.i.payload.pkey)]
         for table in (conn, persist):
             m.d.comb += [table.idle.eq(idle), table.busy_vip.eq(self.i.valid),
                          table.after_start.eq(at(1)), table.start.eq(accept)]
@@ -285,19 +290,23 @@ class Selector(wiring.Component):
         # the connection's entry, then the client's binding, then the Maglev slots, backup
         cur_track = Signal()
         cur_bind = Signal()
+        cur_ret = Signal()      # return traffic (RNAT): its NAT entry decides, nothing else
         use_conn = Signal()
         use_bind = Signal()
-        m.d.comb += [conn.cur_hash.eq(cur.hash), conn.cur_udp.eq(cur.proto == PROTO_UDP),
-                     conn.cur_flags.eq(cur.tcp_flags), persist.cur_hash.eq(cur.pkey),
+        m.d.comb += [conn.cur_hash.eq(cur.ckey), conn.cur_udp.eq(cur.proto == PROTO_UDP),
+                     conn.cur_flags.eq(cur.tcp_flags), conn.cur_nat.eq(cur.nat | cur_ret),
+                     conn.cur_return.eq(cur_ret), persist.cur_hash.eq(cur.pkey),
+                     persist.cur_nat.eq(0), persist.cur_return.eq(0),
                      persist.cur_udp.eq(1), persist.cur_flags.eq(0),
                      use_conn.eq(cur_track & conn.hit & up_conn),
                      use_bind.eq(cur_bind & persist.hit & up_bind & ~use_conn)]
         chosen = Signal(meta_layout(p))
         m.d.comb += chosen.eq(cur)
         for table, tracked in ((conn, cur_track), (persist, cur_bind)):
-            m.d.comb += [table.forward.eq(use_conn | use_bind | up1 | up2 | up_backup),
+            m.d.comb += [table.forward.eq((use_conn | use_bind | up1 | up2 | up_backup)
+                                          & ~cur_ret),
                          table.new_real.eq(chosen.real),
-                         table.update.eq(last & out_free & tracked)]
+                         table.update.eq(last & out_free & tracked & ~cur_ret)]
         m.d.comb += [
             chosen.tracked.eq(cur_track),
             chosen.conn_hit.eq(cur_track & conn.hit),
@@ -308,7 +317,13 @@ class Selector(wiring.Component):
             chosen.pbind_new.eq(cur_bind & persist.new),
             chosen.pbind_full.eq(cur_bind & persist.full),
         ]
-        with m.If(use_conn):
+        with m.If(cur_ret):
+            with m.If(cur_track & conn.hit):
+                m.d.comb += [chosen.real.eq(conn.real), chosen.vip.eq(conn.vip)]
+            with m.Else():
+                m.d.comb += [chosen.action.eq(Action.DROP), chosen.error.eq(1),
+                             chosen.reason.eq(DropReason.NO_CONN)]
+        with m.Elif(use_conn):
             m.d.comb += [chosen.real.eq(conn.real), chosen.real_mac.eq(mac_regs[3])]
         with m.Elif(use_bind):
             m.d.comb += [chosen.real.eq(persist.real), chosen.real_mac.eq(mac_regs[4])]
@@ -335,10 +350,12 @@ class Selector(wiring.Component):
         # its wide load enable does not wait for the handshake.
         with m.If(idle | (last & out_free)):
             w = self.i.payload
-            track = (self.conn_enable & (w.action == Action.VIP) & w.ports_known
-                     & ((w.proto == PROTO_TCP) | (w.proto == PROTO_UDP)))
-            m.d.sync += [cur.eq(w), cur_bank.eq(bank), cur_track.eq(track),
-                         cur_bind.eq(track & w.pbind)]
+            ret = w.action == Action.RNAT
+            vip = w.action == Action.VIP
+            track = self.conn_enable & (ret | (vip & w.ports_known
+                                               & ((w.proto == PROTO_TCP) | (w.proto == PROTO_UDP))))
+            m.d.sync += [cur.eq(w), cur_bank.eq(bank), cur_track.eq(track), cur_ret.eq(ret),
+                         cur_bind.eq(track & vip & w.pbind)]
         with m.If(accept):
             m.d.comb += self.i.ready.eq(1)
             m.d.sync += onehot.eq(0b10)

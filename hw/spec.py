@@ -18,6 +18,7 @@ __all__ = [
     "EgressPort", "Mode", "RSS_DEFAULT_KEY", "maglev_indices", "render_register_doc",
     "BridgeCmd", "BridgeStatus", "BRIDGE_MAX_BURST", "UART_DEFAULT_BAUD",
     "ConnState", "ConnTimeout", "conn_entry_fields", "conn_split", "CONN_STAMP_BITS",
+    "IngressPort", "nat_digest", "nat_checksum", "nat_checksum_part", "ones_fold",
 ]
 
 
@@ -123,8 +124,6 @@ DEFAULT_PARAMS = Params()
 
 #: Bytes of each frame the parser looks at (enough for VLAN + IPv4 with options + TCP flags).
 HEADER_WINDOW = 96
-#: Bytes at the start of a frame that the rewriter can replace (MACs and the ARP body).
-REWRITE_BYTES = 48
 #: Default Maglev table size: a prime below the 4096-word stride.
 DEFAULT_TABLE_SIZE = 4093
 
@@ -158,8 +157,15 @@ class EgressPort(enum.IntEnum):
 
 
 class Mode(enum.IntEnum):
-    """Forwarding mode of a virtual service."""
-    DSR = 0
+    """Forwarding mode of a virtual service (VIP_SERVICE.mode)."""
+    DSR = 0  #: direct server return: the destination MAC becomes the real's, the IP packet stays
+    NAT = 1  #: full NAT of the destination (the real's IP, the service's rport), reverse NAT back
+
+
+class IngressPort(enum.IntEnum):
+    """Where a frame enters the core (the core's ``i_port`` input, held for a whole frame)."""
+    CLIENT = 0  #: from the clients (VIP traffic)
+    SERVER = 1  #: from the real servers (NAT return traffic, the reals' ARP requests)
 
 
 class DropReason(enum.IntEnum):
@@ -176,6 +182,8 @@ class DropReason(enum.IntEnum):
     BAD_CSUM = 5
     NON_VIP = 6
     NO_REAL = 7
+    NO_CONN = 8
+    NAT_FRAGMENT = 9
 
 
 DROP_DOC = {
@@ -188,13 +196,19 @@ DROP_DOC = {
     DropReason.BAD_CSUM: "IPv4 header checksum wrong",
     DropReason.NON_VIP: "not for a VIP or the appliance, and the miss rule is drop",
     DropReason.NO_REAL: "chosen real, rehash real and group backup all down",
+    DropReason.NO_CONN: "a TCP/UDP frame from the server side that belongs to no NAT connection "
+                        "(no live entry for its client address and port)",
+    DropReason.NAT_FRAGMENT: "an IPv4 fragment for a NAT service (its L4 checksum cannot be "
+                             "rewritten frame by frame)",
 }
+#: Bits of the ``reason`` field of a frame's record.
+REASON_BITS = (len(DropReason) - 1).bit_length()
 
 
 #: Per-frame global counters, 64 bits each, in register order.
 COUNTERS: tuple[str, ...] = (
     "RX_FRAMES", "RX_BYTES", "RX_ARP", "RX_IPV4", "RX_IPV6", "RX_OTHER", "RX_FRAGMENTS",
-    "TX_SERVER", "TX_CLIENT", "TX_HOST",
+    "TX_SERVER", "TX_CLIENT", "TX_HOST", "RX_SERVER", "TX_RNAT",
 ) + tuple(f"DROP_{r.name}" for r in DropReason) + (
     # connection table, per tracked frame (a VIP frame of a TCP/UDP flow with its ports, when
     # the table is enabled): exactly one of HIT / MISS; a miss may then learn (NEW), evicting a
@@ -205,6 +219,9 @@ COUNTERS: tuple[str, ...] = (
 )
 
 COUNTER_DOC = {
+    "RX_SERVER": "frames received from the server side (also counted in RX_FRAMES)",
+    "TX_RNAT": "return frames of NAT connections sent to the clients, source rewritten to the "
+               "VIP (also counted in TX_CLIENT)",
     "CONN_HIT": "tracked frames that found their flow's entry (they keep its real while it is up)",
     "CONN_MISS": "tracked frames with no live entry (they follow the Maglev table)",
     "CONN_NEW": "entries learned (first packet of a flow: TCP SYN without ACK, any UDP datagram)",
@@ -259,10 +276,20 @@ def conn_timeout_index(state: int, udp: bool) -> ConnTimeout:
 
 def conn_entry_fields(p: Params) -> tuple[tuple[str, int], ...]:
     """One way of a bucket, LSB first: ``(name, bits)``.  The digest is the part of the 32-bit
-    flow hash above the bucket bits, so an entry matches exactly the flows with its full hash
-    (flows with one hash also share one Maglev slot)."""
-    return (("state", 2), ("udp", 1), ("stamp", CONN_STAMP_BITS), ("real", p.real_bits),
-            ("digest", 32 - p.conn_bucket_bits))
+    key above the bucket bits, less its top bit (:func:`conn_split`).
+
+    A DSR flow's key is its flow hash, so an entry matches exactly the flows with its full hash
+    (flows with one hash also share one Maglev slot).  A NAT flow (``nat`` set) is keyed by its
+    client address and port alone (:func:`nat_key`), the one part of the flow its return
+    traffic also carries, and the low ``vip_bits`` of its digest hold the VIP entry instead of
+    hash bits (:func:`nat_digest`): a return frame matches on the rest and reads the VIP there.
+    """
+    return (("state", 2), ("udp", 1), ("nat", 1), ("stamp", CONN_STAMP_BITS),
+            ("real", p.real_bits), ("digest", conn_digest_bits(p)))
+
+
+def conn_digest_bits(p: Params) -> int:
+    return 31 - p.conn_bucket_bits
 
 
 def conn_entry_bits(p: Params) -> int:
@@ -277,8 +304,38 @@ def pbind_prefix_mask(prefix_bytes: int) -> int:
 
 
 def conn_split(hash32: int, p: Params) -> tuple[int, int]:
-    """``(bucket, digest)`` of a flow hash."""
-    return hash32 & (p.conn_buckets - 1), hash32 >> p.conn_bucket_bits
+    """``(bucket, digest)`` of a 32-bit key: the low bits and the bits above them but the top
+    one."""
+    return (hash32 & (p.conn_buckets - 1),
+            (hash32 >> p.conn_bucket_bits) & ((1 << conn_digest_bits(p)) - 1))
+
+
+def nat_digest(digest: int, vip: int, p: Params) -> int:
+    """A NAT entry's digest: the key's digest with its low ``vip_bits`` replaced by the VIP
+    entry."""
+    return (digest & ~((1 << p.vip_bits) - 1)) | vip
+
+
+def ones_fold(total: int) -> int:
+    """A non-negative sum folded to 16 bits with end-around carries (twice, as the rewriter
+    does: enough for the sums it folds, which stay below 2**19)."""
+    for _ in range(2):
+        total = (total & 0xFFFF) + (total >> 16)
+    assert total <= 0xFFFF
+    return total
+
+
+def nat_checksum_part(csum: int, old_words: list[int]) -> int:
+    """The parser's half of an incremental checksum update (RFC 1624, eqn. 3):
+    ``~HC + sum(~m)``, an unfolded integer."""
+    return (~csum & 0xFFFF) + sum(~w & 0xFFFF for w in old_words)
+
+
+def nat_checksum(part: int, new_words: list[int], udp: bool = False) -> int:
+    """The rewriter's half: ``HC' = ~(part + sum(m'))`` folded; a UDP result of 0 is sent as
+    0xFFFF (RFC 768: zero means no checksum)."""
+    value = ~ones_fold(part + sum(new_words)) & 0xFFFF
+    return 0xFFFF if udp and value == 0 else value
 
 
 def conn_next_state(state: ConnState, flags: int) -> ConnState:
@@ -359,6 +416,11 @@ def _registers(p: Params) -> tuple[Register, ...]:
                  reset=mac & 0xFFFFFFFF, committed=C),
         Register("OWN_IP", 0x00A, Access.RW, "Appliance IPv4 address (answered to ARP).",
                  committed=C),
+        Register("CLIENT_GW_MAC_HI", 0x00C, Access.RW,
+                 "Next hop towards the clients, bytes 0-1 (bits 15:0): the destination MAC of "
+                 "reverse-NAT frames.", committed=C),
+        Register("CLIENT_GW_MAC_LO", 0x00D, Access.RW, "Next hop towards the clients, bytes 2-5.",
+                 committed=C),
         Register("TABLE_SIZE", 0x00B, Access.RW,
                  f"Maglev table size M (prime, <= {p.table_stride}).", reset=DEFAULT_TABLE_SIZE,
                  committed=C),
@@ -389,6 +451,8 @@ def _registers(p: Params) -> tuple[Register, ...]:
                  "Slot asked for by TABLE_RADDR; `valid` is 0 until it has been read (the read "
                  "waits for a cycle with no lookup).",
                  fields=(("real", 0, 8), ("valid", 31, 1))),
+        Register("REAL_IP", 0x038, Access.STROBE,
+                 "Write: the IPv4 address of real REAL_SEL (NAT services send it there)."),
         Register("VIP_IP", 0x040, Access.RW, "VIP table: destination IPv4 address.",
                  count=p.n_vips, committed=C),
         Register("VIP_SERVICE", 0x060, Access.RW, "VIP table: service.", count=p.n_vips,
@@ -401,6 +465,9 @@ def _registers(p: Params) -> tuple[Register, ...]:
                  "VIP table: client-IP persistence. A binding is keyed by the client prefix "
                  "(PBIND_PREFIX) and the VIP, with the destination port when `per_port`.",
                  count=p.n_vips, committed=C, fields=(("enable", 0, 1), ("per_port", 1, 1))),
+        Register("VIP_RPORT", 0x0E0, Access.RW,
+                 "VIP table: the real's port of a NAT service (0: the frame's own port).",
+                 count=p.n_vips, committed=C, fields=(("rport", 0, 16),)),
         Register("GROUP_BACKUP", 0x0A0, Access.RW, "Per group: backup real.", count=p.n_groups,
                  committed=C, fields=(("real", 0, 8), ("enable", 8, 1))),
         Register("COUNTER", 0x100, Access.RO,

@@ -2,7 +2,8 @@
 
 Ports
 -----
-``i``, ``o`` : the core's frame streams (see :class:`~openslb.hw.pipeline.DispatchCore`).
+``i``, ``i_port``, ``o`` : the core's frame streams and the port of the frame going in (see
+             :class:`~openslb.hw.pipeline.DispatchCore`).
 ``uart_rx``  : In(1) — management serial line from the host (idle high).
 ``uart_tx``  : Out(1) — management serial line to the host.
 
@@ -40,6 +41,7 @@ class ApplianceTop(wiring.Component):
         self.divisor = divisor
         super().__init__({
             "i": In(stream.Signature(beat_layout(params))),
+            "i_port": In(1),
             "o": Out(stream.Signature(egress_beat_layout(params))),
             "uart_rx": In(1, init=1),
             "uart_tx": Out(1, init=1),
@@ -54,6 +56,7 @@ class ApplianceTop(wiring.Component):
         m.submodules.bridge = bridge = RegisterBridge(
             timeout=BRIDGE_TIMEOUT_BYTES * 10 * self.divisor)
         connect(m, wiring.flipped(self.i), core.i)
+        m.d.comb += core.i_port.eq(self.i_port)
         connect(m, core.o, wiring.flipped(self.o))
         connect(m, rx.o, bridge.rx)
         connect(m, bridge.tx, tx.i)

@@ -7,13 +7,14 @@ Ports
 ``dst``, ``proto``, ``dport``, ``ports_known`` : In — the frame's IPv4 destination, protocol,
                destination port and whether it carries ports (fragments and ICMP do not).
 ``arp_tpa``  : In(32) — the target address of an ARP request (whatever the frame is).
-``vip_ip``, ``vip_service``, ``vip_group``, ``vip_pbind`` : In(32) arrays — the VIP table
+``vip_ip``, ``vip_service``, ``vip_group``, ``vip_pbind``, ``vip_rport`` : In(32) arrays — the VIP table
                registers.
 ``own_ip``   : In(32) — the appliance's address.
 ``hit``      : Out(1) — an enabled entry matches (IP, protocol, and port unless the entry takes
                any port or the frame carries no ports).
 ``vip``, ``group`` : Out — the lowest-numbered matching entry and its group (0 without a hit).
 ``pbind``, ``pbind_port`` : Out — that entry's client persistence: on, and per service port.
+``nat``, ``rport`` : Out — that entry is a NAT service (VIP_SERVICE.mode), and its VIP_RPORT.
 ``arp_ours`` : Out(1) — ``arp_tpa`` is the appliance's IP or an enabled VIP.
 
 Stage 1 registers the fields here (the user's registers also feed the hasher, whose Toeplitz
@@ -35,7 +36,7 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from openslb.hw.spec import Params
+from openslb.hw.spec import Mode, Params
 
 __all__ = ["VipMatcher"]
 
@@ -57,6 +58,7 @@ class VipMatcher(wiring.Component):
             "vip_service": In(32).array(n),
             "vip_group": In(32).array(n),
             "vip_pbind": In(32).array(n),
+            "vip_rport": In(32).array(n),
             "own_ip": In(32),
             "hit": Out(1),
             "vip": Out(params.vip_bits),
@@ -64,6 +66,8 @@ class VipMatcher(wiring.Component):
             "arp_ours": Out(1),
             "pbind": Out(1),
             "pbind_port": Out(1),
+            "nat": Out(1),
+            "rport": Out(16),
         })
 
     def elaborate(self, platform):
@@ -119,4 +123,10 @@ class VipMatcher(wiring.Component):
         ]
         pbind = reduce(or_, [Mux(s3_first[k], self.vip_pbind[k][0:2], 0) for k in range(n)])
         m.d.comb += [self.pbind.eq(pbind[0]), self.pbind_port.eq(pbind[1])]
+        m.d.comb += [
+            self.nat.eq(reduce(or_, [s3_first[k] & (self.vip_service[k][26:28] == Mode.NAT)
+                                     for k in range(n)])),
+            self.rport.eq(reduce(or_, [Mux(s3_first[k], self.vip_rport[k][0:16], 0)
+                                       for k in range(n)])),
+        ]
         return m

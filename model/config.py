@@ -70,6 +70,8 @@ class VirtualService:
     #: binding is per service port when ``pbind_per_port``, else per VIP
     pbind: bool = False
     pbind_per_port: bool = True
+    #: NAT: the real's port (None: the client's destination port)
+    rport: int | None = None
 
 
 #: Core clock the default tick is counted in (the 10 Gb/s-class core: 156.25 MHz).
@@ -121,12 +123,15 @@ class ApplianceConfig:
     table_size: int = DEFAULT_TABLE_SIZE
     params: Params = DEFAULT_PARAMS
     conn: ConnConfig = field(default_factory=ConnConfig)
+    #: next hop towards the clients: where reverse-NAT frames are sent (NAT services)
+    client_gw_mac: str = "00:00:00:00:00:00"
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first bad object and field."""
         p = self.params
         self.conn.validate()
         mac_bytes(self.own_mac)
+        mac_bytes(self.client_gw_mac)
         ip_int(self.own_ip)
         if len(self.rss_key) != 40:
             raise ConfigError(f"rss_key: 40 bytes needed, got {len(self.rss_key)}")
@@ -159,9 +164,30 @@ class ApplianceConfig:
                 raise ConfigError(f"{where}: pbind needs TCP or UDP (bindings follow tracked flows)")
             if v.enabled and v.group not in self.groups:
                 raise ConfigError(f"{where}: group {v.group} is not defined")
+            if v.rport is not None and not 1 <= v.rport <= 0xFFFF:
+                raise ConfigError(f"{where}: rport {v.rport} out of range 1..65535")
+            if v.mode == Mode.NAT and v.enabled:
+                self._validate_nat(v, where)
             # a group whose reals are all disabled or down is allowed here: its table is
             # empty and its traffic goes to the backup real or is dropped as NO_REAL (the
             # management configuration refuses such a group when it is configured that way)
+
+    def _validate_nat(self, v: VirtualService, where: str) -> None:
+        if v.proto not in (PROTO_TCP, PROTO_UDP):
+            raise ConfigError(f"{where}: NAT needs TCP or UDP (return traffic is matched by "
+                              "port)")
+        if v.rport is not None and v.port is None:
+            raise ConfigError(f"{where}: rport needs a service port (an any-port service "
+                              "keeps the client's port)")
+        if not self.conn.enabled:
+            raise ConfigError(f"{where}: NAT needs the connection table (conn ena): return "
+                              "traffic is found there")
+        if mac_bytes(self.client_gw_mac) == bytes(6):
+            raise ConfigError(f"{where}: NAT needs the clients' next hop (/cfg/slb/adv clntgw "
+                              "MAC) for the return traffic")
+        for r in self.groups[v.group].reals:
+            if self.reals[r].ip is None:
+                raise ConfigError(f"{where}: NAT needs an IP address for real {r} (rip)")
 
     def table(self, group: int) -> np.ndarray:
         """The Maglev table of ``group`` (enabled reals, by weight)."""

@@ -13,6 +13,13 @@ holds one flow (:func:`~openslb.hw.spec.conn_entry_fields`).  The rules, shared 
   without ACK, any UDP datagram): into the first dead way, else over the first half-open TCP
   entry (an eviction), else not at all (FULL).  Established and closing entries are never
   evicted, so a SYN flood can only churn through half-open entries.
+* NAT flows are keyed by the client's address and port, their entries flagged ``nat`` with the
+  VIP entry in the digest's low bits (:func:`~openslb.hw.spec.conn_entry_fields`).  A return
+  frame (from the server side, :meth:`lookup` with ``ret``) hits the live NAT entry of its
+  client address and port whatever the VIP, reads the VIP from it, and changes nothing.  So
+  that this is unambiguous, a client has at most one NAT entry per address, port and protocol:
+  a NAT flow learned while the client's port is still bound to another VIP takes over that
+  entry (counted as an eviction), as a client that reuses a port has left the old connection.
 * A forwarded tracked frame refreshes its entry (stamp = now, TCP state per
   :func:`~openslb.hw.spec.conn_next_state`).  A dropped frame changes nothing.
 
@@ -26,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from openslb.hw.spec import (CONN_TIMEOUT_DEFAULTS, TCP_ACK, TCP_SYN, ConnState, Params,
-                             conn_next_state, conn_split, conn_timeout_index)
+                             conn_next_state, conn_split, conn_timeout_index, nat_digest)
 
 __all__ = ["ConnEntry", "ConnTable", "Lookup", "starts_flow"]
 
@@ -38,6 +45,7 @@ class ConnEntry:
     real: int
     stamp: int
     state: ConnState
+    nat: bool = False
 
 
 @dataclass
@@ -47,6 +55,10 @@ class Lookup:
     digest: int
     udp: bool
     hit_way: int | None
+    nat: bool = False
+    #: a live NAT entry of the same client address and port for another VIP (the way a NAT
+    #: flow that is learned takes over)
+    clash_way: int | None = None
 
 
 class ConnTable:
@@ -74,12 +86,30 @@ class ConnTable:
             return False
         return self.now - entry.stamp <= self.timeouts[conn_timeout_index(entry.state, entry.udp)]
 
-    def lookup(self, hash32: int, udp: bool) -> Lookup:
-        bucket, digest = conn_split(hash32, self.params)
+    def lookup(self, hash32: int, udp: bool, nat: bool = False, vip: int = 0,
+               ret: bool = False) -> Lookup:
+        """Find a frame's entry.  ``hash32`` is its key: the flow hash (DSR) or the client
+        key (``nat``: a NAT service's frame with its VIP entry ``vip``, or with ``ret`` a return
+        frame, which matches any VIP)."""
+        p = self.params
+        bucket, digest = conn_split(hash32, p)
+        if nat:
+            digest = nat_digest(digest, vip, p)
+        high = ~((1 << p.vip_bits) - 1)
+        look = Lookup(bucket, digest, udp, None, nat)
         for way, entry in enumerate(self.buckets[bucket]):
-            if self.live(entry) and entry.digest == digest and entry.udp == udp:
-                return Lookup(bucket, digest, udp, way)
-        return Lookup(bucket, digest, udp, None)
+            if not self.live(entry) or entry.udp != udp or entry.nat != nat:
+                continue
+            if entry.digest == digest or (ret and (entry.digest ^ digest) & high == 0):
+                look.hit_way = way
+                return look
+            if nat and (entry.digest ^ digest) & high == 0 and look.clash_way is None:
+                look.clash_way = way
+        return look
+
+    def vip_of(self, look: Lookup) -> int:
+        """The VIP entry a NAT entry's digest holds."""
+        return self.entry(look).digest & ((1 << self.params.vip_bits) - 1)
 
     def entry(self, look: Lookup) -> ConnEntry:
         assert look.hit_way is not None
@@ -100,11 +130,12 @@ class ConnTable:
             return None
         if not (look.udp or starts_flow(tcp_flags)):
             return None
-        way, outcome = self._victim(ways)
+        way, outcome = ((look.clash_way, "evict") if look.clash_way is not None
+                        else self._victim(ways))
         if way is None:
             return "full"
         state = ConnState.OPEN if look.udp else conn_next_state(ConnState.FREE, tcp_flags)
-        ways[way] = ConnEntry(look.digest, look.udp, real, self.now, state)
+        ways[way] = ConnEntry(look.digest, look.udp, real, self.now, state, look.nat)
         return outcome
 
     def _victim(self, ways: list[ConnEntry | None]) -> tuple[int | None, str]:

@@ -35,6 +35,7 @@ class DeviceModel:
         self.bank = 0
         self.banks = np.zeros((2, params.n_groups, params.table_stride), dtype=np.int16)
         self.macs = np.zeros(params.n_reals, dtype=np.uint64)
+        self.real_ips = [0] * params.n_reals
         self.wr_ptr = 0
         self.table_rdata = 0
         self.snapshot = [0] * (2 * len(COUNTERS))
@@ -116,6 +117,11 @@ class DeviceModel:
         self.macs[real] = hi << 32 | value
         self.appliance.real_macs = self._real_macs()
 
+    def _strobe_real_ip(self, value: int) -> None:
+        real = self.staged[self.regs["REAL_SEL"].offset] & (1 << self.params.real_bits) - 1
+        self.real_ips[real] = value
+        self.appliance.real_ips = dict(enumerate(self.real_ips))
+
     def _strobe_conn_tick(self, value: int) -> None:
         self.appliance.advance(value)
 
@@ -147,8 +153,11 @@ class DeviceModel:
     def _load(self) -> None:
         p = self.params
         vips = []
+        vip_addr = {}
         for k in range(p.n_vips):
             service = self._reg("VIP_SERVICE", k)
+            vip_addr[k] = (self._reg("VIP_IP", k),
+                           None if service >> 25 & 1 else service & 0xFFFF)
             if service >> 24 & 1:
                 port = None if service >> 25 & 1 else service & 0xFFFF
                 vips.append((k, self._reg("VIP_IP", k), service >> 16 & 0xFF, port,
@@ -169,11 +178,18 @@ class DeviceModel:
             pbind_timeout=self._reg("PBIND_TIMEOUT") & CONN_TIMEOUT_MAX,
             pbind_prefix=self._reg("PBIND_PREFIX") & 7,
             vip_pbind={k: bool(self._reg("VIP_PBIND", k) >> 1 & 1)
-                       for k, *_ in vips if self._reg("VIP_PBIND", k) & 1})
+                       for k, *_ in vips if self._reg("VIP_PBIND", k) & 1},
+            real_ips=dict(enumerate(self.real_ips)),
+            vip_nat={k: self._reg("VIP_RPORT", k) & 0xFFFF for k, *_ in vips
+                     if (self._reg("VIP_SERVICE", k) >> 26 & 3) == spec.Mode.NAT},
+            vip_addr=vip_addr,
+            client_gw_mac=(self._reg("CLIENT_GW_MAC_HI") << 32 & 0xFFFF00000000
+                           | self._reg("CLIENT_GW_MAC_LO")).to_bytes(6, "big"))
 
-    def process(self, frames: list[bytes]) -> Result:
-        """Carry frames through the core as programmed now."""
-        return self.appliance.process(frames)
+    def process(self, frames: list[bytes], ports=None) -> Result:
+        """Carry frames (received on ``ports``, default the client side) through the core as
+        programmed now."""
+        return self.appliance.process(frames, ports)
 
     def table(self, group: int, active: bool = True) -> np.ndarray:
         """A bank's slots of one group (``[:TABLE_SIZE]``)."""

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from openslb.hw import spec
-from openslb.hw.spec import DropReason, EgressPort
+from openslb.hw.spec import (DropReason, EgressPort, IngressPort, nat_checksum,
+                             nat_checksum_part)
 from openslb.model.config import ApplianceConfig, ip_int, mac_bytes
 from openslb.model.conntable import ConnTable
 from openslb.model.maglev import EMPTY
@@ -49,6 +50,8 @@ class Parsed:
     sport: int = 0
     dport: int = 0
     tcp_flags: int = 0
+    ihl: int = 5
+    total: int = 0
 
 
 def _ipv4_checksum_ok(header: bytes) -> bool:
@@ -101,10 +104,11 @@ def parse(frame: bytes, max_frame: int = spec.DEFAULT_PARAMS.max_frame) -> Parse
         p.error = DropReason.BAD_IP_HEADER
         return p
     hl = 4 * ihl
+    p.ihl = ihl
     if n < l3 + hl:
         p.error = DropReason.TRUNCATED
         return p
-    total = _be16(frame, l3 + 2)
+    total = p.total = _be16(frame, l3 + 2)
     if total < hl or l3 + total > n:
         p.error = DropReason.BAD_TOTLEN
         return p
@@ -159,6 +163,7 @@ class Appliance:
     def __init__(self, config: ApplianceConfig) -> None:
         config.validate()
         self.config = config
+        enabled = [v for v in config.virts.values() if v.enabled]
         self.load(
             params=config.params, own_mac=mac_bytes(config.own_mac), own_ip=ip_int(config.own_ip),
             rss_key=config.rss_key, table_size=config.table_size,
@@ -172,8 +177,11 @@ class Appliance:
             miss_to_host=config.miss_to_host, conn_enabled=config.conn.enabled,
             conn_timeouts=config.conn.timeouts(), pbind_timeout=config.conn.pbind,
             pbind_prefix=config.conn.pmask // 8,
-            vip_pbind={v.index: v.pbind_per_port
-                       for v in config.virts.values() if v.enabled and v.pbind})
+            vip_pbind={v.index: v.pbind_per_port for v in enabled if v.pbind},
+            real_ips={r.index: ip_int(r.ip) for r in config.reals.values() if r.ip},
+            vip_nat={v.index: v.rport or 0 for v in enabled if v.mode == spec.Mode.NAT},
+            vip_addr={v.index: (ip_int(v.vip), v.port) for v in enabled},
+            client_gw_mac=mac_bytes(config.client_gw_mac))
         self.counters: Tally[str] = Tally({name: 0 for name in spec.COUNTERS})
         self.vip_stats: dict[int, list[int]] = {}
         self.real_stats: dict[int, list[int]] = {}
@@ -182,14 +190,22 @@ class Appliance:
              tables: dict, health: int, real_macs: dict, vip_table: list, backups: dict,
              miss_to_host: bool, conn_enabled: bool = False,
              conn_timeouts: dict | None = None, pbind_timeout: int = 0,
-             pbind_prefix: int = 4, vip_pbind: dict | None = None) -> None:
+             pbind_prefix: int = 4, vip_pbind: dict | None = None,
+             real_ips: dict | None = None, vip_nat: dict | None = None,
+             vip_addr: dict | None = None, client_gw_mac: bytes = bytes(6)) -> None:
         """Set the whole programmed state (what the registers hold), keeping the counters and
         the connection table's entries.
 
         ``vip_table``: ``(index, ip, proto, port or None, group)`` of the enabled entries;
         ``vip_pbind``: entry → per port (bool) of the entries with persistence, whose bindings
         are keyed by the first ``pbind_prefix`` bytes of the client address;
-        ``tables``: group → slots (real indices; :data:`EMPTY` or 0 where unprogrammed).
+        ``tables``: group → slots (real indices; :data:`EMPTY` or 0 where unprogrammed);
+        ``real_ips``: real → IPv4 address (NAT; 0 where unprogrammed);
+        ``vip_nat``: entry → rport (0: the frame's port) of the NAT services;
+        ``vip_addr``: entry → (VIP, port or None for any port) as VIP_IP / VIP_SERVICE hold it,
+        for every entry a NAT connection may name (a return frame's new source; entries not
+        given read as address 0, port 0);
+        ``client_gw_mac``: destination MAC of reverse-NAT frames.
         """
         self.params = params
         self.own_mac = own_mac
@@ -216,6 +232,10 @@ class Appliance:
         self.persist.timeouts = {kind: pbind_timeout for kind in spec.ConnTimeout}
         self.vip_pbind = dict(vip_pbind or {})
         self.pbind_prefix = pbind_prefix
+        self.real_ips = dict(real_ips or {})
+        self.vip_nat = dict(vip_nat or {})
+        self.vip_addr = dict(vip_addr or {})
+        self.client_gw_mac = client_gw_mac
 
     # -- state changes the management plane makes ------------------------------------------
     def advance(self, ticks: int) -> None:
@@ -243,6 +263,12 @@ class Appliance:
         the service port: what the hardware XORs from the hasher's partial sums."""
         return self._toeplitz(p.src & spec.pbind_prefix_mask(prefix_bytes), p.dst, 0,
                               p.dport if per_port and p.ports_known else 0)
+
+    def client_key(self, p: Parsed, ret: bool) -> int:
+        """A NAT flow's connection key: Toeplitz over the client address and port alone, in the
+        source fields (a return frame's destination is its client)."""
+        addr, port = (p.dst, p.dport) if ret else (p.src, p.sport)
+        return self._toeplitz(addr, 0, port if p.ports_known else 0, 0)
 
     def _toeplitz(self, src: int, dst: int, sport: int, dport: int) -> int:
         data = (src.to_bytes(4, "big") + dst.to_bytes(4, "big") + sport.to_bytes(2, "big")
@@ -291,12 +317,40 @@ class Appliance:
         out[l3 + 24:l3 + 28] = frame[l3 + 14:l3 + 18]
         return bytes(out)
 
-    def decide(self, frame: bytes) -> Decision:
-        """Run one frame through the pipeline and update the counters."""
+    def nat_rewrite(self, frame: bytes, p: Parsed, new_ip: int, new_port: int,
+                    ret: bool) -> bytearray:
+        """Rewrite the destination (``ret``: the source) address and, when the frame carries
+        its L4 header, port, updating the IPv4 and the TCP/UDP checksums incrementally
+        (RFC 1624) with the hardware's arithmetic (:func:`~openslb.hw.spec.nat_checksum`).
+        A UDP checksum of 0 (none) stays 0; a TCP checksum outside the segment (a header cut
+        short of 20 bytes) is left alone."""
+        out = bytearray(frame)
+        l3, l4 = p.l3, p.l3 + 4 * p.ihl
+        ip_at, port_at = (l3 + 12, l4) if ret else (l3 + 16, l4 + 2)
+        old_ip, old_port = (p.src, p.sport) if ret else (p.dst, p.dport)
+        old_words, new_words = [old_ip >> 16, old_ip & 0xFFFF], [new_ip >> 16, new_ip & 0xFFFF]
+        part = nat_checksum_part(_be16(frame, l3 + 10), old_words)
+        out[l3 + 10:l3 + 12] = nat_checksum(part, new_words).to_bytes(2, "big")
+        out[ip_at:ip_at + 4] = new_ip.to_bytes(4, "big")
+        if p.ports_known:
+            udp = p.proto == spec.PROTO_UDP
+            csum_at = l4 + (6 if udp else 16)
+            old = _be16(frame, csum_at) if csum_at + 2 <= len(frame) else 0
+            if (old != 0 if udp else p.total >= 4 * p.ihl + 20):
+                part = nat_checksum_part(old, old_words + [old_port])
+                out[csum_at:csum_at + 2] = nat_checksum(part, new_words + [new_port],
+                                                        udp).to_bytes(2, "big")
+            out[port_at:port_at + 2] = new_port.to_bytes(2, "big")
+        return out
+
+    def decide(self, frame: bytes, port: IngressPort = IngressPort.CLIENT) -> Decision:
+        """Run one frame, received on ``port``, through the pipeline and update the counters."""
         c = self.counters
         p = parse(frame, self.params.max_frame)
+        from_server = port == IngressPort.SERVER
         c["RX_FRAMES"] += 1
         c["RX_BYTES"] += p.length
+        c["RX_SERVER"] += from_server
         if p.kind != "none":
             c[f"RX_{p.kind.upper()}"] += 1
         if p.error is not None:
@@ -304,14 +358,21 @@ class Appliance:
         if p.kind == "ipv4" and p.fragment:
             c["RX_FRAGMENTS"] += 1
         if p.kind == "arp" and p.arp_request and p.arp_tpa in self.arp_targets:
-            c["TX_CLIENT"] += 1
-            return Decision(EgressPort.CLIENT, frame=self.arp_reply(frame, p.l3))
-        vip = self.match_vip(p) if p.kind == "ipv4" else None
+            # answered on the side it was asked from (the reals ask for their NAT gateway)
+            out_port = EgressPort.SERVER if from_server else EgressPort.CLIENT
+            c[f"TX_{out_port.name}"] += 1
+            return Decision(out_port, frame=self.arp_reply(frame, p.l3))
+        if from_server and p.ports_known and p.proto in (spec.PROTO_TCP, spec.PROTO_UDP):
+            return self._reverse_nat(frame, p)
+        vip = self.match_vip(p) if p.kind == "ipv4" and not from_server else None
         if vip is None:
             if self.miss_to_host:
                 c["TX_HOST"] += 1
                 return Decision(EgressPort.HOST, frame=bytes(frame))
             return self._drop(DropReason.NON_VIP)
+        nat = vip in self.vip_nat
+        if nat and p.fragment:
+            return self._drop(DropReason.NAT_FRAGMENT)
         h = self.hash_of(p)
         look = bind = None
         real = None
@@ -319,7 +380,8 @@ class Appliance:
                    and p.proto in (spec.PROTO_TCP, spec.PROTO_UDP))
         if tracked:
             # 1. the connection's own entry, while its real is up
-            look = self.conn.lookup(h, udp=p.proto == spec.PROTO_UDP)
+            look = self.conn.lookup(self.client_key(p, False) if nat else h,
+                                    udp=p.proto == spec.PROTO_UDP, nat=nat, vip=vip)
             c["CONN_HIT" if look.hit_way is not None else "CONN_MISS"] += 1
             if look.hit_way is not None and self.is_up(self.conn.entry(look).real):
                 real = self.conn.entry(look).real
@@ -351,18 +413,42 @@ class Appliance:
             entry = stats.setdefault(key, [0, 0])
             entry[0] += 1
             entry[1] += p.length
-        out = self.real_macs.get(real, b"\x00" * 6) + self.own_mac + bytes(frame[12:])
+        body = frame[12:]
+        if nat:
+            rport = self.vip_nat[vip] or p.dport
+            body = self.nat_rewrite(frame, p, self.real_ips.get(real, 0), rport, False)[12:]
+        out = self.real_macs.get(real, b"\x00" * 6) + self.own_mac + bytes(body)
         return Decision(EgressPort.SERVER, frame=out, vip=vip, real=real, hash=h)
+
+    def _reverse_nat(self, frame: bytes, p: Parsed) -> Decision:
+        """A TCP/UDP frame from the server side: the return traffic of a NAT connection gets the
+        VIP and service port as its source and goes to the clients' next hop."""
+        c = self.counters
+        if not self.conn.enabled:
+            return self._drop(DropReason.NO_CONN)
+        look = self.conn.lookup(self.client_key(p, True), udp=p.proto == spec.PROTO_UDP,
+                                nat=True, ret=True)
+        c["CONN_HIT" if look.hit_way is not None else "CONN_MISS"] += 1
+        if look.hit_way is None:
+            return self._drop(DropReason.NO_CONN)
+        vip = self.conn.vip_of(look)
+        vip_ip, vport = self.vip_addr.get(vip, (0, 0))
+        body = self.nat_rewrite(frame, p, vip_ip, p.sport if vport is None else vport, True)
+        c["TX_CLIENT"] += 1
+        c["TX_RNAT"] += 1
+        out = self.client_gw_mac + self.own_mac + bytes(body[12:])
+        return Decision(EgressPort.CLIENT, frame=out, vip=vip, real=self.conn.entry(look).real)
 
     def _drop(self, reason: DropReason, vip: int | None = None, h: int | None = None) -> Decision:
         self.counters[f"DROP_{reason.name}"] += 1
         return Decision(None, drop=reason, vip=vip, hash=h)
 
-    def process(self, frames: list[bytes]) -> Result:
-        """Run frames in order; returns outputs, drops and the counters after the last one."""
+    def process(self, frames: list[bytes], ports: list[IngressPort] | None = None) -> Result:
+        """Run frames in order (received on ``ports``, default all from the clients); returns
+        outputs, drops and the counters after the last one."""
         result = Result()
         for i, frame in enumerate(frames):
-            d = self.decide(bytes(frame))
+            d = self.decide(bytes(frame), ports[i] if ports else IngressPort.CLIENT)
             result.decisions.append(d)
             if d.port is None:
                 result.drops.append((i, d.drop))

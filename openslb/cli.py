@@ -132,13 +132,19 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         fields = {name: params >> lsb & ((1 << width) - 1) for name, lsb, width in REG["PARAMS"].fields}
         print(f"openslb bridge on {args.port}: " + ", ".join(f"{k} {v}" for k, v in fields.items()))
         rng = random.Random()
-        for k in range(args.words):
-            value = rng.getrandbits(32)
-            bus.write(address("OWN_IP"), value)      # a staged register: traffic never sees it
-            got = bus.read(address("OWN_IP"))
-            if got != value:
-                print(f"error: wrote {value:#010x}, read back {got:#010x} (try {k})")
-                return 1
+        # OWN_IP is staged (traffic sees it only at a COMMIT), and is written back as it was,
+        # so that the next apply does not commit a probe's value
+        staged = bus.read(address("OWN_IP"))
+        try:
+            for k in range(args.words):
+                value = rng.getrandbits(32)
+                bus.write(address("OWN_IP"), value)
+                got = bus.read(address("OWN_IP"))
+                if got != value:
+                    print(f"error: wrote {value:#010x}, read back {got:#010x} (try {k})")
+                    return 1
+        finally:
+            bus.write(address("OWN_IP"), staged)
         s = bus.stats
         print(f"{args.words} write/read-back pairs correct; {s.requests} requests, "
               f"{s.retries} resent, {s.bytes_out} bytes out, {s.bytes_in} bytes in")

@@ -41,7 +41,7 @@ class PassThrough(wiring.Component):
     go straight out of the server port, the UART loops back."""
 
     def __init__(self, params: Params) -> None:
-        super().__init__({"i": In(stream.Signature(beat_layout(params))),
+        super().__init__({"i": In(stream.Signature(beat_layout(params))), "i_port": In(1),
                           "o": Out(stream.Signature(egress_beat_layout(params))),
                           "uart_rx": In(1, init=1), "uart_tx": Out(1, init=1)})
 
@@ -92,7 +92,8 @@ class PowerOnReset(wiring.Component):
         m.submodules.design = design = self.design
         connect(m, wiring.flipped(self.i), design.i)
         connect(m, design.o, wiring.flipped(self.o))
-        m.d.comb += [design.uart_rx.eq(self.uart_rx), self.uart_tx.eq(design.uart_tx)]
+        m.d.comb += [design.uart_rx.eq(self.uart_rx), self.uart_tx.eq(design.uart_tx),
+                     design.i_port.eq(self.i_port)]
         return m
 
 
@@ -174,10 +175,14 @@ class Emulator:
         """Output ready pattern: bit ``c % 32`` set = not ready in cycle ``c``."""
         self.lib.emu_set_backpressure(self.handle, mask)
 
-    def push(self, frames: list[bytes]) -> None:
+    def push(self, frames: list[bytes], ports=None) -> None:
+        """Queue frames for the input (received on ``ports``: IngressPort each, default all on
+        the client side)."""
         if not frames:
             return
-        lens = (ctypes.c_uint32 * len(frames))(*map(len, frames))
+        ports = ports or [0] * len(frames)
+        lens = (ctypes.c_uint32 * len(frames))(
+            *(len(f) | int(port) << 31 for f, port in zip(frames, ports)))
         self.lib.emu_push(self.handle, b"".join(frames), lens, len(frames))
 
     def run(self, max_cycles: int = 1 << 62, quiet: int = 2000) -> int:
@@ -192,9 +197,10 @@ class Emulator:
             out.append((EgressPort(port), buf.raw[:n]))
         return out
 
-    def process(self, frames: list[bytes], quiet: int = 2000) -> list[tuple[EgressPort, bytes]]:
+    def process(self, frames: list[bytes], quiet: int = 2000,
+                ports=None) -> list[tuple[EgressPort, bytes]]:
         """Frames in, everything that left the core out (runs until the core is quiet)."""
-        self.push(frames)
+        self.push(frames, ports)
         self.run(quiet=quiet)
         return self.pop_outputs()
 

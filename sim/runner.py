@@ -152,6 +152,8 @@ TESTBENCHES = [
     # small tables (256 flows, 256 client bindings) so that floods of 10x the table stay quick
     ("core-w64-conntable", "openslb.sim.tb_core", "core", SMALL_TABLES, "conn"),
     ("core-w64-pbind", "openslb.sim.tb_core", "core", SMALL_TABLES, "pbind"),
+    ("core-w64-nat", "openslb.sim.tb_core", "core", 64, "nat"),
+    ("core-w128-nat", "openslb.sim.tb_core", "core", 128, "nat"),
     ("core-w64-default-config", "openslb.sim.tb_core", "core", 64, "run"),
     ("appliance-uart-bridge", "openslb.sim.tb_appliance", "appliance", 64, "bridge"),
     ("appliance-cli-over-uart", "openslb.sim.tb_appliance", "appliance", 64, "cli"),

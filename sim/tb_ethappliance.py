@@ -1,6 +1,7 @@
 """cocotb testbench of the appliance with its two Ethernet MACs, configured over its UART by
 the firmware: frames in on the client side, out on the server side (and ARP replies back out of
-the client side), compared with the reference model; a frame with a bad FCS is dropped and
+the client side), while the reals ask for the appliance's address on the server side and get
+their replies there, compared with the reference model; a frame with a bad FCS is dropped and
 counted in MAC_STAT.
 
 Scenario ``macs``: :class:`~openslb.hw.appliance.EthAppliance` (the common part of every board
@@ -19,7 +20,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
 from openslb.firmware.regs import address
 from openslb.hw.mac import IFG_BYTES, MAC_COUNTERS
-from openslb.hw.spec import EgressPort
+from openslb.hw.spec import EgressPort, IngressPort
 from openslb.model import mac as mac_model
 from openslb.model.pipeline import Appliance
 from openslb.sim import traffic
@@ -124,26 +125,39 @@ async def frames_through_the_macs(dut) -> None:
     frames = traffic.client_flows(cfg, 40, rng) + [traffic.arp_request(cfg, "10.0.0.100")]
     rng.shuffle(frames)
     want = Appliance(cfg).process(frames)
+    # the reals' ARP requests for their gateway, on the server side at the same time
+    server_arp = [traffic.arp_request(cfg, cfg.own_ip, sender=f"10.0.1.{11 + k}") for k in range(3)]
+    server_want = [Appliance(cfg).decide(f, IngressPort.SERVER).frame for f in server_arp]
     bad = mac_model.on_wire(frames[0])
     bad = bad[:-1] + bytes([bad[-1] ^ 0x80])
     out = {0: [], 1: []}
     for k in (0, 1):
         cocotb.start_soon(monitor(dut, k, out[k]))
+    server_side = cocotb.start_soon(send(dut, 1, [mac_model.on_wire(f) for f in server_arp]))
     await send(dut, 0, [bad] + [mac_model.on_wire(f) for f in frames])
+    await server_side
+    server_frames = [f for port, f in want.outputs if port == EgressPort.SERVER]
     expect = {0: [f for port, f in want.outputs if port == EgressPort.CLIENT],
-              1: [f for port, f in want.outputs if port == EgressPort.SERVER]}
+              1: server_frames + server_want}
     for _ in range(400):
         if all(len(out[k]) >= len(expect[k]) for k in (0, 1)):
             break
         await ClockCycles(dut.clk, 500)
+    # (port 1 carries the client flows and the ARP replies to the reals interleaved as the
+    # merge took them: each kind in its own order)
+    replies = [b for b in out[1] if b[8 + 12:8 + 14] == b"\x08\x06"]
+    out[1] = [b for b in out[1] if b[8 + 12:8 + 14] != b"\x08\x06"] + replies
     for k in (0, 1):
         assert len(out[k]) == len(expect[k]), f"port {k}: {len(out[k])} frames, model {len(expect[k])}"
         for n, (burst, frame) in enumerate(zip(out[k], expect[k])):
             assert burst == mac_model.on_wire(frame), f"port {k} frame {n} differs"
 
     def read_stats():
-        return manager.bus.read_many(address("MAC_STAT"), len(MAC_COUNTERS))
-    stats = dict(zip(MAC_COUNTERS, await _in_thread(dut, read_stats)))
+        return manager.bus.read_many(address("MAC_STAT"), 2 * len(MAC_COUNTERS))
+    words = await _in_thread(dut, read_stats)
+    stats = dict(zip(MAC_COUNTERS, words))
+    server_stats = dict(zip(MAC_COUNTERS, words[len(MAC_COUNTERS):]))
     assert stats["rx_bad_fcs"] == 1 and stats["rx_ok"] == len(frames), stats
+    assert server_stats["rx_ok"] == len(server_arp), server_stats
     dut._log.info("port 0: %d frames in, %d ARP replies out; port 1: %d frames out; %s",
                   len(frames), len(out[0]), len(out[1]), stats)

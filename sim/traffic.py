@@ -5,16 +5,18 @@ runts, oversized and random frames)."""
 from __future__ import annotations
 
 import random
+import struct
 
 from scapy.layers.inet import ICMP, IP, TCP, UDP, fragment
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
-from openslb.hw.spec import PROTO_TCP, PROTO_UDP
+from openslb.hw.spec import PROTO_TCP, PROTO_UDP, IngressPort, Mode
 from openslb.model.config import ApplianceConfig, Group, RealServer, VirtualService, default_config
 
-__all__ = ["test_config", "client_flows", "mixed_traffic", "hostile_frames", "CLIENT_MAC"]
+__all__ = ["test_config", "client_flows", "mixed_traffic", "hostile_frames", "CLIENT_MAC",
+           "nat_config", "nat_traffic", "GW_MAC", "checksums_ok", "udp_zero_sum_payload"]
 
 CLIENT_MAC = "02:00:00:00:00:aa"
 
@@ -139,3 +141,145 @@ def mixed_traffic(cfg: ApplianceConfig, n_flows: int, seed: int) -> list[bytes]:
     frames = client_flows(cfg, n_flows, rng) + special + hostile_frames(cfg, rng)
     rng.shuffle(frames)
     return frames
+
+
+def ones_sum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+def checksums_ok(frame: bytes) -> bool:
+    """Every IPv4, TCP and UDP checksum of ``frame`` verifies (a UDP checksum of 0: none)."""
+    pkt = Ether(frame)
+    ip = pkt[IP]
+    raw_ip = bytes(ip)
+    hl = 4 * ip.ihl
+    if ones_sum(raw_ip[:hl]) != 0xFFFF:
+        return False
+    if ip.frag or ip.flags.MF or ip.proto not in (6, 17):
+        return True
+    segment = raw_ip[hl:ip.len]
+    if ip.proto == 17 and segment[6:8] == b"\x00\x00":
+        return True
+    pseudo = raw_ip[12:20] + struct.pack("!BBH", 0, ip.proto, len(segment))
+    return ones_sum(pseudo + segment) == 0xFFFF
+
+
+GW_MAC = "02:00:00:00:00:fe"
+
+
+def udp_zero_sum_payload(client: str, cport: int, rip: str, rport: int) -> bytes:
+    """A 2-byte UDP payload for which the datagram from ``client:cport``, once NATed to
+    ``rip:rport``, sums to a checksum of 0: sent as 0xFFFF (RFC 768), the case the rewriter
+    must not pass on as 0 ("no checksum")."""
+    probe = bytes(IP(src=client, dst=rip) / UDP(sport=cport, dport=rport) / Raw(b"\x00\x00"))
+    csum = struct.unpack("!H", probe[26:28])[0]
+    return struct.pack("!H", csum)
+
+
+def nat_config() -> ApplianceConfig:
+    """:func:`test_config` plus two NAT services on a third VIP: TCP 80 → rport 8080 (group 1)
+    and UDP any port (group 2); reverse NAT to the clients' next hop ``GW_MAC``."""
+    cfg = test_config()
+    cfg.client_gw_mac = GW_MAC
+    cfg.virts[3] = VirtualService(3, "10.0.0.102", PROTO_TCP, 80, group=1, mode=Mode.NAT,
+                                  rport=8080)
+    cfg.virts[4] = VirtualService(4, "10.0.0.102", PROTO_UDP, None, group=2, mode=Mode.NAT)
+    return cfg
+
+
+def nat_traffic(cfg: ApplianceConfig, n_flows: int, seed: int,
+                model=None) -> tuple[list[bytes], list[IngressPort]]:
+    """Client flows to every service, DSR and NAT, with the reals' answers to the NAT ones from
+    the server side, and the cases NAT must get right: IPv4 options, VLAN tags, odd payload
+    lengths, UDP without a checksum, a client port reused for another VIP, return traffic of no
+    connection, NAT fragments, a real's ARP request for its gateway.
+
+    ``model`` (an :class:`~openslb.model.pipeline.Appliance` programmed with ``cfg``, used up by
+    this call) tells which real each NAT flow reached, so that its answers come from there."""
+    from openslb.model.pipeline import Appliance
+    rng = random.Random(seed)
+    model = model or Appliance(cfg)
+    frames: list[bytes] = []
+    ports: list[IngressPort] = []
+    open_flows: list[tuple] = []     # (client ip, client port, real, rport, proto, vlan)
+    server_mac = "02:00:00:00:0f:01"
+
+    def send(frame: bytes, port: IngressPort = IngressPort.CLIENT):
+        frames.append(frame)
+        ports.append(port)
+        return model.decide(frame, port)
+
+    def l2(vlan, src, dst):
+        eth = Ether(src=src, dst=dst)
+        return eth / Dot1Q(vlan=vlan) if vlan else eth
+
+    def payload():
+        return Raw(bytes(rng.randrange(256) for _ in range(rng.choice([0, 1, 7, 33, 200, 999]))))
+
+    services = [v for v in cfg.virts.values() if v.enabled]
+    for n in range(n_flows):
+        v = rng.choice(services)
+        client, cport = _client(rng), rng.randrange(1024, 65536)
+        vlan = rng.choice([0, 0, 0, 5])
+        opts = [b"\x01" * (4 * rng.randint(1, 9))] if rng.random() < 0.2 else []
+        dport = v.port if v.port is not None else rng.randrange(1, 65536)
+        ip = IP(src=client, dst=v.vip, options=opts)
+        if v.proto == PROTO_TCP:
+            first = TCP(sport=cport, dport=dport, flags="S", options=[("MSS", 1460)])
+        else:
+            first = UDP(sport=cport, dport=dport)
+            if rng.random() < 0.3:
+                first.chksum = 0          # no checksum: must stay 0
+        d = send(bytes(l2(vlan, CLIENT_MAC, cfg.own_mac) / ip / first / payload()))
+        if v.mode == Mode.NAT and d.real is not None:
+            out = Ether(d.frame)
+            rport = out[TCP].dport if TCP in out else out[UDP].dport
+            open_flows.append((client, cport, d.real, rport, v.proto, vlan))
+        # traffic of open NAT flows: client data and the reals' answers, interleaved
+        for _ in range(rng.randint(0, 3)):
+            if not open_flows:
+                break
+            client, cport, real, rport, proto, vlan = rng.choice(open_flows)
+            rip = cfg.reals[real].ip
+            if rng.random() < 0.5:
+                l4 = (TCP(sport=rport, dport=cport, flags=rng.choice(["SA", "A", "PA", "FA"]))
+                      if proto == PROTO_TCP else UDP(sport=rport, dport=cport))
+                send(bytes(l2(vlan, server_mac, cfg.own_mac) / IP(src=rip, dst=client)
+                           / l4 / payload()), IngressPort.SERVER)
+            else:
+                vip = next(x for x in services if x.mode == Mode.NAT and x.proto == proto)
+                dport = vip.port if vip.port is not None else rport
+                l4 = (TCP(sport=cport, dport=dport, flags="PA") if proto == PROTO_TCP
+                      else UDP(sport=cport, dport=dport))
+                data = payload()
+                if proto == PROTO_UDP and rng.random() < 0.3:
+                    data = Raw(udp_zero_sum_payload(client, cport, rip, rport))
+                send(bytes(l2(vlan, CLIENT_MAC, cfg.own_mac) / IP(src=client, dst=vip.vip)
+                           / l4 / data))
+        if n % 10 == 0:
+            nat_vips = [x for x in services if x.mode == Mode.NAT]
+            # return traffic of no connection, a real's ARP for its gateway, a NAT fragment,
+            # a client port reused for the other NAT VIP... and for a DSR one
+            send(bytes(Ether(src=server_mac, dst=cfg.own_mac)
+                       / IP(src="10.0.1.11", dst=_client(rng))
+                       / TCP(sport=8080, dport=rng.randrange(1024, 65536), flags="A")),
+                 IngressPort.SERVER)
+            send(bytes(Ether(src=server_mac, dst="ff:ff:ff:ff:ff:ff")
+                       / ARP(op=1, hwsrc=server_mac, psrc="10.0.1.11", pdst=cfg.own_ip)),
+                 IngressPort.SERVER)
+            frag = fragment(IP(src=_client(rng), dst=nat_vips[0].vip, id=n + 1)
+                            / TCP(sport=3333, dport=80) / Raw(bytes(900)), fragsize=400)
+            send(bytes(Ether(src=CLIENT_MAC, dst=cfg.own_mac) / frag[rng.randrange(len(frag))]))
+            if open_flows:
+                client, cport, *_ = rng.choice(open_flows)
+                v2 = rng.choice(services)
+                l4 = (TCP(sport=cport, dport=v2.port or 53, flags="S") if v2.proto == PROTO_TCP
+                      else UDP(sport=cport, dport=v2.port or 53))
+                send(bytes(Ether(src=CLIENT_MAC, dst=cfg.own_mac) / IP(src=client, dst=v2.vip)
+                           / l4))
+    return frames, ports

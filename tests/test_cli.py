@@ -66,7 +66,13 @@ def test_failed_apply_changes_nothing(box):
     (["/cfg/slb/real 1/dis", "/cfg/slb/real 2/dis", "/cfg/slb/real 3/dis", "/cfg/slb/real 4/dis"],
      "group 1 has no enabled real"),
     (["/cfg/slb/group 1/add 7"], "real 7 is not defined"),
-    (["/cfg/slb/virt 1/service 80 tcp/mode nat"], "mode nat needs the connection table"),
+    (["/cfg/slb/virt 1/service 80 tcp/mode nat"], "mode nat needs the clients' next hop"),
+    (["/cfg/slb/adv/clntgw 02:00:00:00:00:fe", "/cfg/slb/adv/conn dis",
+      "/cfg/slb/virt 1/service 80 tcp/mode nat"], "mode nat needs the connection table"),
+    (["/cfg/slb/adv/clntgw 02:00:00:00:00:fe", "/cfg/slb/virt 1/service any udp/group 1",
+      "/cfg/slb/virt 1/service any udp/mode nat", "/cfg/slb/virt 1/service any udp/rport 53"],
+     "an any-port service keeps the client's port"),
+    (["/cfg/slb/adv/clntgw 02:00:00:00:00"], "clntgw"),
     (["/cfg/slb/nosuch"], "no menu or command 'nosuch' in /cfg/slb"),
     (["/cfg/l3/if/addr 300.1.1.1"], "not an IPv4 address"),
 ])
@@ -78,6 +84,30 @@ def test_bad_config_is_refused_with_what_and_where(box, commands, message):
             sh.execute(c)
         sh.execute("apply")
     assert m.applied.dump() == before
+
+
+def test_nat_service_from_the_cli_to_the_device(box):
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    from openslb.hw.spec import IngressPort
+    dev, m, sh = box
+    for c in ("/cfg/slb/adv/clntgw 02:00:00:00:00:fe", "/cfg/slb/virt 1/service 80 tcp/mode nat",
+              "/cfg/slb/virt 1/service 80 tcp/rport 8080"):
+        sh.execute(c)
+    assert sh.execute("apply").startswith("apply complete")
+    syn = bytes(Ether(dst="02:00:5e:00:00:01") / IP(src="192.168.3.3", dst="10.0.0.100")
+                / TCP(sport=5555, dport=80, flags="S"))
+    out = Ether(dev.process([syn]).outputs[0][1])
+    real = m.applied.reals[dev.appliance.decide(syn).real]
+    assert (out[IP].dst, out[TCP].dport) == (real.rip, 8080)
+    answer = bytes(Ether() / IP(src=real.rip, dst="192.168.3.3")
+                   / TCP(sport=8080, dport=5555, flags="SA"))
+    port, back = dev.process([answer], [IngressPort.SERVER]).outputs[0]
+    back = Ether(back)
+    assert (back.dst, back[IP].src, back[TCP].sport) == ("02:00:00:00:00:fe", "10.0.0.100", 80)
+    assert "/cfg/slb/adv/clntgw 02:00:00:00:00:fe" in sh.execute("/cfg/dump")
+    saved = m.applied.dump()
+    assert run_script_config(saved, "saved", DEFAULT_PARAMS).dump() == saved
 
 
 def test_table_overflow_is_refused(box):

@@ -9,6 +9,8 @@ import pytest
 
 from openslb.firmware.bus import ModelBus, open_serial
 from openslb.firmware.manager import Manager
+from openslb.firmware.regs import address
+from openslb.model.config import ip_int
 from openslb.firmware.slb import default_slb_config
 from openslb.model.device import DeviceModel
 from openslb.sim import traffic
@@ -122,6 +124,46 @@ def test_probe_over_the_emulated_uart_pty(box, tmp_path, capsys):
         t.join(10)
     out = capsys.readouterr().out
     assert "width 64" in out and "4 write/read-back pairs correct" in out
+    # the probe leaves the staged OWN_IP as it found it (a later COMMIT would apply it)
+    assert box[1].bus.read(address("OWN_IP")) == ip_int(box[1].applied.if_ip)
+
+
+def _flush_connections(manager) -> None:
+    from openslb.firmware.regs import address
+    manager.bus.write(address("CONN_FLUSH"), 1)
+    for _ in range(100):
+        if not manager.bus.read(address("CONN_STATUS")) & 1:
+            return
+    raise AssertionError("the flush never finished")
+
+
+def test_nat_and_reverse_nat_through_the_emulator(box):
+    """NAT services applied over the UART; client flows and the reals' answers from the server
+    side through the emulated RTL, frame by frame against a model twin, checksums verified."""
+    import copy
+    from openslb.firmware.slb import Service
+    emu, manager = box
+    pending = manager.pending
+    pending.client_gw_mac = traffic.GW_MAC
+    web = pending.virts[1].services[(80, "tcp")]
+    web.mode, web.rport = "nat", 8080
+    pending.virts[1].services[(None, "udp")] = Service(None, "udp", group=1, mode="nat")
+    try:
+        manager.apply()
+        _flush_connections(manager)
+        twin = DeviceModel(emu.params)
+        Manager(ModelBus(twin), None, manager.applied).program_applied()
+        frames, ports = traffic.nat_traffic(manager.applied.compile(), 300, 6,
+                                            copy.deepcopy(twin.appliance))
+        got = emu.process(frames, ports=ports)
+        want = twin.process(frames, ports)
+        assert got == want.outputs
+        assert want.counters["TX_RNAT"] > 100
+        assert all(traffic.checksums_ok(f) for port, f in got if port.name == "CLIENT"
+                   and f[12:14] == b"\x08\x00")
+    finally:
+        manager.pending = default_slb_config()
+        manager.apply()
 
 
 def test_connections_keep_their_real_while_the_pool_changes(box):
@@ -142,13 +184,7 @@ def test_connections_keep_their_real_while_the_pool_changes(box):
         return [f[:6] for port, f in out if port.name == "SERVER"]
 
     # start from an empty table, like the model twin below (earlier tests left entries)
-    from openslb.firmware.regs import address
-    manager.bus.write(address("CONN_FLUSH"), 1)
-    for _ in range(100):
-        if not manager.bus.read(address("CONN_STATUS")) & 1:
-            break
-    else:
-        raise AssertionError("the flush never finished")
+    _flush_connections(manager)
     conns = [(f"172.20.{k // 250}.{k % 250 + 1}", 20000 + k) for k in range(2000)]
     emu.process(frames(conns, "S"))
     established = reals(emu.process(frames(conns, "A")))

@@ -53,6 +53,7 @@ struct Emu {
     Vtop* top;
     uint64_t cycles = 0;
     std::deque<std::vector<uint8_t>> in_q;
+    std::deque<uint8_t> in_port;      // each queued frame's ingress port (0 client, 1 server)
     size_t in_off = 0;                // bytes of in_q.front() already sent
     std::vector<uint8_t> cur_out;
     std::deque<Frame> out_q;
@@ -95,6 +96,7 @@ struct Emu {
         input_dirty = false;
         if (in_q.empty()) { top->i___05Fvalid = 0; return; }
         const std::vector<uint8_t>& f = in_q.front();
+        top->i_port = in_port.front();
         int n = (int)std::min<size_t>(LANES, f.size() - in_off);
         put_data(top->i___05Fpayload, f.data() + in_off, n);
         set_bits(top->i___05Fpayload, WIDTH, LANES, n >= 64 ? ~0ull : ((1ull << n) - 1));
@@ -155,7 +157,9 @@ struct Emu {
         if (in_fire) {
             input_dirty = true;
             in_off += LANES;
-            if (in_off >= in_q.front().size()) { in_q.pop_front(); in_off = 0; frames_in++; }
+            if (in_off >= in_q.front().size()) {
+                in_q.pop_front(); in_port.pop_front(); in_off = 0; frames_in++;
+            }
         }
     }
 };
@@ -171,9 +175,15 @@ void emu_reset(void* p, int n) {
     for (int i = 0; i < n; i++) { e->top->clk = 0; e->top->eval(); e->top->clk = 1; e->top->eval(); }
 }
 void emu_set_backpressure(void* p, uint32_t mask) { ((Emu*)p)->ready_mask = mask; }
+// lens[i] bit 31: the frame arrives on the server-side port
 void emu_push(void* p, const uint8_t* data, const uint32_t* lens, int n) {
     Emu* e = (Emu*)p;
-    for (int i = 0; i < n; i++) { e->in_q.emplace_back(data, data + lens[i]); data += lens[i]; }
+    for (int i = 0; i < n; i++) {
+        uint32_t len = lens[i] & 0x7FFFFFFF;
+        e->in_q.emplace_back(data, data + len);
+        e->in_port.push_back(lens[i] >> 31);
+        data += len;
+    }
     e->input_dirty = true;
 }
 // Run until the input is empty and no frame has come out for `quiet` cycles, or max_cycles.
