@@ -25,8 +25,9 @@ from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
 from openslb.firmware.program import health_writes, program, table_writes
 from openslb.firmware.regs import address, pack_fields
-from openslb.hw.spec import (COUNTERS, ID_MAGIC, PROTO_UDP, STAT_LATCH_CYCLES, EgressPort,
-                             Params, params_word, pbind_prefix_mask)
+from openslb.hw.spec import (COUNTERS, ID_MAGIC, PROTO_TCP, PROTO_UDP, STAT_LATCH_CYCLES,
+                             EgressPort, IngressPort, Mode, Params, params_word,
+                             pbind_prefix_mask)
 from openslb.model.config import ApplianceConfig, ip_int
 from openslb.model.pipeline import Appliance
 from openslb.sim import traffic
@@ -367,9 +368,14 @@ async def commit(dut) -> None:
 
 async def run(dut) -> None:
     """``make run``: the default configuration and a client traffic mix; results to a file."""
-    from openslb.model.config import default_config
+    from openslb.model.config import VirtualService, default_config
     cfg = default_config()
     cfg.params = _params()
+    # and a NAT service beside the DSR one, for the NAT figures
+    cfg.virts[1] = VirtualService(1, "10.0.0.102", PROTO_TCP, 80, group=1, mode=Mode.NAT,
+                                  rport=8080)
+    cfg.client_gw_mac = traffic.GW_MAC
+    cfg.conn.tick_cycles = 0
     tb, model = await _bench(dut, cfg)
     frames = traffic.mixed_traffic(cfg, _flows(400), _seed())
     await send_and_check(tb, model, frames, "make run", idle=0.1)
@@ -386,17 +392,37 @@ async def run(dut) -> None:
         Path(os.environ["OPENSLB_OUT"]).write_text(json.dumps(result))
 
 
-def _vip_frames(cfg: ApplianceConfig, size: int, n: int) -> list[bytes]:
-    """``n`` distinct-flow TCP frames of exactly ``size`` bytes to the first VIP."""
-    from scapy.layers.inet import IP, TCP
-    from scapy.layers.l2 import Ether
+def _vip_frames(cfg: ApplianceConfig, size: int, n: int, virt: int = 0,
+                flags: str = "S") -> list[bytes]:
+    """``n`` distinct-flow TCP frames of exactly ``size`` bytes to VIP entry ``virt``."""
+    from scapy.layers.inet import TCP
     from scapy.packet import Raw
-    v = cfg.virts[0]
+    v = cfg.virts[virt]
     out = []
     for k in range(n):
         pkt = (Ether(src=traffic.CLIENT_MAC, dst=cfg.own_mac)
                / IP(src=f"192.168.{k // 250}.{k % 250 + 1}", dst=v.vip)
-               / TCP(sport=10000 + k, dport=v.port))
+               / TCP(sport=10000 + k, dport=v.port, flags=flags))
+        out.append(bytes(pkt / Raw(bytes(size - len(pkt)))))
+    return out
+
+
+def _return_frames(cfg: ApplianceConfig, model: Appliance, size: int, n: int) -> list[bytes]:
+    """The reals' answers to the first ``n`` flows of :func:`_vip_frames` to the NAT entry 1
+    (as the model placed them), ``size`` bytes each."""
+    from scapy.layers.inet import TCP
+    from scapy.packet import Raw
+    out = []
+    for k in range(n):
+        client = f"192.168.{k // 250}.{k % 250 + 1}"
+        look = model.conn.lookup(model._toeplitz(ip_int(client), 0, 10000 + k, 0), udp=False,
+                                 nat=True, ret=True)
+        if look.hit_way is None:      # (a flow the table could not learn: no answer)
+            continue
+        rip = model.real_ips[model.conn.entry(look).real]
+        pkt = (Ether(dst=cfg.own_mac) / IP(src=f"{rip >> 24}.{rip >> 16 & 255}.{rip >> 8 & 255}."
+                                          f"{rip & 255}", dst=client)
+               / TCP(sport=cfg.virts[1].rport, dport=10000 + k, flags="A"))
         out.append(bytes(pkt / Raw(bytes(size - len(pkt)))))
     return out
 
@@ -404,9 +430,14 @@ def _vip_frames(cfg: ApplianceConfig, size: int, n: int) -> list[bytes]:
 async def bench(dut) -> None:
     """Latency of one frame into an idle core; cycles per frame at saturation (no idle gaps,
     output always ready) for 64- and 1500-byte frames.  Results to OPENSLB_OUT (JSON)."""
-    from openslb.model.config import default_config
+    from openslb.model.config import VirtualService, default_config
     cfg = default_config()
     cfg.params = _params()
+    # and a NAT service beside the DSR one, for the NAT figures
+    cfg.virts[1] = VirtualService(1, "10.0.0.102", PROTO_TCP, 80, group=1, mode=Mode.NAT,
+                                  rport=8080)
+    cfg.client_gw_mac = traffic.GW_MAC
+    cfg.conn.tick_cycles = 0
     tb, model = await _bench(dut, cfg)
     tb.backpressure = 0.0
     results: dict[str, float] = {}
@@ -421,6 +452,20 @@ async def bench(dut) -> None:
         span = tb.out_times[-1][1] - tb.out_times[first_out][0] + 1
         results[f"cycles_per_packet_{size}B"] = round(span / len(frames), 3)
         results[f"input_stall_cycles_{size}B"] = tb.input_stalls - stalls
+    # NAT: one frame's latency, then NAT and reverse-NAT frames at saturation (64 bytes)
+    await send_and_check(tb, model, _vip_frames(cfg, 64, 1, virt=1, flags="A"), "NAT latency",
+                         idle=0.0)
+    results["nat_latency_cycles"] = tb.out_times[-1][0] - tb.in_times[-1]
+    n = 400
+    for label, frames, ports in (
+            ("nat", lambda: _vip_frames(cfg, 64, n, virt=1), None),
+            ("rnat", lambda: _return_frames(cfg, model, 64, n), [IngressPort.SERVER] * n)):
+        frames = frames()
+        first_out = len(tb.outputs)
+        await send_and_check(tb, model, frames, f"{label} saturation 64B", idle=0.0,
+                             ports=ports)
+        span = tb.out_times[-1][1] - tb.out_times[first_out][0] + 1
+        results[f"{label}_cycles_per_packet_64B"] = round(span / len(frames), 3)
     Path(os.environ["OPENSLB_OUT"]).write_text(json.dumps(results))
 
 
