@@ -1,9 +1,10 @@
-"""Live mode: the emulated appliance between real network namespaces, DSR end to end.
+"""Live mode: the emulated appliance between real network namespaces, DSR and NAT end to end.
 
 Topology (all names start with ``oslb-``; everything is created and removed by :class:`LiveNet`)::
 
     ns oslb-client                    root namespace                     ns oslb-realN (N = 1..4)
     10.0.0.2/24 on TAP oslb-c0 ◀═fd═▶ emulator ◀═fd═▶ TAP oslb-s0 ─┐
+    10.0.0.3/24 (NAT client)                                         │
     10.0.1.2/24 on oslb-ret ─────────── bridge oslb-br (10.0.1.1) ──┴── eth0 10.0.1.1N, MAC of real N
                                                                         lo: VIP 10.0.0.100/32
 
@@ -12,6 +13,11 @@ and forwards each flow to a real by rewriting the destination MAC).  Each real h
 its loopback with ARP for it suppressed (``arp_ignore=1``, ``arp_announce=2``) and answers the
 client directly over the bridge (``oslb-ret``), which is DSR's return path.  The health checker
 runs in the root namespace and reaches the reals over the bridge.  Needs root.
+
+NAT: the client's second address (``NAT_CLIENT_IP``) is routed back by the reals through the
+appliance (``via`` its own IP, which it answers ARP for on the server side), so the answers to
+a NAT service enter the emulated core from the server-side TAP, are reverse-NATed and reach the
+client from the VIP, sent to the client's MAC (``CLIENT_MAC``, the NAT services' ``clntgw``).
 """
 
 from __future__ import annotations
@@ -31,10 +37,15 @@ from pathlib import Path
 
 from openslb.sim.emulator import Emulator
 
-__all__ = ["LiveNet", "LiveError", "EmuLoop", "LoopUart", "can_go_live"]
+__all__ = ["LiveNet", "LiveError", "EmuLoop", "LoopUart", "can_go_live", "CLIENT_MAC",
+           "NAT_CLIENT_IP"]
 
 PREFIX = "oslb-"
 CLIENT_NS = "oslb-client"
+#: The client's MAC on its TAP (the next hop towards the clients for NAT: ``clntgw``).
+CLIENT_MAC = "02:00:00:00:00:c0"
+#: The client address whose traffic the reals route back through the appliance (NAT).
+NAT_CLIENT_IP = "10.0.0.3"
 TUNSETIFF = 0x400454CA
 IFF_TAP, IFF_NO_PI = 0x0002, 0x1000
 
@@ -80,10 +91,11 @@ class LiveNet:
     """Creates the namespaces, TAPs, bridge and veths; :meth:`teardown` removes all of them."""
 
     def __init__(self, reals: dict[int, tuple[str, str]], vip: str = "10.0.0.100",
-                 client_ip: str = "10.0.0.2") -> None:
+                 client_ip: str = "10.0.0.2", gateway: str = "10.0.0.1") -> None:
         self.reals = reals            # real → (rip, mac)
         self.vip = vip
         self.client_ip = client_ip
+        self.gateway = gateway        # the appliance's own IP (the reals' route for NAT)
         self.tap_client = self.tap_server = -1
         self.processes: list[subprocess.Popen] = []
 
@@ -120,7 +132,9 @@ class LiveNet:
         _ip("link", "set", "oslb-c0", "netns", CLIENT_NS)
         c = CLIENT_NS
         _ip("link", "set", "lo", "up", ns=c)
+        _ip("link", "set", "oslb-c0", "address", CLIENT_MAC, ns=c)
         _ip("addr", "add", f"{self.client_ip}/24", "dev", "oslb-c0", ns=c)
+        _ip("addr", "add", f"{NAT_CLIENT_IP}/24", "dev", "oslb-c0", ns=c)
         _ip("link", "set", "oslb-c0", "up", ns=c)
         # DSR return path: the reals answer the client over the bridge
         _ip("link", "add", "oslb-ret", "type", "veth", "peer", "name", "oslb-retb")
@@ -148,6 +162,8 @@ class LiveNet:
                 _ip("sysctl", "-qw", f"net.ipv4.conf.{key}.arp_ignore=1", ns=ns)
                 _ip("sysctl", "-qw", f"net.ipv4.conf.{key}.arp_announce=2", ns=ns)
             _ip("route", "add", f"{self.client_ip}/32", "via", "10.0.1.2", ns=ns)
+            _ip("route", "add", f"{NAT_CLIENT_IP}/32", "via", self.gateway, "dev", "eth0",
+                "onlink", ns=ns)
 
     def start_http_server(self, n: int, port: int = 80) -> subprocess.Popen:
         """An HTTP server in real ``n``'s namespace whose page names the real."""
@@ -256,24 +272,22 @@ class EmuLoop(threading.Thread):
         self.error: BaseException | None = None
 
     def run(self) -> None:
-        from openslb.hw.spec import EgressPort
+        from openslb.hw.spec import EgressPort, IngressPort
         emu = self.emu
         ports = {EgressPort.CLIENT: self.tap_client, EgressPort.SERVER: self.tap_server}
         uart_buf = ctypes.create_string_buffer(4096)
         try:
             while not self.stop.is_set():
                 ready, _, _ = select.select([self.tap_client, self.tap_server], [], [], 0.002)
-                frames = []
-                if self.tap_client in ready:
+                frames, in_ports = [], []
+                for fd, port in ((self.tap_client, IngressPort.CLIENT),
+                                 (self.tap_server, IngressPort.SERVER)):
+                    if fd not in ready:
+                        continue
                     while True:
                         try:
-                            frames.append(os.read(self.tap_client, 65536))
-                        except BlockingIOError:
-                            break
-                if self.tap_server in ready:   # the core has one input (client side): drain
-                    while True:
-                        try:
-                            os.read(self.tap_server, 65536)
+                            frames.append(os.read(fd, 65536))
+                            in_ports.append(port)
                         except BlockingIOError:
                             break
                 while True:
@@ -283,7 +297,7 @@ class EmuLoop(threading.Thread):
                         break
                     emu.lib.emu_uart_write(emu.handle, data, len(data))
                 if frames:
-                    emu.push(frames)
+                    emu.push(frames, in_ports)
                     self.frames_in += len(frames)
                     emu.run(quiet=200)
                 else:
@@ -301,8 +315,9 @@ class EmuLoop(threading.Thread):
 
 
 CLIENT_SCRIPT = r'''
-import json, sys, threading, time, urllib.request
+import http.client, json, sys, threading, time
 n, workers, vip, rate = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+source = (sys.argv[5], 0) if len(sys.argv) > 5 and sys.argv[5] else None
 lock = threading.Lock()
 left = [n]
 start = time.monotonic()
@@ -317,8 +332,12 @@ def worker():
             time.sleep(max(0.0, start + k / rate - time.monotonic()))
         t = time.monotonic()
         try:
-            body = urllib.request.urlopen(f"http://{vip}/", timeout=2).read().decode()
-            real, ok = int(body.split()[1]), True
+            conn = http.client.HTTPConnection(vip, 80, timeout=2, source_address=source)
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            body = response.read().decode()
+            conn.close()
+            real, ok = int(body.split()[1]), response.status == 200
         except Exception as e:
             real, ok = None, False
         with lock:
@@ -341,7 +360,8 @@ class LiveRun:
             raise LiveError(reason)
         self.slb = slb
         vip = next(v.vip for v in slb.virts.values())
-        self.net = LiveNet({n: (r.rip, r.mac) for n, r in slb.reals.items()}, vip=vip)
+        self.net = LiveNet({n: (r.rip, r.mac) for n, r in slb.reals.items()}, vip=vip,
+                           gateway=slb.if_ip)
         self.vip = vip
         self.health_interval = health_interval
         self.emu = Emulator(slb.params)
@@ -400,12 +420,14 @@ class LiveRun:
         proc.terminate()
         proc.wait(3)
 
-    def load(self, requests: int, workers: int = 4, rate: float = 0) -> subprocess.Popen:
+    def load(self, requests: int, workers: int = 4, rate: float = 0, vip: str | None = None,
+             source: str = "") -> subprocess.Popen:
         """HTTP clients in the client namespace (``rate`` requests/s, 0 = as fast as they
-        go); one JSON line per request on stdout."""
+        go) to ``vip`` (default the first VIP), from ``source`` (default the client's first
+        address; ``NAT_CLIENT_IP`` for a NAT service); one JSON line per request on stdout."""
         proc = subprocess.Popen(
             ["ip", "netns", "exec", CLIENT_NS, sys.executable, "-c", CLIENT_SCRIPT,
-             str(requests), str(workers), self.vip, str(rate)],
+             str(requests), str(workers), vip or self.vip, str(rate), source],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.net.processes.append(proc)
         return proc

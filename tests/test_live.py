@@ -11,7 +11,8 @@ from collections import Counter
 import pytest
 
 from openslb.firmware.slb import default_slb_config
-from openslb.sim.live import LiveError, LiveNet, LiveRun, can_go_live
+from openslb.sim.live import (CLIENT_MAC, NAT_CLIENT_IP, LiveError, LiveNet, LiveRun,
+                              can_go_live)
 
 REASON = can_go_live()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
@@ -71,3 +72,35 @@ def test_http_through_the_vip_with_a_real_failing():
     assert len(failed) <= allowed, f"{len(failed)} failures, at most {allowed:.0f} expected"
     # and the RTL sent real 2 nothing more after its DOWN write
     assert packets_end > 0
+
+
+def test_http_through_a_nat_vip():
+    """A NAT service (VIP 10.0.0.101:80 → the reals' port 8080): real TCP stacks on both sides
+    accept every rewritten segment (their checksums included), and the answers come back
+    through the appliance from the VIP."""
+    from openslb.firmware.slb import Service, Virt
+    slb = default_slb_config()
+    slb.client_gw_mac = CLIENT_MAC
+    slb.virts[2] = Virt(2, vip="10.0.0.101", services={
+        (80, "tcp"): Service(80, group=1, mode="nat", rport=8080)})
+    try:
+        run = LiveRun(slb, health_interval=INTERVAL)
+    except LiveError as e:
+        pytest.skip(f"live mode cannot run on this machine: {e}")
+    try:
+        for n in slb.reals:
+            run.net.start_http_server(n, 8080)
+        time.sleep(3 * INTERVAL)
+        load = run.load(120, 4, RATE, vip="10.0.0.101", source=NAT_CLIENT_IP)
+        rows = [json.loads(line) for line in iter(load.stdout.readline, "")]
+        load.wait()
+        counters = run.manager.counters()
+        assert run.loop.error is None
+    finally:
+        run.close()
+    assert LiveNet.leftovers() == [], "namespaces or links left behind"
+    assert len(rows) == 120 and all(r["ok"] for r in rows), [r for r in rows if not r["ok"]][:3]
+    share = Counter(r["real"] for r in rows)
+    assert set(share) == {1, 2, 3, 4}, share
+    # every answer came back through the appliance, reverse-NATed
+    assert counters["TX_RNAT"] >= 120 * 3 and counters["DROP_NO_CONN"] == 0, counters
