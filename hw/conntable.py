@@ -226,7 +226,8 @@ class ConnTable(wiring.Component):
             # At most one way hits: a flow is learned only when it has no live entry, and a dead
             # entry never comes back to life (the scrubber clears it before its stamp wraps);
             # a return frame, which matches a client's NAT entry for any VIP, finds at most one
-            # as a client's new NAT flow takes over its entry for another VIP.  So the hit way's fields are an AND-OR, with no priority chain behind the compare.
+            # as a client's new NAT flow takes over its entry for another VIP.  So the hit way's
+            # fields are an AND-OR, with no priority chain behind the compare.
             m.d.sync += [
                 self.real.eq(reduce(or_, [Mux(hits[w], q_word[w].real, 0) for w in range(ways)])),
                 r_state.eq(reduce(or_, [Mux(hits[w], q_word[w].state, 0) for w in range(ways)])),
