@@ -6,8 +6,8 @@ Ports
 ``o`` : Out(stream of :func:`~openslb.hw.layouts.meta_layout`) — parser fields, the flow
         hash and Maglev indices, and the action, filled in.
 ``key``, ``table_size``, ``pbind_prefix`` : In — passed to the :class:`~openslb.hw.hasher.Hasher`.
-``vip_ip``, ``vip_service``, ``vip_group``, ``vip_pbind``, ``own_ip`` : In — passed to the
-        :class:`~openslb.hw.vipmatch.VipMatcher`.
+``vip_ip``, ``vip_service``, ``vip_group``, ``vip_pbind``, ``vip_rport``, ``own_ip`` : In —
+        passed to the :class:`~openslb.hw.vipmatch.VipMatcher`.
 ``miss_to_host`` : In — passed to the :class:`~openslb.hw.classifier.Classifier`.
 
 Stage 1 selects the L3 header behind an optional VLAN tag (flagged by the capture stage),
@@ -18,6 +18,13 @@ rules"), which is exactly :func:`openslb.model.pipeline.parse`; stage 5, the out
 takes the record with the hasher's and the VIP matcher's results as the classifier
 (combinational) completes it.  The hasher and the VIP matcher take their inputs from stage 1 and
 run beside stages 2 to 4 (stages 2 to 5 advance together), so none of the three adds latency.
+
+NAT: stage 1 also picks the IPv4 and the L4 checksums and the L4 header's place, and gives the
+hasher the tuple of a server-side frame with its ends swapped (client first, so that its client
+key is the one its connection was learned under); stage 2 forms the parser's halves of the
+checksum updates (:func:`~openslb.hw.spec.nat_checksum_part`) for the destination (client side)
+or the source (server side); stage 5 picks the connection key (the flow hash, or for NAT the
+client key with the VIP entry in its digest) and the new port (the service's rport).
 
 Latency 5 cycles (at most two adder levels per stage), throughput one frame per cycle.
 """
