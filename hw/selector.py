@@ -14,8 +14,8 @@ Ports
 ``table_entry_stb`` : TABLE_ENTRY writes one shadow slot given in ``w_data`` (delta uploads).
 ``table_raddr_stb``, ``table_rdata`` : TABLE_RADDR asks for one slot of the shadow or the
                     active bank; TABLE_RDATA shows it with ``valid`` (bit 31) once read.  The
-                    read borrows the table address in a cycle no lookup starts, so it never
-                    delays a frame.
+                    read borrows the table address in an idle cycle with no frame waiting, so
+                    it never delays a frame.
 ``real_mac_stb``, ``real_sel``, ``real_mac_hi`` : REAL_MAC_LO writes one real's MAC.
 ``loaded``        : Out(1) — high for one cycle when ``o`` holds a newly made decision (the
                     per-real statistics count VIP decisions here: at most one per 8 cycles,
@@ -254,7 +254,7 @@ class Selector(wiring.Component):
         steal = Signal()
         # (the tables' scrubbers use idle cycles in which no frame waits, and step 1 of each
         # lookup: they never need the accept to wait)
-        m.d.comb += accept.eq(out_free & vip_next & (idle | last) & ~steal)
+        m.d.comb += accept.eq(out_free & vip_next & (idle | last))
         m.d.comb += [conn.key_hash.eq(self.i.payload.ckey), persist.key_hash.eq(self.i.payload.pkey)]
         for table in (conn, persist):
             m.d.comb += [table.idle.eq(idle), table.busy_vip.eq(self.i.valid),
@@ -270,9 +270,10 @@ class Selector(wiring.Component):
         rd_pending = Signal()
         rd_bank = Signal()
         rd_stage = Signal(4)
-        # a read-back takes port B in an idle cycle and holds any lookup back for that cycle,
-        # so the choice depends on registers only
-        m.d.comb += steal.eq(rd_pending & idle & ~rd_stage.any())
+        # a read-back takes port B in an idle cycle in which no frame waits (so it never holds
+        # a frame back, and the handshakes do not depend on it); the choice depends on
+        # registers only
+        m.d.comb += steal.eq(rd_pending & idle & ~rd_stage.any() & ~self.i.valid)
         with m.If(self.table_raddr_stb):
             m.d.sync += [rd_req.eq(self.w_data), rd_pending.eq(1), self.table_rdata.eq(0)]
         rd_group = rd_req[p.index_bits:p.index_bits + p.group_bits]
@@ -339,7 +340,7 @@ class Selector(wiring.Component):
         # The output register loads whenever it is free: a passing frame's record when idle,
         # the decision otherwise; only its valid bit depends on the handshakes.
         passing = Signal()
-        m.d.comb += passing.eq(idle & ~steal & ~vip_next)
+        m.d.comb += passing.eq(idle & ~vip_next)
         with m.If(out_free):
             m.d.sync += self.o.payload.eq(Mux(idle, self.i.payload, chosen))
             with m.If((passing & self.i.valid) | last):
