@@ -55,11 +55,12 @@ class Classifier(wiring.Component):
         with m.Elif(meta.in_port & meta.is_ipv4 & meta.ports_known):
             # (ports are known for unfragmented TCP and UDP only)
             m.d.comb += out.action.eq(Action.RNAT)
-        with m.Elif(~meta.in_port & meta.is_ipv4 & meta.vip_hit & meta.nat & meta.fragment):
-            m.d.comb += [out.action.eq(Action.DROP), out.error.eq(1),
-                         out.reason.eq(DropReason.NAT_FRAGMENT)]
         with m.Elif(~meta.in_port & meta.is_ipv4 & meta.vip_hit):
-            m.d.comb += out.action.eq(Action.VIP)
+            with m.If(meta.nat & meta.fragment):
+                m.d.comb += [out.action.eq(Action.DROP), out.error.eq(1),
+                             out.reason.eq(DropReason.NAT_FRAGMENT)]
+            with m.Else():
+                m.d.comb += out.action.eq(Action.VIP)
         with m.Elif(self.miss_to_host):
             m.d.comb += out.action.eq(Action.HOST)
         with m.Else():

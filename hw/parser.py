@@ -205,13 +205,13 @@ class Parser(wiring.Component):
             next_s1.tcp_csum.eq(Cat(l4[17], l4[16])),
             next_s1.l4_word.eq(ihl - 5 + s0.vlan),
         ]
-        ends = [(_be(l3, 12, 4), Cat(l4[1], l4[0])), (_be(l3, 16, 4), Cat(l4[3], l4[2]))]
-        first, second = ends
+        src, sport = _be(l3, 12, 4), Cat(l4[1], l4[0])
+        dst, dport = _be(l3, 16, 4), Cat(l4[3], l4[2])
         m.d.comb += [
-            next_s1.htuple.src.eq(Mux(s0.in_port, second[0], first[0])),
-            next_s1.htuple.dst.eq(Mux(s0.in_port, first[0], second[0])),
-            next_s1.htuple.sport.eq(Mux(s0.in_port, second[1], first[1])),
-            next_s1.htuple.dport.eq(Mux(s0.in_port, first[1], second[1])),
+            next_s1.htuple.src.eq(Mux(s0.in_port, dst, src)),
+            next_s1.htuple.dst.eq(Mux(s0.in_port, src, dst)),
+            next_s1.htuple.sport.eq(Mux(s0.in_port, dport, sport)),
+            next_s1.htuple.dport.eq(Mux(s0.in_port, sport, dport)),
         ]
         for g in range(15):
             # 32-bit word g of the header is in it when g < IHL: the pair is added unmasked

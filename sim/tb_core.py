@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import ipaddress
 import json
 import os
 import random
@@ -419,9 +420,8 @@ def _return_frames(cfg: ApplianceConfig, model: Appliance, size: int, n: int) ->
                                  nat=True, ret=True)
         if look.hit_way is None:      # (a flow the table could not learn: no answer)
             continue
-        rip = model.real_ips[model.conn.entry(look).real]
-        pkt = (Ether(dst=cfg.own_mac) / IP(src=f"{rip >> 24}.{rip >> 16 & 255}.{rip >> 8 & 255}."
-                                          f"{rip & 255}", dst=client)
+        rip = str(ipaddress.IPv4Address(model.real_ips[model.conn.entry(look).real]))
+        pkt = (Ether(dst=cfg.own_mac) / IP(src=rip, dst=client)
                / TCP(sport=cfg.virts[1].rport, dport=10000 + k, flags="A"))
         out.append(bytes(pkt / Raw(bytes(size - len(pkt)))))
     return out
