@@ -54,12 +54,16 @@ def program(cfg: ApplianceConfig) -> list[Write]:
     for real in sorted(cfg.reals.values(), key=lambda r: r.index):
         hi, lo = _mac_words(real.mac)
         w += [(address("REAL_SEL"), real.index), (address("REAL_MAC_HI"), hi),
-              (address("REAL_MAC_LO"), lo), (address("REAL_IP"), ip_int(real.ip or "0.0.0.0"))]
+              (address("REAL_MAC_LO"), lo), (address("REAL_IP"), ip_int(real.ip or "0.0.0.0")),
+              (address("REAL_LIMIT"), pack_fields("REAL_LIMIT", maxcon=real.maxcon,
+                                                  weight=real.weight))]
     for g in range(p.n_groups):
         group = cfg.groups.get(g)
         backup = 0 if group is None or group.backup is None else (
             pack_fields("GROUP_BACKUP", real=group.backup, enable=1))
         w.append((address("GROUP_BACKUP", g), backup))
+        metric = 0 if group is None else int(group.metric)
+        w.append((address("GROUP_METRIC", g), pack_fields("GROUP_METRIC", metric=metric)))
     for k in range(p.n_vips):
         v = cfg.virts.get(k)
         if v is None or not v.enabled:

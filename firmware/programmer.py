@@ -2,7 +2,7 @@
 
 The programmer keeps a mirror of what it last wrote: the registers, both Maglev banks of every
 group, and the health mask.  An apply then writes only what differs: changed registers (each
-real's MAC and IP as one REAL_SEL / REAL_MAC_HI / REAL_MAC_LO / REAL_IP group), the Maglev slots that differ
+real's MAC, IP and limits as one REAL_SEL / REAL_MAC_HI / REAL_MAC_LO / REAL_IP / REAL_LIMIT group), the Maglev slots that differ
 from the shadow bank (one TABLE_ENTRY word per slot, which names its slot, so a resent burst
 can never shift a table), then one COMMIT, and waits for ACTIVE_BANK to flip.  Everything before the
 COMMIT is staged (shadow bank, committed registers), so an apply that fails on the way changes
@@ -23,6 +23,8 @@ __all__ = ["Programmer", "ApplyReport"]
 
 Write = tuple[int, int]
 TABLE_REGS = {address("TABLE_ADDR"), address("TABLE_DATA"), address("COMMIT")}
+#: Writes per real in :func:`program`: REAL_SEL, REAL_MAC_HI, REAL_MAC_LO, REAL_IP, REAL_LIMIT.
+REAL_WRITES = 5
 
 
 class ApplyReport:
@@ -43,8 +45,8 @@ def _register_items(cfg: ApplianceConfig) -> dict[tuple, list[Write]]:
     while k < len(writes):
         addr, value = writes[k]
         if addr == address("REAL_SEL"):
-            items[("mac", value)] = writes[k:k + 4]
-            k += 4
+            items[("real", value)] = writes[k:k + REAL_WRITES]
+            k += REAL_WRITES
             continue
         if addr not in health:
             items[("reg", addr)] = [writes[k]]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from openslb.firmware.slb import (BAUD_RATES, HEALTH_CHECKS, METRICS, SERVICE_NAMES, ConfigError,
                                   Group, Real, Service, SlbConfig, Virt, _ip, _mac, hash_password)
-from openslb.hw.spec import CONN_TIMEOUT_MAX
+from openslb.hw.spec import CONN_TIMEOUT_MAX, MAXCON_BITS
 from openslb.model.config import ConnConfig
 
 __all__ = ["Shell", "CliError", "ROOT"]
@@ -386,7 +386,8 @@ def _build_root() -> Menu:
         "rip": _setter(_real, "rip", _ip_arg, "A.B.C.D"),
         "mac": _setter(_real, "mac", _mac_arg, "aa:bb:cc:dd:ee:ff"),
         "weight": _setter(_real, "weight", lambda v, w: _int(v, w, 1, 48), "1-48"),
-        "maxcon": _setter(_real, "maxcon", lambda v, w: _int(v, w, 0, 1 << 24), "N (0 = none)"),
+        "maxcon": _setter(_real, "maxcon", lambda v, w: _int(v, w, 0, (1 << MAXCON_BITS) - 1),
+                          "N (0 = none)"),
         "name": _setter(_real, "name", lambda v, w: v, "TEXT"),
         "inter": _setter(_real, "inter", lambda v, w: _int(v, w, 1, 60), "SECONDS (health)"),
         "retry": _setter(_real, "retry", lambda v, w: _int(v, w, 1, 63), "N failures to go down"),

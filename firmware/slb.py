@@ -19,8 +19,8 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
-from openslb.hw.spec import (DEFAULT_PARAMS, DEFAULT_TABLE_SIZE, PROTO_TCP, PROTO_UDP, Mode,
-                             Params, UART_DEFAULT_BAUD)
+from openslb.hw.spec import (DEFAULT_PARAMS, DEFAULT_TABLE_SIZE, PROTO_TCP, PROTO_UDP, Metric,
+                             Mode, Params, UART_DEFAULT_BAUD)
 from openslb.model import maglev
 from openslb.model.config import (ApplianceConfig, ConfigError, ConnConfig, Group as HwGroup, RealServer,
                                   VirtualService)
@@ -28,7 +28,8 @@ from openslb.model.config import (ApplianceConfig, ConfigError, ConnConfig, Grou
 __all__ = ["Real", "Group", "Service", "Virt", "SlbConfig", "ConfigError", "hash_password",
            "check_password", "default_slb_config", "METRICS", "HEALTH_CHECKS", "PROTOCOLS"]
 
-METRICS = ("hash",)                       # roundrobin / leastconns need the connection table
+#: group metrics (Metric): hash is Maglev; roundrobin and leastconns need the connection table
+METRICS = ("hash", "roundrobin", "leastconns")
 HEALTH_CHECKS = ("none", "icmp", "tcp", "http", "udp", "dns")
 PROTOCOLS = {"tcp": PROTO_TCP, "udp": PROTO_UDP}
 SERVICE_NAMES = {"http": (80, "tcp"), "https": (443, "tcp"), "dns": (53, "udp"),
@@ -151,6 +152,9 @@ class SlbConfig:
             seen_rip[r.rip] = r.num
             if not WEIGHT_RANGE[0] <= r.weight <= WEIGHT_RANGE[1]:
                 raise ConfigError(f"{where}: weight {r.weight} out of range 1-48")
+            if r.maxcon and not self.conn.enabled:
+                raise ConfigError(f"{where}: maxcon {r.maxcon} needs the connection table "
+                                  "(/cfg/slb/adv/conn ena): connections are counted there")
             if r.backup is not None and r.backup not in self.reals:
                 raise ConfigError(f"{where}: backup real {r.backup} is not defined")
         for g in self.groups.values():
@@ -160,6 +164,10 @@ class SlbConfig:
                     raise ConfigError(f"{where}: real {n} is not defined")
             if g.backup is not None and g.backup not in self.reals:
                 raise ConfigError(f"{where}: backup real {g.backup} is not defined")
+            if g.metric != "hash" and not self.conn.enabled:
+                raise ConfigError(f"{where}: metric {g.metric} needs the connection table "
+                                  "(/cfg/slb/adv/conn ena): it chooses the real of new flows, "
+                                  "which the table keeps there")
         entries = 0
         seen_service: dict[tuple, int] = {}
         for v in self.virts.values():
@@ -226,10 +234,11 @@ class SlbConfig:
         # a real that is operator-disabled or down leaves the Maglev tables (the health mask
         # has already stopped its traffic; the rebuilt table spreads its flows evenly)
         reals = {n: RealServer(n, r.mac or "00:00:00:00:00:00", r.rip, r.weight,
-                               enabled=r.enabled and n not in oper_disabled and up.get(n, True),
+                               maxcon=r.maxcon, enabled=r.enabled and n not in oper_disabled and up.get(n, True),
                                up=up.get(n, True))
                  for n, r in self.reals.items()}
-        groups = {n: HwGroup(n, list(g.reals), g.backup) for n, g in self.groups.items()}
+        groups = {n: HwGroup(n, list(g.reals), g.backup, Metric[g.metric.upper()])
+                  for n, g in self.groups.items()}
         virts = {}
         for v in sorted(self.virts.values(), key=lambda v: v.num):
             if not v.enabled:

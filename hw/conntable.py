@@ -101,6 +101,13 @@ class ConnTable(wiring.Component):
             "now": In(32),
             "flush": In(1),
             "flushing": Out(1),
+            "scrub_hold": In(1),
+            "count_inc": Out(1),
+            "count_inc_real": Out(p.real_bits),
+            "count_dec": Out(1),
+            "count_dec_real": Out(p.real_bits),
+            "count_scrub": Out(p.conn_ways),
+            "count_scrub_reals": Out(p.real_bits).array(p.conn_ways),
         })
 
     def elaborate(self, platform):
@@ -127,8 +134,8 @@ class ConnTable(wiring.Component):
         # cycles from each), so it keeps walking at full load too.
         scrub_ptr = Signal(bbits)
         scrub_busy = Signal()           # a scrub read is on its way to its write
-        m.d.comb += self.scrub_go.eq(~scrub_busy & ((self.idle & ~self.busy_vip)
-                                                    | self.after_start))
+        m.d.comb += self.scrub_go.eq(~scrub_busy & ~self.scrub_hold
+                                     & ((self.idle & ~self.busy_vip) | self.after_start))
         with m.If(self.scrub_go):
             m.d.sync += [scrub_busy.eq(1), scrub_ptr.eq(scrub_ptr + 1)]
             with m.If(scrub_ptr == (1 << bbits) - 1):
@@ -206,6 +213,10 @@ class ConnTable(wiring.Component):
         cleaned = Signal(bucket_layout)
         for w in range(ways):
             m.d.comb += cleaned[w].eq(Mux(live[w], q_word[w], 0))
+        # the ways a scrub clears: dead, but not free yet (each counted down once, here)
+        clearing = Signal(ways)
+        m.d.comb += clearing.eq(Cat(*[q_word[w].state != ConnState.FREE for w in range(ways)])
+                                & dead)
 
         # results of a lookup (held until its update)
         r_hit_way = Signal(range(ways))
@@ -217,11 +228,10 @@ class ConnTable(wiring.Component):
         r_has_clash = Signal()
         r_state = Signal(2)
         r_bucket = Signal(bbits)
-        r_clean = Signal(bucket_layout)
+        r_base = Signal(bucket_layout)   # the bucket the update is merged into
         with m.If(q_lookup):
             m.d.sync += [self.hit.eq(hits.any()), r_has_free.eq(dead.any()),
                          r_has_evict.eq(half_open.any()), r_has_clash.eq(clashes.any()),
-                         r_clean.eq(cleaned),
                          r_bucket.eq(q_bucket)]
             # At most one way hits: a flow is learned only when it has no live entry, and a dead
             # entry never comes back to life (the scrubber clears it before its stamp wraps);
@@ -245,16 +255,37 @@ class ConnTable(wiring.Component):
                     m.d.sync += r_clash_way.eq(w)
         # a scrub's cleaned bucket (A+5), written back (A+6) when it cleared a way
         s_valid = Signal()
-        s_changed = Signal()
+        s_clear = Signal(ways)
         s_bucket = Signal(bbits)
         s_clean = Signal(bucket_layout)
+        s_reals = [Signal(p.real_bits, name=f"s_real{w}") for w in range(ways)]
         m.d.sync += [s_valid.eq(q_scrub), s_bucket.eq(q_bucket), s_clean.eq(cleaned),
-                     s_changed.eq((Cat(*[q_word[w].state != ConnState.FREE for w in range(ways)])
-                                   & dead).any())]
-        with m.If(s_valid & s_changed):
+                     s_clear.eq(clearing)]
+        m.d.sync += [s_reals[w].eq(q_word[w].real) for w in range(ways)]
+        s_write = Signal()
+        m.d.comb += s_write.eq(s_valid & s_clear.any())
+        with m.If(s_write):
             m.d.sync += [wr_en.eq(1), wr_seen.eq(1), wr_bucket.eq(s_bucket), wr_word.eq(s_clean)]
         with m.If(s_valid):
             m.d.sync += scrub_busy.eq(0)
+        m.d.comb += [self.count_scrub.eq(Mux(s_valid, s_clear, 0))]
+        m.d.comb += [self.count_scrub_reals[w].eq(s_reals[w]) for w in range(ways)]
+
+        # The update is merged into the bucket as the RAM holds it when the update is written.
+        # A lookup keeps its bucket's dead ways (a dead way and a free way are the same to it),
+        # but a scrub of the same bucket may write between the lookup's read and its update (the
+        # scrub of the lookup's first step, or an idle one just before the frame came): then
+        # the scrub's cleaned bucket is the base, so that the update does not bring back what
+        # the scrub cleared (and counted down).
+        with m.If(q_lookup):
+            with m.If(s_write & (s_bucket == q_bucket)):
+                m.d.sync += r_base.eq(s_clean)
+            with m.Elif(wr_en & (wr_bucket == q_bucket)):
+                m.d.sync += r_base.eq(wr_word)
+            with m.Else():
+                m.d.sync += r_base.eq(q_word)
+        with m.Elif(s_write & (s_bucket == r_bucket)):
+            m.d.sync += r_base.eq(s_clean)
 
         # ---- the update: learn or refresh --------------------------------------------------------
         flags = self.cur_flags
@@ -289,7 +320,7 @@ class ConnTable(wiring.Component):
         m.d.comb += [fresh.state.eq(state), fresh.udp.eq(self.cur_udp), fresh.stamp.eq(stamp_now),
                      fresh.real.eq(self.new_real), fresh.digest.eq(digest),
                      fresh.nat.eq(self.cur_nat)]
-        # the update is registered (entry, way, bucket), then merged into the cleaned bucket
+        # the update is registered (entry, way, bucket), then merged into the base bucket
         u_valid = Signal()
         u_way = Signal(range(ways))
         u_entry = Signal(entry)
@@ -301,5 +332,14 @@ class ConnTable(wiring.Component):
         with m.If(u_valid):
             m.d.sync += [wr_en.eq(1), wr_seen.eq(1), wr_bucket.eq(r_bucket)]
             for w in range(ways):
-                m.d.sync += wr_word[w].eq(Mux(u_way == w, u_entry, r_clean[w]))
+                m.d.sync += wr_word[w].eq(Mux(u_way == w, u_entry, r_base[w]))
+        # the connection counts: the entry written counts up, the one it replaces down (no
+        # change when both name one real)
+        old = Signal(entry)
+        m.d.comb += old.eq(r_base[u_way])
+        same = Signal()
+        m.d.comb += same.eq((old.state != ConnState.FREE) & (old.real == u_entry.real))
+        m.d.comb += [self.count_inc.eq(u_valid & ~same), self.count_inc_real.eq(u_entry.real),
+                     self.count_dec.eq(u_valid & ~same & (old.state != ConnState.FREE)),
+                     self.count_dec_real.eq(old.real)]
         return m

@@ -170,6 +170,9 @@ class DispatchCore(wiring.Component):
             selector.real_mac_stb.eq(regs.real_mac_lo_stb),
             selector.real_sel.eq(regs.real_sel),
             selector.real_mac_hi.eq(regs.real_mac_hi),
+            selector.real_limit_stb.eq(regs.real_limit_stb),
+            regs.real_conns.eq(selector.real_conns),
+            selector.table_size.eq(regs.table_size),
             rewriter.own_mac.eq(Cat(regs.own_mac_lo, regs.own_mac_hi[0:16])),
             rewriter.gw_mac.eq(Cat(regs.client_gw_mac_lo, regs.client_gw_mac_hi[0:16])),
             rewriter.real_ip_stb.eq(regs.real_ip_stb),
@@ -195,7 +198,8 @@ class DispatchCore(wiring.Component):
                          rewriter.vip_ip[k].eq(regs.vip_ip[k]),
                          rewriter.vip_service[k].eq(regs.vip_service[k])]
         for g in range(p.n_groups):
-            m.d.comb += selector.group_backup[g].eq(regs.group_backup[g])
+            m.d.comb += [selector.group_backup[g].eq(regs.group_backup[g]),
+                         selector.group_metric[g].eq(regs.group_metric[g][0:2])]
 
         # counters watch decisions as they enter the queue (one per frame)
         m.d.comb += [

@@ -70,9 +70,11 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw.bram import BlockRam
+from openslb.hw.conncount import ConnCount
 from openslb.hw.conntable import ConnTable
 from openslb.hw.layouts import Action, meta_layout
-from openslb.hw.spec import PROTO_TCP, PROTO_UDP, ConnTimeout, DropReason, Params
+from openslb.hw.spec import (PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_SYN, ConnTimeout, DropReason,
+                             Metric, Params)
 from openslb.hw.ticker import Ticker
 
 __all__ = ["Selector"]
@@ -109,6 +111,10 @@ class Selector(wiring.Component):
             "conn_now": Out(32),
             "conn_flushing": Out(1),
             "pbind_timeout": In(11),
+            "group_metric": In(2).array(params.n_groups),
+            "table_size": In(params.index_bits + 1),
+            "real_limit_stb": In(1),
+            "real_conns": Out(32),
         })
 
     LATENCY_VIP = 9  #: cycles from accepting a VIP frame to its decision in the output register
@@ -143,6 +149,18 @@ class Selector(wiring.Component):
         m.d.comb += self.conn_flushing.eq(conn.flushing | persist.flushing)
         m.d.comb += [conn.timeouts[k].eq(self.conn_timeouts[k]) for k in range(len(ConnTimeout))]
         m.d.comb += [persist.timeouts[k].eq(self.pbind_timeout) for k in range(len(ConnTimeout))]
+        # the connection counts per real (leastconns, maxcon), moved by the connection table
+        m.submodules.count = count = ConnCount(p)
+        m.d.comb += [
+            count.inc.eq(conn.count_inc), count.inc_real.eq(conn.count_inc_real),
+            count.dec.eq(conn.count_dec), count.dec_real.eq(conn.count_dec_real),
+            count.scrub.eq(conn.count_scrub), conn.scrub_hold.eq(count.busy),
+            count.limit_stb.eq(self.real_limit_stb), count.w_data.eq(self.w_data),
+            count.real_sel.eq(self.real_sel), self.real_conns.eq(count.sel_conns),
+            persist.scrub_hold.eq(0),
+        ]
+        m.d.comb += [count.scrub_reals[w].eq(conn.count_scrub_reals[w])
+                     for w in range(p.conn_ways)]
         # five copies of the real → MAC RAM: slot 1's, slot 2's, the backup's, the connection's
         # and the binding's real's MAC in parallel
         macs = [BlockRam(48, p.n_reals) for _ in range(5)]
@@ -152,6 +170,15 @@ class Selector(wiring.Component):
         bank = self.active_bank
         with m.If(self.commit):
             m.d.sync += bank.eq(~bank)
+
+        # round robin: per group, the slot the next new flow takes and the one after it (both
+        # back to 0 and 1 at every commit: a new table starts from its first slot)
+        rr_ptr = Array(Signal(p.index_bits, name=f"rr_ptr{g}") for g in range(p.n_groups))
+        rr_nxt = Array(Signal(p.index_bits, name=f"rr_nxt{g}", init=1)
+                       for g in range(p.n_groups))
+        with m.If(self.commit):
+            m.d.sync += [rr_ptr[g].eq(0) for g in range(p.n_groups)]
+            m.d.sync += [rr_nxt[g].eq(1) for g in range(p.n_groups)]
 
         # ---- management writes, registered before they reach the RAMs ----------------------
         wr_ptr = Signal(p.group_bits + p.index_bits)
@@ -262,8 +289,23 @@ class Selector(wiring.Component):
         # The addresses are always the waiting frame's slots, whether or not it is taken this
         # cycle: only the address of the cycle after the accept is used (a wasted read is
         # harmless), which keeps handshakes off the address path.
-        m.d.comb += [next_a.eq(slot(self.i.payload.idx1, self.i.payload.group)[0]),
-                     next_b.eq(slot(self.i.payload.idx2, self.i.payload.group)[0])]
+        # A new flow of a round-robin group reads its group's two pointer slots instead.
+        w_in = self.i.payload
+        starts_in = Signal()
+        rr_in = Signal()
+        m.d.comb += [
+            starts_in.eq(self.conn_enable & (w_in.action == Action.VIP) & w_in.ports_known
+                         & ((w_in.proto == PROTO_UDP)
+                            | ((w_in.proto == PROTO_TCP) & _syn_only(w_in.tcp_flags)))),
+            rr_in.eq(starts_in
+                     & (Array(list(self.group_metric))[w_in.group] == Metric.ROUNDROBIN)),
+        ]
+        with m.If(rr_in):
+            m.d.comb += [next_a.eq(slot(rr_ptr[w_in.group], w_in.group)[0]),
+                         next_b.eq(slot(rr_nxt[w_in.group], w_in.group)[0])]
+        with m.Else():
+            m.d.comb += [next_a.eq(slot(w_in.idx1, w_in.group)[0]),
+                         next_b.eq(slot(w_in.idx2, w_in.group)[0])]
 
         # ---- management read-back of one slot through port B -----------------------------
         rd_req = Signal(32)
@@ -288,23 +330,46 @@ class Selector(wiring.Component):
                 Cat(raw_b[Cat(rd_slice, rd_bank)], C(0, 31 - p.real_bits), 1))
 
         # the decision of a VIP lookup (step 8)
-        # the connection's entry, then the client's binding, then the Maglev slots, backup
+        # the connection's entry, then the client's binding, then the two candidates (Maglev
+        # slots, or the metric's), then the backup
         cur_track = Signal()
         cur_bind = Signal()
         cur_ret = Signal()      # return traffic (RNAT): its NAT entry decides, nothing else
+        cur_starts = Signal()   # a tracked frame that starts a flow (TCP SYN, UDP)
+        cur_rr = Signal()       # ... of a round-robin group: its candidates are pointer slots
+        cur_lc = Signal()       # ... of a leastconns group
         use_conn = Signal()
         use_bind = Signal()
+        fresh = Signal()        # a new flow: the metric chooses, full reals are skipped
+        full1 = Signal()
+        full2 = Signal()
+        full_backup = Signal()
+        full_bind = Signal()
+        lc_second = Signal()    # the second candidate has fewer connections per weight
         m.d.comb += [conn.cur_hash.eq(cur.ckey), conn.cur_udp.eq(cur.proto == PROTO_UDP),
                      conn.cur_flags.eq(cur.tcp_flags), conn.cur_nat.eq(cur.nat | cur_ret),
                      conn.cur_return.eq(cur_ret), persist.cur_hash.eq(cur.pkey),
                      persist.cur_nat.eq(0), persist.cur_return.eq(0),
                      persist.cur_udp.eq(1), persist.cur_flags.eq(0),
                      use_conn.eq(cur_track & conn.hit & up_conn),
-                     use_bind.eq(cur_bind & persist.hit & up_bind & ~use_conn)]
+                     fresh.eq(cur_starts & ~use_conn),
+                     use_bind.eq(cur_bind & persist.hit & up_bind & ~use_conn
+                                 & ~(fresh & full_bind))]
+        ok1 = Signal()
+        ok2 = Signal()
+        ok_backup = Signal()
+        full_seen = Signal()
+        m.d.comb += [
+            ok1.eq(up1 & ~(fresh & full1)),
+            ok2.eq(up2 & ~(fresh & full2)),
+            ok_backup.eq(up_backup & ~(fresh & full_backup)),
+            full_seen.eq(fresh & ((up1 & full1) | (up2 & full2) | (up_backup & full_backup)
+                                  | (cur_bind & persist.hit & up_bind & full_bind))),
+        ]
         chosen = Signal(meta_layout(p))
         m.d.comb += chosen.eq(cur)
         for table, tracked in ((conn, cur_track), (persist, cur_bind)):
-            m.d.comb += [table.forward.eq((use_conn | use_bind | up1 | up2 | up_backup)
+            m.d.comb += [table.forward.eq((use_conn | use_bind | ok1 | ok2 | ok_backup)
                                           & ~cur_ret),
                          table.new_real.eq(chosen.real),
                          table.update.eq(last & out_free & tracked & ~cur_ret)]
@@ -328,15 +393,15 @@ class Selector(wiring.Component):
             m.d.comb += [chosen.real.eq(conn.real), chosen.real_mac.eq(mac_regs[3])]
         with m.Elif(use_bind):
             m.d.comb += [chosen.real.eq(persist.real), chosen.real_mac.eq(mac_regs[4])]
-        with m.Elif(up1):
+        with m.Elif(ok1 & ~(cur_lc & fresh & ok2 & lc_second)):
             m.d.comb += [chosen.real.eq(real1), chosen.real_mac.eq(mac_regs[0])]
-        with m.Elif(up2):
+        with m.Elif(ok2):
             m.d.comb += [chosen.real.eq(real2), chosen.real_mac.eq(mac_regs[1])]
-        with m.Elif(up_backup):
+        with m.Elif(ok_backup):
             m.d.comb += [chosen.real.eq(backup_real), chosen.real_mac.eq(mac_regs[2])]
         with m.Else():
             m.d.comb += [chosen.action.eq(Action.DROP), chosen.error.eq(1),
-                         chosen.reason.eq(DropReason.NO_REAL)]
+                         chosen.reason.eq(Mux(full_seen, DropReason.MAXCON, DropReason.NO_REAL))]
         # The output register loads whenever it is free: a passing frame's record when idle,
         # the decision otherwise; only its valid bit depends on the handshakes.
         passing = Signal()
@@ -355,8 +420,10 @@ class Selector(wiring.Component):
             vip = w.action == Action.VIP
             track = self.conn_enable & (ret | (vip & w.ports_known
                                                & ((w.proto == PROTO_TCP) | (w.proto == PROTO_UDP))))
+            metric = Array(list(self.group_metric))[w.group]
             m.d.sync += [cur.eq(w), cur_bank.eq(bank), cur_track.eq(track), cur_ret.eq(ret),
-                         cur_bind.eq(track & vip & w.pbind)]
+                         cur_bind.eq(track & vip & w.pbind), cur_starts.eq(starts_in),
+                         cur_rr.eq(rr_in), cur_lc.eq(starts_in & (metric == Metric.LEASTCONNS))]
         with m.If(accept):
             m.d.comb += self.i.ready.eq(1)
             m.d.sync += onehot.eq(0b10)
@@ -364,16 +431,20 @@ class Selector(wiring.Component):
             m.d.sync += onehot.eq(1)
         with m.Elif(~idle & ~last):
             m.d.sync += onehot.eq(onehot << 1)
-        # step 3: slot data lands in raw_a/raw_b; step 4: pick; steps 5-6: health; 5-7: MACs
+        # step 3: slot data lands in raw_a/raw_b; step 4: pick; steps 5-6: health, full bits,
+        # counts; 5-7: MACs
         with m.If(at(4)):
             m.d.sync += [real1.eq(picked1), real2.eq(picked2)]
-        # the health bit of a real is looked up in two steps (a 16-bit slice, then the bit): a
-        # 256-way multiplexer is too deep for one cycle
+        # the health and full bits of a real are looked up in two steps (a 16-bit slice, then
+        # the bit): a 256-way multiplexer is too deep for one cycle
         health_words = [Signal(16, name=f"health_word{k}") for k in range(5)]
+        full_words = [Signal(16, name=f"full_word{k}") for k in range(4)]
         reals = (real1, real2, backup_real, conn.real, persist.real)
         with m.If(at(5)):
             m.d.sync += [w.eq(self.health.word_select(r[4:], 16))
                          for w, r in zip(health_words, reals)]
+            m.d.sync += [w.eq(count.full.word_select(r[4:], 16))
+                         for w, r in zip(full_words, (real1, real2, backup_real, persist.real))]
         with m.If(at(6)):
             m.d.sync += [up1.eq(health_words[0].bit_select(real1[0:4], 1)),
                          up2.eq(health_words[1].bit_select(real2[0:4], 1)),
@@ -381,4 +452,38 @@ class Selector(wiring.Component):
                                       & health_words[2].bit_select(backup_real[0:4], 1)),
                          up_conn.eq(health_words[3].bit_select(conn.real[0:4], 1)),
                          up_bind.eq(health_words[4].bit_select(persist.real[0:4], 1))]
+            m.d.sync += [full.eq(word.bit_select(r[0:4], 1)) for full, word, r in zip(
+                (full1, full2, full_backup, full_bind), full_words,
+                (real1, real2, backup_real, persist.real))]
+        # leastconns: connections × the other's weight, cross-multiplied (steps 5-7)
+        counts = [Signal(p.conn_count_bits, name=f"conns{k}") for k in range(2)]
+        weights = [Signal(8, name=f"weight{k}") for k in range(2)]
+        loads = [Signal(p.conn_count_bits + 8, name=f"load{k}") for k in range(2)]
+        m.d.comb += [count.rd_real[0].eq(real1), count.rd_real[1].eq(real2)]
+        with m.If(at(5)):
+            m.d.sync += [counts[k].eq(count.count[k]) for k in range(2)]
+            m.d.sync += [weights[k].eq(count.weight[k]) for k in range(2)]
+        with m.If(at(6)):
+            m.d.sync += [loads[0].eq(counts[0] * weights[1]), loads[1].eq(counts[1] * weights[0])]
+        with m.If(at(7)):
+            m.d.sync += lc_second.eq(loads[1] < loads[0])
+        # round robin (step 7): the pointer moves on past the slots the new flow tried, in
+        # time for a next frame accepted in step 8
+        m_size = self.table_size
+        nxt = Signal(p.index_bits)
+        m.d.comb += nxt.eq(rr_nxt[cur.group])
+        nxt1 = Signal(p.index_bits)
+        nxt2 = Signal(p.index_bits)
+        m.d.comb += [nxt1.eq(Mux(nxt + 1 >= m_size, 0, nxt + 1)),
+                     nxt2.eq(Mux(nxt + 2 >= m_size, nxt + 2 - m_size, nxt + 2))]
+        with m.If(at(7) & cur_rr & fresh & ~use_bind):
+            with m.If(ok1):
+                m.d.sync += [rr_ptr[cur.group].eq(nxt), rr_nxt[cur.group].eq(nxt1)]
+            with m.Else():
+                m.d.sync += [rr_ptr[cur.group].eq(nxt1), rr_nxt[cur.group].eq(nxt2)]
         return m
+
+
+def _syn_only(flags):
+    """A TCP SYN without ACK: a client opening a connection."""
+    return (flags & TCP_SYN).any() & ~(flags & TCP_ACK).any()

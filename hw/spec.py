@@ -19,6 +19,7 @@ __all__ = [
     "BridgeCmd", "BridgeStatus", "BRIDGE_MAX_BURST", "UART_DEFAULT_BAUD",
     "ConnState", "ConnTimeout", "conn_entry_fields", "conn_split", "CONN_STAMP_BITS",
     "IngressPort", "nat_digest", "nat_checksum", "nat_checksum_part", "ones_fold",
+    "Metric", "MAXCON_BITS", "WEIGHT_BITS", "rr_advance",
 ]
 
 
@@ -115,6 +116,11 @@ class Params:
         return self.conn_buckets * self.conn_ways
 
     @property
+    def conn_count_bits(self) -> int:
+        """Bits of a real's connection count (it can hold every flow of the table)."""
+        return self.conn_flows.bit_length()
+
+    @property
     def buffer_beats(self) -> int:
         """Depth of the packet buffer in beats (two maximum frames)."""
         return 2 * self.max_frame // self.lanes
@@ -162,6 +168,28 @@ class Mode(enum.IntEnum):
     NAT = 1  #: full NAT of the destination (the real's IP, the service's rport), reverse NAT back
 
 
+class Metric(enum.IntEnum):
+    """How a group chooses the real of a new flow (GROUP_METRIC.metric).
+
+    A *new flow* is a tracked frame that starts one (TCP SYN without ACK, any UDP datagram)
+    and has no live entry whose real is up; every other frame is decided as under ``HASH``.
+    """
+    HASH = 0        #: the Maglev slot of the flow hash (then the rehash slot, then the backup)
+    ROUNDROBIN = 1  #: the group's next slot in table order (each real in proportion to weight)
+    LEASTCONNS = 2  #: of the flow's two Maglev slots, the real with fewer connections per weight
+
+
+#: Bits of a real's connection limit (REAL_LIMIT.maxcon; 0 = none) and of its weight.
+MAXCON_BITS = 20
+WEIGHT_BITS = 8
+
+
+def rr_advance(pointer: int, first_taken: bool, table_size: int) -> int:
+    """A round-robin group's next slot after a new flow: one on when it took the pointer's
+    slot, two when it tried both (took the second, the backup, or was dropped)."""
+    return (pointer + (1 if first_taken else 2)) % table_size
+
+
 class IngressPort(enum.IntEnum):
     """Where a frame enters the core (the core's ``i_port`` input, held for a whole frame)."""
     CLIENT = 0  #: from the clients (VIP traffic)
@@ -184,6 +212,7 @@ class DropReason(enum.IntEnum):
     NO_REAL = 7
     NO_CONN = 8
     NAT_FRAGMENT = 9
+    MAXCON = 10
 
 
 DROP_DOC = {
@@ -200,6 +229,8 @@ DROP_DOC = {
                         "(no live entry for its client address and port)",
     DropReason.NAT_FRAGMENT: "an IPv4 fragment for a NAT service (its L4 checksum cannot be "
                              "rewritten frame by frame)",
+    DropReason.MAXCON: "a new flow whose candidate reals that are up are all at their "
+                       "connection limit (maxcon), and no other is up",
 }
 #: Bits of the ``reason`` field of a frame's record.
 REASON_BITS = (len(DropReason) - 1).bit_length()
@@ -435,7 +466,8 @@ def _registers(p: Params) -> tuple[Register, ...]:
                  fields=(("index", 0, p.index_bits), ("group", p.index_bits, p.group_bits))),
         Register("TABLE_DATA", 0x031, Access.STROBE,
                  "Write: real index into shadow[TABLE_ADDR], then TABLE_ADDR += 1."),
-        Register("REAL_SEL", 0x032, Access.RW, "Real whose MAC REAL_MAC_* writes."),
+        Register("REAL_SEL", 0x032, Access.RW,
+                 "Real that REAL_MAC_LO, REAL_IP and REAL_LIMIT write and REAL_CONNS shows."),
         Register("REAL_MAC_HI", 0x033, Access.RW, "Real MAC bytes 0-1 (staged)."),
         Register("REAL_MAC_LO", 0x034, Access.STROBE,
                  "Write real MAC bytes 2-5; stores {REAL_MAC_HI, value} for real REAL_SEL."),
@@ -453,6 +485,15 @@ def _registers(p: Params) -> tuple[Register, ...]:
                  fields=(("real", 0, 8), ("valid", 31, 1))),
         Register("REAL_IP", 0x038, Access.STROBE,
                  "Write: the IPv4 address of real REAL_SEL (NAT services send it there)."),
+        Register("REAL_LIMIT", 0x039, Access.STROBE,
+                 "Write: the connection limit (0: none) and weight of real REAL_SEL (new flows "
+                 "skip a real at its limit; leastconns compares connections / weight).",
+                 fields=(("maxcon", 0, MAXCON_BITS), ("weight", MAXCON_BITS, WEIGHT_BITS))),
+        Register("REAL_CONNS", 0x03A, Access.RO,
+                 "Connections of real REAL_SEL (entries of the connection table that name it; "
+                 "an entry past its timeout counts until the scrubber clears it), and whether "
+                 "it is at its limit.",
+                 fields=(("conns", 0, MAXCON_BITS), ("full", 31, 1))),
         Register("VIP_IP", 0x040, Access.RW, "VIP table: destination IPv4 address.",
                  count=p.n_vips, committed=C),
         Register("VIP_SERVICE", 0x060, Access.RW, "VIP table: service.", count=p.n_vips,
@@ -470,6 +511,10 @@ def _registers(p: Params) -> tuple[Register, ...]:
                  count=p.n_vips, committed=C, fields=(("rport", 0, 16),)),
         Register("GROUP_BACKUP", 0x0A0, Access.RW, "Per group: backup real.", count=p.n_groups,
                  committed=C, fields=(("real", 0, 8), ("enable", 8, 1))),
+        Register("GROUP_METRIC", 0x180, Access.RW,
+                 "Per group: how new flows choose a real (Metric: 0 hash, 1 roundrobin, "
+                 "2 leastconns; the last two need the connection table).", count=p.n_groups,
+                 committed=C, fields=(("metric", 0, 2),)),
         Register("COUNTER", 0x100, Access.RO,
                  "Global counter snapshots: word 2n = low, 2n+1 = high half of counter n.",
                  count=2 * len(COUNTERS)),

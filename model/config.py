@@ -10,7 +10,8 @@ import numpy as np
 
 from openslb.hw.spec import (CONN_TIMEOUT_DEFAULTS, CONN_TIMEOUT_MAX, DEFAULT_PARAMS,
                              DEFAULT_TABLE_SIZE, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
-                             RSS_DEFAULT_KEY, ConnTimeout, Mode, Params)
+                             MAXCON_BITS, RSS_DEFAULT_KEY, ConnTimeout, Metric, Mode,
+                             Params)
 from openslb.model import maglev
 
 __all__ = ["ConfigError", "RealServer", "Group", "VirtualService", "ConnConfig", "ApplianceConfig",
@@ -45,6 +46,7 @@ class RealServer:
     mac: str
     ip: str | None = None
     weight: int = 1
+    maxcon: int = 0        #: most connections (0: no limit); needs the connection table
     enabled: bool = True   #: operator state: a disabled real is left out of the Maglev tables
     up: bool = True        #: health state: the hardware health mask bit
 
@@ -54,6 +56,7 @@ class Group:
     index: int
     reals: list[int] = field(default_factory=list)
     backup: int | None = None
+    metric: Metric = Metric.HASH   #: how new flows choose a real
 
 
 @dataclass
@@ -144,6 +147,12 @@ class ApplianceConfig:
             mac_bytes(r.mac)
             if not 1 <= r.weight <= 48:
                 raise ConfigError(f"{where}: weight {r.weight} out of range 1..48")
+            if not 0 <= r.maxcon < 1 << MAXCON_BITS:
+                raise ConfigError(f"{where}: maxcon {r.maxcon} out of range "
+                                  f"0..{(1 << MAXCON_BITS) - 1}")
+            if r.maxcon and not self.conn.enabled:
+                raise ConfigError(f"{where}: maxcon needs the connection table (conn ena): "
+                                  "connections are counted there")
         for g in self.groups.values():
             where = f"group {g.index}"
             if not 0 <= g.index < p.n_groups:
@@ -151,6 +160,10 @@ class ApplianceConfig:
             for r in [*g.reals, *([g.backup] if g.backup is not None else [])]:
                 if r not in self.reals:
                     raise ConfigError(f"{where}: real {r} is not defined")
+            if Metric(g.metric) != Metric.HASH and not self.conn.enabled:
+                raise ConfigError(f"{where}: metric {Metric(g.metric).name.lower()} needs the "
+                                  "connection table (conn ena): it chooses the real of new "
+                                  "flows, which the table keeps on it")
         for v in self.virts.values():
             where = f"virt {v.index}"
             if not 0 <= v.index < p.n_vips:

@@ -20,6 +20,11 @@ holds one flow (:func:`~openslb.hw.spec.conn_entry_fields`).  The rules, shared 
   that this is unambiguous, a client has at most one NAT entry per address, port and protocol:
   a NAT flow learned while the client's port is still bound to another VIP takes over that
   entry (counted as an eviction), as a client that reuses a port has left the old connection.
+* A real's *connections* are the live entries that name it (:meth:`ConnTable.conns`): what the
+  ``leastconns`` metric compares and ``maxcon`` limits.  The hardware counts an entry until it
+  is cleared (by the scrubber, or by a new flow written over it), so a timed-out entry counts
+  there until the scrubber's walk reaches it (docs/pipeline.md, "Connection-aware metrics");
+  the two agree once the scrubber has passed since the last tick.
 * A forwarded tracked frame refreshes its entry (stamp = now, TCP state per
   :func:`~openslb.hw.spec.conn_next_state`).  A dropped frame changes nothing.
 
@@ -30,6 +35,7 @@ clears every dead entry long before 4096 ticks have passed, so both agree.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from openslb.hw.spec import (CONN_TIMEOUT_DEFAULTS, TCP_ACK, TCP_SYN, ConnState, Params,
@@ -69,6 +75,8 @@ class ConnTable:
         self.enabled = False
         self.timeouts = {k: v for k, v in CONN_TIMEOUT_DEFAULTS.items()}
         self.now = 0
+        self._counts: Counter[int] = Counter()
+        self._counted_at: tuple | None = None     # (now, timeouts) the counts were made for
         self.flush()
 
     def flush(self) -> None:
@@ -76,7 +84,17 @@ class ConnTable:
         p = self.params
         self.buckets: list[list[ConnEntry | None]] = [
             [None] * p.conn_ways for _ in range(p.conn_buckets)]
+        self._counted_at = None
 
+    def conns(self, real: int) -> int:
+        """Live entries that name ``real`` (its current connections)."""
+        key = (self.now, tuple(sorted(self.timeouts.items())))
+        if self._counted_at != key:
+            # time moved or the timeouts changed: entries may have died, so count afresh
+            self._counts = Counter(e.real for ways in self.buckets for e in ways
+                                   if self.live(e))
+            self._counted_at = key
+        return self._counts[real]
     def advance(self, ticks: int) -> None:
         """Move connection time on by ``ticks`` (CONN_TICK)."""
         self.now += ticks
@@ -124,6 +142,7 @@ class ConnTable:
         ways = self.buckets[look.bucket]
         if look.hit_way is not None:
             entry = ways[look.hit_way]
+            self._recount(entry.real, real)
             entry.real, entry.stamp = real, self.now
             if not look.udp:
                 entry.state = conn_next_state(entry.state, tcp_flags)
@@ -135,8 +154,17 @@ class ConnTable:
         if way is None:
             return "full"
         state = ConnState.OPEN if look.udp else conn_next_state(ConnState.FREE, tcp_flags)
+        self._recount(ways[way].real if self.live(ways[way]) else None, real)
         ways[way] = ConnEntry(look.digest, look.udp, real, self.now, state, look.nat)
         return outcome
+
+    def _recount(self, old: int | None, new: int) -> None:
+        """Keep the counts current when one live entry (``old``: its real, None for none) is
+        replaced by one for ``new`` (counted lazily: nothing to do before the first count)."""
+        self.conns(new)
+        if old is not None:
+            self._counts[old] -= 1
+        self._counts[new] += 1
 
     def _victim(self, ways: list[ConnEntry | None]) -> tuple[int | None, str]:
         for way, entry in enumerate(ways):

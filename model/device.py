@@ -20,6 +20,12 @@ from openslb.model.pipeline import Appliance, Result
 __all__ = ["DeviceModel"]
 
 
+def _metric(word: int) -> spec.Metric:
+    """GROUP_METRIC.metric as the selector reads it (the unused code 3 acts as hash)."""
+    value = word & 3
+    return spec.Metric(value) if value in spec.Metric._value2member_map_ else spec.Metric.HASH
+
+
 class DeviceModel:
     """A freshly reset dispatch core with parameters ``params``."""
 
@@ -44,6 +50,7 @@ class DeviceModel:
         self.appliance = Appliance.__new__(Appliance)
         self.appliance.counters = {name: 0 for name in COUNTERS}
         self.appliance.vip_stats, self.appliance.real_stats = {}, {}
+        self.appliance.real_limits = {}
         self._load()
 
     # -- the bus ------------------------------------------------------------------------------
@@ -63,6 +70,7 @@ class DeviceModel:
             "MAC_STAT": lambda: self.mac_stat[k],
             "CONN_NOW": lambda: self.appliance.conn.now & 0xFFFFFFFF,
             "CONN_STATUS": lambda: 0,   # a flush is done at once here
+            "REAL_CONNS": self._real_conns,
         }[reg.name]()
 
     def write(self, addr: int, value: int) -> None:
@@ -121,6 +129,19 @@ class DeviceModel:
         real = self.staged[self.regs["REAL_SEL"].offset] & (1 << self.params.real_bits) - 1
         self.real_ips[real] = value
         self.appliance.real_ips = dict(enumerate(self.real_ips))
+
+    def _selected_real(self) -> int:
+        return self.staged[self.regs["REAL_SEL"].offset] & (1 << self.params.real_bits) - 1
+
+    def _strobe_real_limit(self, value: int) -> None:
+        maxcon = value & (1 << spec.MAXCON_BITS) - 1
+        weight = value >> spec.MAXCON_BITS & (1 << spec.WEIGHT_BITS) - 1
+        self.appliance.real_limits[self._selected_real()] = (maxcon, weight)
+
+    def _real_conns(self) -> int:
+        real = self._selected_real()
+        return (self.appliance.conn.conns(real) & (1 << spec.MAXCON_BITS) - 1
+                | int(self.appliance.full(real)) << 31)
 
     def _strobe_conn_tick(self, value: int) -> None:
         self.appliance.advance(value)
@@ -184,7 +205,8 @@ class DeviceModel:
                      if (self._reg("VIP_SERVICE", k) >> 26 & 3) == spec.Mode.NAT},
             vip_addr=vip_addr,
             client_gw_mac=(self._reg("CLIENT_GW_MAC_HI") << 32 & 0xFFFF00000000
-                           | self._reg("CLIENT_GW_MAC_LO")).to_bytes(6, "big"))
+                           | self._reg("CLIENT_GW_MAC_LO")).to_bytes(6, "big"),
+            group_metric={g: _metric(self._reg("GROUP_METRIC", g)) for g in range(p.n_groups)})
 
     def process(self, frames: list[bytes], ports=None) -> Result:
         """Carry frames (received on ``ports``, default the client side) through the core as

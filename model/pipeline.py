@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from openslb.hw import spec
-from openslb.hw.spec import (DropReason, EgressPort, IngressPort, nat_checksum,
-                             nat_checksum_part)
+from openslb.hw.spec import (DropReason, EgressPort, IngressPort, Metric, nat_checksum,
+                             nat_checksum_part, rr_advance)
 from openslb.model.config import ApplianceConfig, ip_int, mac_bytes
-from openslb.model.conntable import ConnTable
+from openslb.model.conntable import ConnTable, starts_flow
 from openslb.model.maglev import EMPTY
 from openslb.model.toeplitz import key_windows
 
@@ -181,7 +181,9 @@ class Appliance:
             real_ips={r.index: ip_int(r.ip) for r in config.reals.values() if r.ip},
             vip_nat={v.index: v.rport or 0 for v in enabled if v.mode == spec.Mode.NAT},
             vip_addr={v.index: (ip_int(v.vip), v.port) for v in enabled},
-            client_gw_mac=mac_bytes(config.client_gw_mac))
+            client_gw_mac=mac_bytes(config.client_gw_mac),
+            group_metric={g.index: Metric(g.metric) for g in config.groups.values()},
+            real_limits={r.index: (r.maxcon, r.weight) for r in config.reals.values()})
         self.counters: Tally[str] = Tally({name: 0 for name in spec.COUNTERS})
         self.vip_stats: dict[int, list[int]] = {}
         self.real_stats: dict[int, list[int]] = {}
@@ -192,7 +194,8 @@ class Appliance:
              conn_timeouts: dict | None = None, pbind_timeout: int = 0,
              pbind_prefix: int = 4, vip_pbind: dict | None = None,
              real_ips: dict | None = None, vip_nat: dict | None = None,
-             vip_addr: dict | None = None, client_gw_mac: bytes = bytes(6)) -> None:
+             vip_addr: dict | None = None, client_gw_mac: bytes = bytes(6),
+             group_metric: dict | None = None, real_limits: dict | None = None) -> None:
         """Set the whole programmed state (what the registers hold), keeping the counters and
         the connection table's entries.
 
@@ -205,7 +208,11 @@ class Appliance:
         ``vip_addr``: entry → (VIP, port or None for any port) as VIP_IP / VIP_SERVICE hold it,
         for every entry a NAT connection may name (a return frame's new source; entries not
         given read as address 0, port 0);
-        ``client_gw_mac``: destination MAC of reverse-NAT frames.
+        ``client_gw_mac``: destination MAC of reverse-NAT frames;
+        ``group_metric``: group → :class:`~openslb.hw.spec.Metric` (default HASH);
+        ``real_limits``: real → (maxcon, weight) as REAL_LIMIT holds them (default (0, 0)).
+
+        Loading (a COMMIT) puts every round-robin group's pointer back on slot 0.
         """
         self.params = params
         self.own_mac = own_mac
@@ -236,6 +243,10 @@ class Appliance:
         self.vip_nat = dict(vip_nat or {})
         self.vip_addr = dict(vip_addr or {})
         self.client_gw_mac = client_gw_mac
+        self.group_metric = dict(group_metric or {})
+        if real_limits is not None or not hasattr(self, "real_limits"):
+            self.real_limits = dict(real_limits or {})
+        self.rr_pointer: dict[int, int] = {}
 
     # -- state changes the management plane makes ------------------------------------------
     def advance(self, ticks: int) -> None:
@@ -292,19 +303,57 @@ class Appliance:
     def is_up(self, real: int) -> bool:
         return bool(self.health >> real & 1)
 
-    def select(self, group: int, h: int) -> int | None:
-        """Maglev slot, then the rehash slot, then the group backup: the first real that is up."""
+    def full(self, real: int) -> bool:
+        """``real`` is at its connection limit (REAL_LIMIT.maxcon, 0 = none)."""
+        maxcon = self.real_limits.get(real, (0, 0))[0]
+        return maxcon != 0 and self.conn.conns(real) >= maxcon
+
+    def _slot(self, group: int, index: int) -> int:
         table = self.tables.get(group)
+        real = int(table[index]) if table is not None else EMPTY
+        return 0 if real == EMPTY else real  # unprogrammed slots read as real 0
+
+    def _less_loaded(self, a: int, b: int) -> bool:
+        """Real ``a`` has fewer connections per weight than ``b`` (cross-multiplied, as the
+        hardware compares them; a tie is not less)."""
+        wa, wb = (self.real_limits.get(r, (0, 0))[1] for r in (a, b))
+        return self.conn.conns(a) * wb < self.conn.conns(b) * wa
+
+    def select(self, group: int, h: int, fresh: bool = False,
+               full_seen: bool = False) -> tuple[int | None, DropReason]:
+        """The real of a frame that no connection entry or binding decides.
+
+        Two candidates, then the group backup: the first that is up and, for a new flow
+        (``fresh``), not at its connection limit.  The candidates are the Maglev slot of the
+        hash and the rehash slot; a new flow of a ``ROUNDROBIN`` group takes the group's pointer
+        slot and the one after (and moves the pointer on), of a ``LEASTCONNS`` group the less
+        loaded of its two slots when both can take it.  With none: ``MAXCON`` when a real that
+        was up was skipped as full (``full_seen``: the binding's, or here), else ``NO_REAL``.
+        """
+        metric = self.group_metric.get(group, Metric.HASH) if fresh else Metric.HASH
         m = self.table_size
-        for idx in spec.maglev_indices(h, m):
-            real = int(table[idx]) if table is not None else EMPTY
-            real = 0 if real == EMPTY else real  # unprogrammed slots read as real 0
-            if self.is_up(real):
-                return real
+        if metric == Metric.ROUNDROBIN:
+            pointer = self.rr_pointer.get(group, 0)
+            slots = [pointer, (pointer + 1) % m]
+        else:
+            slots = list(spec.maglev_indices(h, m))
+        candidates = [self._slot(group, index) for index in slots]
         backup = self.backups.get(group)
-        if backup is not None and self.is_up(backup):
-            return backup
-        return None
+        if backup is not None:
+            candidates.append(backup)
+        up = [self.is_up(r) for r in candidates]
+        full = [fresh and self.full(r) for r in candidates]
+        ok = [u and not f for u, f in zip(up, full)]
+        full_seen = full_seen or any(u and f for u, f in zip(up, full))
+        if metric == Metric.ROUNDROBIN:
+            self.rr_pointer[group] = rr_advance(slots[0], ok[0], m)
+        if metric == Metric.LEASTCONNS and ok[0] and ok[1] and self._less_loaded(
+                candidates[1], candidates[0]):
+            return candidates[1], DropReason.NO_REAL
+        for real, usable in zip(candidates, ok):
+            if usable:
+                return real, DropReason.NO_REAL
+        return None, DropReason.MAXCON if full_seen else DropReason.NO_REAL
 
     def arp_reply(self, frame: bytes, l3: int) -> bytes:
         out = bytearray(frame)
@@ -376,28 +425,38 @@ class Appliance:
         h = self.hash_of(p)
         look = bind = None
         real = None
+        fresh = full_seen = False
         tracked = (self.conn.enabled and p.ports_known
                    and p.proto in (spec.PROTO_TCP, spec.PROTO_UDP))
         if tracked:
+            udp = p.proto == spec.PROTO_UDP
             # 1. the connection's own entry, while its real is up
             look = self.conn.lookup(self.client_key(p, False) if nat else h,
-                                    udp=p.proto == spec.PROTO_UDP, nat=nat, vip=vip)
+                                    udp=udp, nat=nat, vip=vip)
             c["CONN_HIT" if look.hit_way is not None else "CONN_MISS"] += 1
             if look.hit_way is not None and self.is_up(self.conn.entry(look).real):
                 real = self.conn.entry(look).real
-            # 2. the client's binding (pbind services), while its real is up
+            # a new flow: the group's metric chooses, and reals at their limit are skipped
+            fresh = real is None and (udp or starts_flow(p.tcp_flags))
+            # 2. the client's binding (pbind services), while its real is up (and, for a new
+            # flow, below its limit)
             if vip in self.vip_pbind:
                 key = self.pbind_key(p, self.pbind_prefix, self.vip_pbind[vip])
                 bind = self.persist.lookup(key, udp=True)
                 if bind.hit_way is not None:
                     c["PBIND_HIT"] += 1
-                    if real is None and self.is_up(self.persist.entry(bind).real):
-                        real = self.persist.entry(bind).real
-        # 3. the Maglev table
+                    bound = self.persist.entry(bind).real
+                    if real is None and self.is_up(bound):
+                        if fresh and self.full(bound):
+                            full_seen = True
+                        else:
+                            real = bound
+        # 3. the group's candidates (Maglev slots, or the metric's), then its backup
+        reason = DropReason.NO_REAL
         if real is None:
-            real = self.select(self.vip_groups[vip], h)
+            real, reason = self.select(self.vip_groups[vip], h, fresh, full_seen)
         if real is None:
-            return self._drop(DropReason.NO_REAL, vip=vip, h=h)
+            return self._drop(reason, vip=vip, h=h)
         if look is not None:
             outcome = self.conn.update(look, real, p.tcp_flags)
             if outcome is not None:

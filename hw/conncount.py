@@ -1,0 +1,149 @@
+"""Connection counts: per real, the connection-table entries that name it, and its limit.
+
+What ``leastconns`` compares and ``maxcon`` enforces (docs/pipeline.md, "Connection-aware
+metrics").  The count of a real moves with the writes of the connection table
+(:class:`~openslb.hw.conntable.ConnTable` sends the events): +1 when an entry naming it is
+written over a free way or over another real's entry, −1 when its entry is cleared (by the
+scrubber, or written over by another flow).  An entry that has timed out therefore counts until
+it is cleared: the model's count (live entries) and this one agree once the scrubber has walked
+the table since the last tick.
+
+Ports
+-----
+``inc``, ``inc_real``, ``dec``, ``dec_real`` : In — a lookup's write-back: one cycle, at most
+                 one of each (the connection table's update cycle).
+``scrub``      : In(ways) — a scrub's write clears these ways (one cycle), whose reals are
+                 ``scrub_reals``.
+``busy``       : Out(1) — scrub decrements are still pending: the scrubber waits.
+``rd_real``    : In(real_bits) × 2 — reals whose ``count`` and ``weight`` are read (no latency:
+                 distributed RAM).
+``full``       : Out(n_reals) — bit r: real r has a limit and is at it.
+``limit_stb``, ``w_data``, ``real_sel`` : REAL_LIMIT writes ``{weight, maxcon}`` of ``real_sel``.
+``sel_conns``  : Out(32) — REAL_CONNS: ``{full[31], conns}`` of ``real_sel``, a few cycles late.
+
+Timing: the events are registered, then applied one per cycle (the lookup's increment, its
+decrement, the scrub's decrements), each a read-modify-write of the count and the full bit of
+one real in distributed RAM.  A lookup's events are applied by the third cycle after its
+update, so the next lookup, which starts in the update's cycle and reads counts and full bits
+five cycles later, sees them.  A REAL_LIMIT write sets the limit, the weight and the real's
+full bit at once.
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, C, Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from openslb.hw.spec import MAXCON_BITS, WEIGHT_BITS, Params
+
+__all__ = ["ConnCount"]
+
+
+class ConnCount(wiring.Component):
+    def __init__(self, params: Params) -> None:
+        self.params = p = params
+        super().__init__({
+            "inc": In(1), "inc_real": In(p.real_bits),
+            "dec": In(1), "dec_real": In(p.real_bits),
+            "scrub": In(p.conn_ways), "scrub_reals": In(p.real_bits).array(p.conn_ways),
+            "busy": Out(1),
+            "rd_real": In(p.real_bits).array(2),
+            "count": Out(p.conn_count_bits).array(2),
+            "weight": Out(WEIGHT_BITS).array(2),
+            "full": Out(p.n_reals),
+            "limit_stb": In(1), "w_data": In(32), "real_sel": In(p.real_bits),
+            "sel_conns": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        ways = p.conn_ways
+        cbits = p.conn_count_bits
+        m.submodules.counts = counts = memory.Memory(shape=unsigned(cbits), depth=p.n_reals,
+                                                     init=[])
+        m.submodules.maxcons = maxcons = memory.Memory(shape=unsigned(MAXCON_BITS),
+                                                       depth=p.n_reals, init=[])
+        m.submodules.weights = weights = memory.Memory(shape=unsigned(WEIGHT_BITS),
+                                                       depth=p.n_reals, init=[])
+        for k in range(2):
+            count_rd = counts.read_port(domain="comb")
+            weight_rd = weights.read_port(domain="comb")
+            m.d.comb += [count_rd.addr.eq(self.rd_real[k]), weight_rd.addr.eq(self.rd_real[k]),
+                         self.count[k].eq(count_rd.data), self.weight[k].eq(weight_rd.data)]
+
+        # ---- pending events -----------------------------------------------------------------
+        p_inc = Signal()
+        p_inc_real = Signal(p.real_bits)
+        p_dec = Signal()
+        p_dec_real = Signal(p.real_bits)
+        p_scrub = Signal(ways)
+        p_scrub_reals = Array(Signal(p.real_bits, name=f"p_scrub_real{w}") for w in range(ways))
+        m.d.comb += self.busy.eq(p_scrub.any())
+
+        # one operation per cycle: the lookup's increment, its decrement, then a scrub's
+        # decrements (lowest way first)
+        op_real = Signal(p.real_bits)
+        op_down = Signal()
+        op = Signal()
+        scrub_way = Signal(range(ways))
+        for w in reversed(range(ways)):
+            with m.If(p_scrub[w]):
+                m.d.comb += scrub_way.eq(w)
+        with m.If(p_inc):
+            m.d.comb += [op.eq(1), op_real.eq(p_inc_real)]
+            m.d.sync += p_inc.eq(0)
+        with m.Elif(p_dec):
+            m.d.comb += [op.eq(1), op_real.eq(p_dec_real), op_down.eq(1)]
+            m.d.sync += p_dec.eq(0)
+        with m.Elif(p_scrub.any()):
+            m.d.comb += [op.eq(1), op_real.eq(p_scrub_reals[scrub_way]), op_down.eq(1)]
+            m.d.sync += p_scrub.bit_select(scrub_way, 1).eq(0)
+        # new events (after the clears above: a lookup's events never find their own pending)
+        with m.If(self.inc):
+            m.d.sync += [p_inc.eq(1), p_inc_real.eq(self.inc_real)]
+        with m.If(self.dec):
+            m.d.sync += [p_dec.eq(1), p_dec_real.eq(self.dec_real)]
+        with m.If(self.scrub.any()):
+            m.d.sync += p_scrub.eq(self.scrub)
+            m.d.sync += [p_scrub_reals[w].eq(self.scrub_reals[w]) for w in range(ways)]
+
+        # ---- the read-modify-write of one real's count and full bit ---------------------------
+        count_rmw = counts.read_port(domain="comb")
+        max_rmw = maxcons.read_port(domain="comb")
+        count_wr = counts.write_port()
+        m.d.comb += [count_rmw.addr.eq(op_real), max_rmw.addr.eq(op_real)]
+        new_max = Signal(MAXCON_BITS)
+        m.d.comb += new_max.eq(self.w_data[0:MAXCON_BITS])
+        new_count = Signal(cbits)
+        limit = Signal(MAXCON_BITS)
+        m.d.comb += [
+            new_count.eq(Mux(op_down, count_rmw.data - 1, count_rmw.data + 1)),
+            # (a limit written in this cycle is in the RAM only after it)
+            limit.eq(Mux(self.limit_stb & (self.real_sel == op_real), new_max, max_rmw.data)),
+            count_wr.addr.eq(op_real), count_wr.data.eq(new_count), count_wr.en.eq(op),
+        ]
+        with m.If(op):
+            m.d.sync += self.full.bit_select(op_real, 1).eq((limit != 0) & (new_count >= limit))
+
+        # ---- REAL_LIMIT and REAL_CONNS: the real REAL_SEL names --------------------------------
+        max_wr = maxcons.write_port()
+        weight_wr = weights.write_port()
+        count_sel = counts.read_port(domain="comb")
+        m.d.comb += [max_wr.addr.eq(self.real_sel), max_wr.data.eq(new_max),
+                     max_wr.en.eq(self.limit_stb),
+                     weight_wr.addr.eq(self.real_sel),
+                     weight_wr.data.eq(self.w_data[MAXCON_BITS:MAXCON_BITS + WEIGHT_BITS]),
+                     weight_wr.en.eq(self.limit_stb),
+                     count_sel.addr.eq(self.real_sel)]
+        sel_count = Signal(cbits)
+        m.d.comb += sel_count.eq(Mux(op & (op_real == self.real_sel), new_count, count_sel.data))
+        # a new limit sets the full bit at once (an operation on the same real in this cycle
+        # computes the same value: it sees the new limit too)
+        with m.If(self.limit_stb):
+            m.d.sync += self.full.bit_select(self.real_sel, 1).eq(
+                (new_max != 0) & (sel_count >= new_max))
+        m.d.sync += self.sel_conns.eq(Cat(count_sel.data, C(0, 31 - cbits),
+                                          self.full.bit_select(self.real_sel, 1)))
+        return m
