@@ -27,7 +27,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 from openslb.firmware.program import health_writes, program, table_writes
 from openslb.firmware.regs import address, pack_fields
 from openslb.hw.spec import (COUNTERS, ID_MAGIC, PROTO_TCP, PROTO_UDP, STAT_LATCH_CYCLES,
-                             EgressPort, IngressPort, Mode, Params, params_word,
+                             EgressPort, IngressPort, Metric, Mode, Params, params_word,
                              pbind_prefix_mask)
 from openslb.model.config import ApplianceConfig, ip_int
 from openslb.model.pipeline import Appliance
@@ -516,6 +516,9 @@ async def _apply(tb: CoreBench, model: Appliance, cfg: ApplianceConfig) -> None:
     """A whole apply (every table re-uploaded, one COMMIT), mirrored in the model."""
     await tb.write_many(program(cfg))
     model.tables = {g: cfg.table(g) for g in cfg.groups}
+    model.group_metric = {g.index: Metric(g.metric) for g in cfg.groups.values()}
+    model.real_limits = {r.index: (r.maxcon, r.weight) for r in cfg.reals.values()}
+    model.rr_pointer = {}        # the COMMIT puts the round-robin pointers back on slot 0
     model.conn.timeouts = dict(cfg.conn.timeouts())
     model.persist.timeouts = {kind: cfg.conn.pbind for kind in model.persist.timeouts}
 
@@ -740,5 +743,89 @@ async def nat(dut) -> None:
     dut._log.info("nat: %d output frames with valid IPv4/TCP/UDP checksums", checked)
 
 
-SCENARIOS = {"mixed": mixed, "health": health, "commit": commit, "run": run, "bench": bench,
+async def _check_conns(tb: CoreBench, model: Appliance, label: str) -> None:
+    """REAL_CONNS of every configured real against the model's live connections (call it once
+    the scrubber has walked the table since the last tick)."""
+    problems = []
+    for real in sorted(model.config.reals):
+        await tb.write_many([(address("REAL_SEL"), real)])
+        await ClockCycles(tb.dut.clk, 2)
+        word = await tb.read(address("REAL_CONNS"))
+        want = model.conn.conns(real) | int(model.full(real)) << 31
+        if word != want:
+            problems.append(f"real {real}: rtl {word & 0xFFFFF} conns full={word >> 31}, "
+                            f"model {want & 0xFFFFF} full={want >> 31}")
+    assert not problems, f"{label}: " + "; ".join(problems)
+
+
+async def _scrubbed(tb: CoreBench) -> None:
+    """Wait for the scrubber to walk the whole table (idle: a bucket per 6 cycles at most,
+    with room for the count decrements)."""
+    await ClockCycles(tb.dut.clk, 12 * tb.p.conn_buckets + 200)
+
+
+async def metrics(dut) -> None:
+    """Connection-aware metrics: weighted leastconns (group 1), roundrobin (group 2), maxcon
+    with overflow to the backup and MAXCON drops, a binding to a full real, connections that end
+    and free their real's room, a real that goes down, a metric change; every frame and counter
+    against the model, and every real's connection count (REAL_CONNS) after the scrubber."""
+    cfg = _config()
+    cfg.reals[3].up = True
+    cfg.reals[4].weight = 3
+    cfg.groups[1].metric = Metric.LEASTCONNS
+    cfg.groups[2].metric = Metric.ROUNDROBIN
+    cfg.reals[4].maxcon = 20
+    cfg.reals[5].maxcon = 25
+    cfg.reals[6].maxcon = 12
+    cfg.reals[7].maxcon = 40
+    cfg.reals[8].maxcon = 6          # group 2's backup: its overflow
+    cfg.virts[2].pbind = True        # TCP 443 → group 2, clients bound per /24
+    cfg.conn.pmask = 24
+    cfg.conn.closing = 2
+    tb, model = await _bench(dut, cfg)
+    rng = random.Random(_seed())
+    conns = _connections(rng, 240)
+    # clients of a few /24 networks to the pbind service
+    conns += [(f"10.9.{net}.{host}", rng.randrange(1024, 65536), 2)
+              for net in range(4) for host in range(1, 9)]
+    rng.shuffle(conns)
+    await send_and_check(tb, model, _conn_frames(cfg, conns, "S", 10), "new flows")
+    assert model.counters["DROP_MAXCON"] > 0, "no real reached its limit"
+    await _check_conns(tb, model, "after the new flows")
+    # a decision sees the count of the flow just before it (back to back, no gaps)
+    tb.backpressure = 0.0
+    pairs = _connections(rng, 60, (0,))
+    await send_and_check(tb, model, [f for c in pairs for f in _conn_frames(cfg, [c], "S")
+                                     + _conn_frames(cfg, [c], "A")], "back to back", idle=0.0)
+    tb.backpressure = 0.3
+    await send_and_check(tb, model, _conn_frames(cfg, conns, "A"), "established")
+    await _check_conns(tb, model, "established")
+
+    # connections end: FIN/RST, then the closing timeout; the scrubber counts them down
+    ending = conns[: len(conns) // 2]
+    await send_and_check(tb, model, _conn_frames(cfg, ending, rng.choice(["FA", "R"])), "FIN")
+    await _tick(tb, model, 3)
+    await _scrubbed(tb)
+    await _check_conns(tb, model, "after the closing timeout")
+    await send_and_check(tb, model, _conn_frames(cfg, _connections(rng, 120), "S"),
+                         "new flows into the room")
+    # a real goes down: new flows avoid it, leastconns and roundrobin alike
+    model.set_up(4, False)
+    await tb.write_many(health_writes(model.health, cfg.params.n_reals))
+    await send_and_check(tb, model, _conn_frames(cfg, _connections(rng, 80), "S"), "real 4 down")
+    model.set_up(4, True)
+    await tb.write_many(health_writes(model.health, cfg.params.n_reals))
+    # metrics swap, limits change: the pointers restart, full bits follow the new limits
+    cfg.groups[1].metric = Metric.ROUNDROBIN
+    cfg.groups[2].metric = Metric.LEASTCONNS
+    cfg.reals[1].maxcon = 0
+    cfg.reals[5].maxcon = 3
+    await _apply(tb, model, cfg)
+    await _check_conns(tb, model, "new limits")
+    await send_and_check(tb, model, _conn_frames(cfg, _connections(rng, 150), "S"),
+                         "after the swap")
+    await _check_conns(tb, model, "at the end")
+
+
+SCENARIOS = {"metrics": metrics, "mixed": mixed, "health": health, "commit": commit, "run": run, "bench": bench,
              "conn": conn, "pbind": pbind, "conn_bench": conn_bench, "nat": nat}
