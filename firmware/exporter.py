@@ -2,7 +2,8 @@
 
 Metrics (all read from the device at scrape time, through the same register bus as the CLI):
 ``openslb_frames_total{counter=...}`` for every global counter (drops as ``DROP_<REASON>``),
-``openslb_real_packets_total`` / ``openslb_real_bytes_total`` / ``openslb_real_up`` per real,
+``openslb_real_packets_total`` / ``openslb_real_bytes_total`` / ``openslb_real_up`` /
+``openslb_real_connections`` per real,
 and ``openslb_virt_packets_total`` / ``openslb_virt_bytes_total`` per virtual server.
 """
 
@@ -36,11 +37,15 @@ class ApplianceCollector:
         rb = CounterMetricFamily("openslb_real_bytes", "Bytes sent to a real", labels=["real"])
         up = GaugeMetricFamily("openslb_real_up", "1 when the real is up and enabled",
                                labels=["real"])
+        cur = GaugeMetricFamily("openslb_real_connections",
+                                "Connections in the connection table that name the real",
+                                labels=["real"])
         for n, s in reals.items():
             rp.add_metric([str(n)], s["packets"])
             rb.add_metric([str(n)], s["bytes"])
             up.add_metric([str(n)], 1.0 if m.health_state(n) == "up" else 0.0)
-        yield from (rp, rb, up)
+            cur.add_metric([str(n)], s["conns"])
+        yield from (rp, rb, up, cur)
         vp = CounterMetricFamily("openslb_virt_packets", "Frames to a virtual server",
                                  labels=["virt"])
         vb = CounterMetricFamily("openslb_virt_bytes", "Bytes to a virtual server",

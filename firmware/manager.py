@@ -23,6 +23,7 @@ import numpy as np
 from openslb.firmware.programmer import Programmer
 from openslb.firmware.regs import Registers, address
 from openslb.firmware.slb import ConfigError, SlbConfig
+from openslb.hw.spec import MAXCON_BITS
 
 __all__ = ["Manager", "HealthEvent"]
 
@@ -175,10 +176,17 @@ class Manager:
             pps, bps = (packets - prev.packets) / dt, 8 * (nbytes - prev.nbytes) / dt
         return {"packets": packets, "bytes": nbytes, "pps": pps, "bps": bps}
 
+    def _conns(self, real: int) -> tuple[int, bool]:
+        """A real's current connections (REAL_CONNS) and whether it is at its maxcon."""
+        self.regs.write("REAL_SEL", real)
+        word = self.regs.read("REAL_CONNS")
+        return word & ((1 << MAXCON_BITS) - 1), bool(word >> 31)
+
     @_locked
     def real_stats(self, real: int) -> dict:
         packets, nbytes = self._stat(real, True)
-        return self._with_rate(("real", real), packets, nbytes)
+        conns, full = self._conns(real)
+        return {**self._with_rate(("real", real), packets, nbytes), "conns": conns, "full": full}
 
     @_locked
     def virt_stats(self, virt: int) -> dict:
@@ -191,11 +199,11 @@ class Manager:
 
     @_locked
     def group_stats(self, group: int) -> dict:
-        packets = nbytes = 0
+        packets = nbytes = conns = 0
         for real in self.applied.groups[group].reals:
             p, b = self._stat(real, True)
-            packets, nbytes = packets + p, nbytes + b
-        return self._with_rate(("group", group), packets, nbytes)
+            packets, nbytes, conns = packets + p, nbytes + b, conns + self._conns(real)[0]
+        return {**self._with_rate(("group", group), packets, nbytes), "conns": conns}
 
     # -- information ----------------------------------------------------------------------------
     def which(self, client: str, cport: int = 40000, vip: str | None = None,

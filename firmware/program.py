@@ -13,7 +13,7 @@ from openslb.hw.spec import Mode
 from openslb.model.config import ApplianceConfig, ip_int, mac_bytes
 from openslb.model.maglev import EMPTY
 
-__all__ = ["program", "table_writes", "health_writes"]
+__all__ = ["program", "table_writes", "health_writes", "member_writes"]
 
 Write = tuple[int, int]
 
@@ -28,6 +28,18 @@ def table_writes(group: int, table: np.ndarray, index_bits: int) -> list[Write]:
     writes = [(address("TABLE_ADDR"), group << index_bits)]
     data = address("TABLE_DATA")
     writes += [(data, 0 if int(r) == EMPTY else int(r)) for r in table]
+    return writes
+
+
+def member_writes(group: int, reals: set[int], n_reals: int) -> list[Write]:
+    """A group's real-membership mask (the reals in its table) into the shadow bank."""
+    mask = 0
+    for real in reals:
+        mask |= 1 << real
+    writes = []
+    for word in range(-(-n_reals // 32)):
+        writes += [(address("MEMBER_SEL"), pack_fields("MEMBER_SEL", word=word, group=group)),
+                   (address("MEMBER_DATA"), mask >> (32 * word) & 0xFFFFFFFF)]
     return writes
 
 
@@ -89,6 +101,7 @@ def program(cfg: ApplianceConfig) -> list[Write]:
     w.append((address("CONN_TICK_CYCLES"), cfg.conn.tick_cycles))
     for g in sorted(cfg.groups):
         w += table_writes(g, cfg.table(g), p.index_bits)
+        w += member_writes(g, cfg.members(g), p.n_reals)
     # the health mask is live (not committed): reals that only the new tables use may be marked
     # up before the switch, and a real that is down is down under both configurations
     w += health_writes(cfg.health_mask(), p.n_reals)

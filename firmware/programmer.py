@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from openslb.firmware.program import health_writes, program
+from openslb.firmware.program import health_writes, member_writes, program
 from openslb.firmware.regs import address, pack_fields
 from openslb.model.config import ApplianceConfig
 from openslb.model.maglev import EMPTY, rebalance
@@ -23,6 +23,8 @@ __all__ = ["Programmer", "ApplyReport"]
 
 Write = tuple[int, int]
 TABLE_REGS = {address("TABLE_ADDR"), address("TABLE_DATA"), address("COMMIT")}
+#: Written into the shadow bank like the tables: sent with every apply, for every group.
+BANKED_REGS = {address("MEMBER_SEL"), address("MEMBER_DATA")}
 #: Writes per real in :func:`program`: REAL_SEL, REAL_MAC_HI, REAL_MAC_LO, REAL_IP, REAL_LIMIT.
 REAL_WRITES = 5
 
@@ -39,7 +41,7 @@ class ApplyReport:
 def _register_items(cfg: ApplianceConfig) -> dict[tuple, list[Write]]:
     """The non-table writes of :func:`program`, keyed so that changed ones can be found."""
     items: dict[tuple, list[Write]] = {}
-    writes = [w for w in program(cfg) if w[0] not in TABLE_REGS]
+    writes = [w for w in program(cfg) if w[0] not in TABLE_REGS | BANKED_REGS]
     health = {address("HEALTH", k) for k in range(max(1, cfg.params.n_reals // 32))}
     k = 0
     while k < len(writes):
@@ -124,6 +126,9 @@ class Programmer:
                 writes += ws
         report.register_writes = len(writes)
         writes += self._table_writes(cfg, tables, self.banks["shadow"], report)
+        # the membership masks go to the shadow bank too; they are few, so all are sent
+        for g in sorted(cfg.groups):
+            writes += member_writes(g, cfg.members(g), p.n_reals)
         mask = cfg.health_mask()
         if mask != self.health:
             writes += health_writes(mask, p.n_reals)

@@ -321,8 +321,11 @@ def _oper(enable: bool) -> Cmd:
 
 def _fmt_stats(title: str, s: dict) -> str:
     rate = "" if s["pps"] is None else f", {s['pps']:.1f} pkt/s, {s['bps'] / 1e6:.3f} Mb/s"
-    return (f"{title}: {s['packets']} packets, {s['bytes']} bytes{rate}; new/current "
-            "connections: n/a (needs the connection table)")
+    line = f"{title}: {s['packets']} packets, {s['bytes']} bytes{rate}"
+    if "conns" in s:
+        # (connections are counted per real; a virt's are not kept apart)
+        line += f"; current connections: {s['conns']}" + (" (at maxcon)" if s.get("full") else "")
+    return line
 
 
 def _stats(kind: str) -> Cmd:

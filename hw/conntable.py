@@ -27,6 +27,11 @@ Ports (the selector drives the lookups; ``A`` is the cycle the selector accepts 
                  accept a frame, so the selector need not look at it).
 ``timeouts``   : In(11) × 4; ``now`` In(32) — connection time (:class:`~openslb.hw.ticker.Ticker`);
                  ``flush`` In(1); ``flushing`` Out(1).
+``count_inc``, ``count_inc_real``, ``count_dec``, ``count_dec_real`` : Out — the update's
+                 effect on the connection counts (:class:`~openslb.hw.conncount.ConnCount`):
+                 the real of the entry written, and of the live or dead entry it replaces.
+``count_scrub``, ``count_scrub_reals`` : Out — the ways a scrub clears, and their reals.
+``scrub_hold`` : In(1) — the counts still have a scrub's decrements to apply: no new scrub.
 
 Timing: a lookup reads the bucket at ``A + 1`` (address register), the RAM's data register holds
 it at ``A + 3``, where the last write is forwarded if it went to the same bucket (the RAM's read
@@ -34,13 +39,17 @@ and write of one address in the same cycle are undefined on an ECP5); ``A + 4`` 
 digest compares, ages and timeouts; ``A + 5`` the hit, the real, the victim way and the bucket
 with its dead ways cleared.  The update is registered, merged into the bucket the next cycle and
 written the one after (``U + 2``), before the next lookup's data is used (``U + 3`` at the
-earliest): a flow learned by one frame is seen by the very next one.  A scrub writes at ``S + 6``.
+earliest): a flow learned by one frame is seen by the very next one.  The update is merged into
+the bucket as read, dead ways and all, unless a scrub of the same bucket wrote between the read
+and the update (the scrub of the lookup's first step, or an idle one just before): then into the
+scrub's cleaned bucket, so that the update never brings back what the scrub cleared.  A scrub writes at ``S + 6``.
 Writes are at least 3 cycles apart (a lookup's at ``A + 10``, a scrub's at ``A + 7`` when it
 runs inside the lookup, at ``S + 6`` in idle cycles), which is what makes forwarding the one last
 write enough.
 
 Scrubber: in idle cycles, and once in every lookup, it reads the next bucket and writes it back
-with its dead ways cleared, so a 12-bit stamp never wraps into looking young; at full load it
+with its dead ways cleared (the only place a dead way is cleared, so each is counted down once),
+so a 12-bit stamp never wraps into looking young; at full load it
 walks the table in ``8 × conn_buckets`` cycles and takes nothing from the lookups.  CONN_FLUSH
 makes it walk the table once treating every way as dead.  The scrubber changes nothing a lookup
 can see: a dead way and a free way are the same to a lookup.

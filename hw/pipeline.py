@@ -171,6 +171,8 @@ class DispatchCore(wiring.Component):
             selector.real_sel.eq(regs.real_sel),
             selector.real_mac_hi.eq(regs.real_mac_hi),
             selector.real_limit_stb.eq(regs.real_limit_stb),
+            selector.member_sel.eq(regs.member_sel),
+            selector.member_data_stb.eq(regs.member_data_stb),
             regs.real_conns.eq(selector.real_conns),
             selector.table_size.eq(regs.table_size),
             rewriter.own_mac.eq(Cat(regs.own_mac_lo, regs.own_mac_hi[0:16])),

@@ -23,6 +23,10 @@ Ports
 ``conn_enable``, ``conn_timeouts``, ``conn_tick_cycles``, ``conn_tick``, ``conn_flush``,
 ``conn_now``, ``conn_flushing``, ``pbind_timeout`` : the connection table's and the client
                     bindings' registers (:class:`~openslb.hw.conntable.ConnTable`, twice).
+``group_metric``  : In(2) array — per group, :class:`~openslb.hw.spec.Metric`.
+``table_size``    : In — M (the round-robin pointers wrap at it).
+``real_limit_stb``, ``real_conns`` : REAL_LIMIT writes (``w_data``, real ``real_sel``) and the
+                    REAL_CONNS word.
 
 Memory: per bank, :class:`~openslb.hw.bram.BlockRam` slices of up to 16384 words, each holding
 the tables of ``16384 // table_stride`` groups one after another (port A reads slot 1, port B
@@ -50,6 +54,15 @@ reads the table.  Client bindings (pbind) are a second table of the same kind, k
 parser's binding key and looked up at the same time; a live binding whose real is up decides a
 frame that its connection entry does not.
 
+Metrics (``group_metric``, model: :meth:`Appliance.select`): a new flow (a tracked TCP SYN or
+UDP datagram whose entry does not decide it) of a ``ROUNDROBIN`` group reads its group's two
+pointer slots instead of its hash's (the pointer moves on in step 7, in time for the next
+frame); of a ``LEASTCONNS`` group it takes the second slot when that real has fewer connections
+per weight (counts and weights read in step 5, cross-multiplied in 6, compared in 7).  A new
+flow skips a real at its ``maxcon`` (full bits read like the health bits) and is dropped as
+MAXCON when every candidate that is up is full.  :class:`~openslb.hw.conncount.ConnCount` keeps
+the counts, moved by the connection table's writes.
+
 Fallback rule (model: :meth:`Appliance.select`): the slot ``idx1`` gives the real; if it is down,
 slot ``idx2`` (from the other half of the hash) is tried; if that is down too, the group's
 backup real (when enabled and up); otherwise the frame is dropped as NO_REAL.  A real marked
@@ -65,8 +78,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from amaranth import Array, C, Cat, Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth import Array, C, Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw.bram import BlockRam
@@ -74,7 +87,7 @@ from openslb.hw.conncount import ConnCount
 from openslb.hw.conntable import ConnTable
 from openslb.hw.layouts import Action, meta_layout
 from openslb.hw.spec import (PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_SYN, ConnTimeout, DropReason,
-                             Metric, Params)
+                             Metric, Params, member_words)
 from openslb.hw.ticker import Ticker
 
 __all__ = ["Selector"]
@@ -115,10 +128,13 @@ class Selector(wiring.Component):
             "table_size": In(params.index_bits + 1),
             "real_limit_stb": In(1),
             "real_conns": Out(32),
+            "member_sel": In(32),
+            "member_data_stb": In(1),
         })
 
     LATENCY_VIP = 9  #: cycles from accepting a VIP frame to its decision in the output register
     CYCLES_VIP = 8   #: cycles between two VIP frames
+    SPILL_CYCLES = 3  #: extra cycles of a new flow that spills over (its real's MAC is read)
 
     def elaborate(self, platform):
         m = Module()
@@ -237,10 +253,13 @@ class Selector(wiring.Component):
         cur = Signal(meta_layout(p))
         cur_bank = Signal()
         # one-hot lookup step: bit 0 idle, bits 1..8 the steps of a VIP lookup
-        onehot = Signal(self.CYCLES_VIP + 1, init=1)
+        onehot = Signal(self.CYCLES_VIP + self.SPILL_CYCLES + 1, init=1)
         at = lambda k: onehot[k]  # noqa: E731
         real1 = Signal(p.real_bits)
         real2 = Signal(p.real_bits)
+        spill_real = Signal(p.real_bits)
+        spill_any = Signal()
+        spilling = Signal()     # the lookup's decision is a spill: three more steps (9-11)
         up1 = Signal()
         up2 = Signal()
         up_backup = Signal()
@@ -259,13 +278,15 @@ class Selector(wiring.Component):
         m.d.comb += [
             macs[0].r_addr.eq(real1),
             macs[1].r_addr.eq(real2),
-            macs[2].r_addr.eq(backup_real),
+            macs[2].r_addr.eq(Mux(spilling, spill_real, backup_real)),
             macs[3].r_addr.eq(conn.real),
             macs[4].r_addr.eq(persist.real),
         ]
         mac_regs = [Signal(48, name=f"mac{k}") for k in range(5)]
         with m.If(at(7)):
             m.d.sync += [reg.eq(ram.r_data) for reg, ram in zip(mac_regs, macs)]
+        with m.If(at(10)):
+            m.d.sync += mac_regs[2].eq(macs[2].r_data)      # a spill's real (read in step 8)
 
         out_free = Signal()
         m.d.comb += out_free.eq(~self.o.valid | self.o.ready)
@@ -276,7 +297,9 @@ class Selector(wiring.Component):
         m.d.comb += vip_next.eq(self.i.valid & ((self.i.payload.action == Action.VIP)
                                                 | (self.i.payload.action == Action.RNAT)))
         idle = at(0)
-        last = at(self.CYCLES_VIP)
+        last = Signal()
+        m.d.comb += last.eq((at(self.CYCLES_VIP) & ~spilling)
+                            | at(self.CYCLES_VIP + self.SPILL_CYCLES))
         accept = Signal()
         steal = Signal()
         # (the tables' scrubbers use idle cycles in which no frame waits, and step 1 of each
@@ -369,7 +392,7 @@ class Selector(wiring.Component):
         chosen = Signal(meta_layout(p))
         m.d.comb += chosen.eq(cur)
         for table, tracked in ((conn, cur_track), (persist, cur_bind)):
-            m.d.comb += [table.forward.eq((use_conn | use_bind | ok1 | ok2 | ok_backup)
+            m.d.comb += [table.forward.eq((use_conn | use_bind | ok1 | ok2 | spilling | ok_backup)
                                           & ~cur_ret),
                          table.new_real.eq(chosen.real),
                          table.update.eq(last & out_free & tracked & ~cur_ret)]
@@ -397,6 +420,8 @@ class Selector(wiring.Component):
             m.d.comb += [chosen.real.eq(real1), chosen.real_mac.eq(mac_regs[0])]
         with m.Elif(ok2):
             m.d.comb += [chosen.real.eq(real2), chosen.real_mac.eq(mac_regs[1])]
+        with m.Elif(spilling):
+            m.d.comb += [chosen.real.eq(spill_real), chosen.real_mac.eq(mac_regs[2])]
         with m.Elif(ok_backup):
             m.d.comb += [chosen.real.eq(backup_real), chosen.real_mac.eq(mac_regs[2])]
         with m.Else():
@@ -426,7 +451,7 @@ class Selector(wiring.Component):
                          cur_rr.eq(rr_in), cur_lc.eq(starts_in & (metric == Metric.LEASTCONNS))]
         with m.If(accept):
             m.d.comb += self.i.ready.eq(1)
-            m.d.sync += onehot.eq(0b10)
+            m.d.sync += [onehot.eq(0b10), spilling.eq(0)]
         with m.Elif(last & out_free):
             m.d.sync += onehot.eq(1)
         with m.Elif(~idle & ~last):
@@ -481,6 +506,50 @@ class Selector(wiring.Component):
                 m.d.sync += [rr_ptr[cur.group].eq(nxt), rr_nxt[cur.group].eq(nxt1)]
             with m.Else():
                 m.d.sync += [rr_ptr[cur.group].eq(nxt1), rr_nxt[cur.group].eq(nxt2)]
+
+        # ---- spill-over: a new flow that a full real turned away, and that neither candidate
+        # can take, goes to the group's lowest-numbered real that is up and has room -----------
+        # membership masks (MEMBER_DATA): one distributed RAM per 32-bit word, (bank, group)
+        words = member_words(p)
+        member_vec = Signal(32 * words)
+        for k in range(words):
+            mem = memory.Memory(shape=unsigned(32), depth=2 * p.n_groups, init=[])
+            m.submodules[f"members{k}"] = mem
+            wr = mem.write_port()
+            rd = mem.read_port(domain="comb")
+            m.d.comb += [wr.addr.eq(Cat(self.member_sel[8:8 + p.group_bits], ~bank)),
+                         wr.data.eq(self.w_data),
+                         wr.en.eq(self.member_data_stb & (self.member_sel[0:3] == k)),
+                         rd.addr.eq(Cat(cur.group, cur_bank))]
+            with m.If(at(1)):
+                m.d.sync += member_vec[32 * k:32 * k + 32].eq(rd.data)
+        # step 4: members up and below their limit (the last lookup's counts are in by then);
+        # 5: the first of each 16; 6: the first of all
+        avail = Signal(p.n_reals)
+        with m.If(at(4)):
+            m.d.sync += avail.eq(member_vec[0:p.n_reals] & self.health & ~count.full)
+        chunks = -(-p.n_reals // 16)
+        chunk_any = Signal(chunks)
+        chunk_first = [Signal(4, name=f"spill_first{c}") for c in range(chunks)]
+        with m.If(at(5)):
+            for c in range(chunks):
+                bits = avail[16 * c:16 * c + 16]
+                m.d.sync += chunk_any[c].eq(bits.any())
+                for b in reversed(range(len(bits))):
+                    with m.If(bits[b]):
+                        m.d.sync += chunk_first[c].eq(b)
+        with m.If(at(6)):
+            m.d.sync += spill_any.eq(chunk_any.any())
+            for c in reversed(range(chunks)):
+                with m.If(chunk_any[c]):
+                    m.d.sync += spill_real.eq(Cat(chunk_first[c], C(c, 8))[0:p.real_bits])
+        # step 7: the decision to spill (as the choice in step 8 would make it)
+        turned_away = Signal()
+        m.d.comb += turned_away.eq((up1 & full1) | (up2 & full2)
+                                   | (cur_bind & persist.hit & up_bind & full_bind))
+        with m.If(at(7)):
+            m.d.sync += spilling.eq(fresh & ~use_bind & ~ok1 & ~ok2 & ~cur_ret & turned_away
+                                    & spill_any)
         return m
 
 

@@ -19,7 +19,7 @@ __all__ = [
     "BridgeCmd", "BridgeStatus", "BRIDGE_MAX_BURST", "UART_DEFAULT_BAUD",
     "ConnState", "ConnTimeout", "conn_entry_fields", "conn_split", "CONN_STAMP_BITS",
     "IngressPort", "nat_digest", "nat_checksum", "nat_checksum_part", "ones_fold",
-    "Metric", "MAXCON_BITS", "WEIGHT_BITS", "rr_advance",
+    "Metric", "MAXCON_BITS", "WEIGHT_BITS", "rr_advance", "member_words",
 ]
 
 
@@ -184,6 +184,11 @@ MAXCON_BITS = 20
 WEIGHT_BITS = 8
 
 
+def member_words(p: Params) -> int:
+    """32-bit words of a group's real-membership mask (MEMBER_SEL.word)."""
+    return -(-p.n_reals // 32)
+
+
 def rr_advance(pointer: int, first_taken: bool, table_size: int) -> int:
     """A round-robin group's next slot after a new flow: one on when it took the pointer's
     slot, two when it tried both (took the second, the backup, or was dropped)."""
@@ -224,13 +229,14 @@ DROP_DOC = {
     DropReason.BAD_TOTLEN: "IPv4 total length < header length, or longer than the frame",
     DropReason.BAD_CSUM: "IPv4 header checksum wrong",
     DropReason.NON_VIP: "not for a VIP or the appliance, and the miss rule is drop",
-    DropReason.NO_REAL: "chosen real, rehash real and group backup all down",
+    DropReason.NO_REAL: "chosen real, rehash real and group backup all down (for a new flow: "
+                        "none of them up)",
     DropReason.NO_CONN: "a TCP/UDP frame from the server side that belongs to no NAT connection "
                         "(no live entry for its client address and port)",
     DropReason.NAT_FRAGMENT: "an IPv4 fragment for a NAT service (its L4 checksum cannot be "
                              "rewritten frame by frame)",
-    DropReason.MAXCON: "a new flow whose candidate reals that are up are all at their "
-                       "connection limit (maxcon), and no other is up",
+    DropReason.MAXCON: "a new flow found every real of its group that is up at its connection "
+                       "limit (maxcon), and the group backup full or down",
 }
 #: Bits of the ``reason`` field of a frame's record.
 REASON_BITS = (len(DropReason) - 1).bit_length()
@@ -494,6 +500,13 @@ def _registers(p: Params) -> tuple[Register, ...]:
                  "an entry past its timeout counts until the scrubber clears it), and whether "
                  "it is at its limit.",
                  fields=(("conns", 0, MAXCON_BITS), ("full", 31, 1))),
+        Register("MEMBER_SEL", 0x03B, Access.RW,
+                 "Group and word of the real-membership mask that MEMBER_DATA writes.",
+                 fields=(("word", 0, 3), ("group", 8, p.group_bits))),
+        Register("MEMBER_DATA", 0x03C, Access.STROBE,
+                 "Write: bits of reals 32*word..32*word+31 in group MEMBER_SEL.group's mask, in "
+                 "the shadow bank (it swaps with the Maglev tables at COMMIT): the reals in the "
+                 "group's table, where a new flow whose candidates are full may spill over."),
         Register("VIP_IP", 0x040, Access.RW, "VIP table: destination IPv4 address.",
                  count=p.n_vips, committed=C),
         Register("VIP_SERVICE", 0x060, Access.RW, "VIP table: service.", count=p.n_vips,

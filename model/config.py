@@ -209,6 +209,12 @@ class ApplianceConfig:
             r: self.reals[r].weight for r in g.reals if self.reals[r].enabled}
         return maglev.populate(weights, self.table_size)
 
+    def members(self, group: int) -> set[int]:
+        """The reals in ``group``'s table (enabled; every weight gets at least one slot): where
+        a new flow that a full real turned away may spill over (MEMBER_DATA)."""
+        g = self.groups.get(group)
+        return set() if g is None else {r for r in g.reals if self.reals[r].enabled}
+
     def health_mask(self) -> int:
         return sum(1 << r.index for r in self.reals.values() if r.up)
 

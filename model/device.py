@@ -42,6 +42,7 @@ class DeviceModel:
         self.banks = np.zeros((2, params.n_groups, params.table_stride), dtype=np.int16)
         self.macs = np.zeros(params.n_reals, dtype=np.uint64)
         self.real_ips = [0] * params.n_reals
+        self.members = np.zeros((2, params.n_groups, spec.member_words(params)), dtype=np.uint32)
         self.wr_ptr = 0
         self.table_rdata = 0
         self.snapshot = [0] * (2 * len(COUNTERS))
@@ -133,6 +134,18 @@ class DeviceModel:
     def _selected_real(self) -> int:
         return self.staged[self.regs["REAL_SEL"].offset] & (1 << self.params.real_bits) - 1
 
+    def _strobe_member_data(self, value: int) -> None:
+        sel = self.staged[self.regs["MEMBER_SEL"].offset]
+        word, group = sel & 7, sel >> 8 & (1 << self.params.group_bits) - 1
+        if word < spec.member_words(self.params):
+            self.members[1 - self.bank, group, word] = value
+
+    def _members(self) -> dict[int, set[int]]:
+        p = self.params
+        return {g: {32 * w + b for w in range(spec.member_words(p)) for b in range(32)
+                    if self.members[self.bank, g, w] >> b & 1 and 32 * w + b < p.n_reals}
+                for g in range(p.n_groups)}
+
     def _strobe_real_limit(self, value: int) -> None:
         maxcon = value & (1 << spec.MAXCON_BITS) - 1
         weight = value >> spec.MAXCON_BITS & (1 << spec.WEIGHT_BITS) - 1
@@ -206,7 +219,8 @@ class DeviceModel:
             vip_addr=vip_addr,
             client_gw_mac=(self._reg("CLIENT_GW_MAC_HI") << 32 & 0xFFFF00000000
                            | self._reg("CLIENT_GW_MAC_LO")).to_bytes(6, "big"),
-            group_metric={g: _metric(self._reg("GROUP_METRIC", g)) for g in range(p.n_groups)})
+            group_metric={g: _metric(self._reg("GROUP_METRIC", g)) for g in range(p.n_groups)},
+            members=self._members())
 
     def process(self, frames: list[bytes], ports=None) -> Result:
         """Carry frames (received on ``ports``, default the client side) through the core as

@@ -183,6 +183,7 @@ class Appliance:
             vip_addr={v.index: (ip_int(v.vip), v.port) for v in enabled},
             client_gw_mac=mac_bytes(config.client_gw_mac),
             group_metric={g.index: Metric(g.metric) for g in config.groups.values()},
+            members={g: config.members(g) for g in config.groups},
             real_limits={r.index: (r.maxcon, r.weight) for r in config.reals.values()})
         self.counters: Tally[str] = Tally({name: 0 for name in spec.COUNTERS})
         self.vip_stats: dict[int, list[int]] = {}
@@ -195,7 +196,8 @@ class Appliance:
              pbind_prefix: int = 4, vip_pbind: dict | None = None,
              real_ips: dict | None = None, vip_nat: dict | None = None,
              vip_addr: dict | None = None, client_gw_mac: bytes = bytes(6),
-             group_metric: dict | None = None, real_limits: dict | None = None) -> None:
+             group_metric: dict | None = None, real_limits: dict | None = None,
+             members: dict | None = None) -> None:
         """Set the whole programmed state (what the registers hold), keeping the counters and
         the connection table's entries.
 
@@ -210,7 +212,8 @@ class Appliance:
         given read as address 0, port 0);
         ``client_gw_mac``: destination MAC of reverse-NAT frames;
         ``group_metric``: group → :class:`~openslb.hw.spec.Metric` (default HASH);
-        ``real_limits``: real → (maxcon, weight) as REAL_LIMIT holds them (default (0, 0)).
+        ``real_limits``: real → (maxcon, weight) as REAL_LIMIT holds them (default (0, 0));
+        ``members``: group → the reals in its table (MEMBER_DATA), where new flows spill over.
 
         Loading (a COMMIT) puts every round-robin group's pointer back on slot 0.
         """
@@ -244,6 +247,7 @@ class Appliance:
         self.vip_addr = dict(vip_addr or {})
         self.client_gw_mac = client_gw_mac
         self.group_metric = dict(group_metric or {})
+        self.members = {g: set(reals) for g, reals in (members or {}).items()}
         if real_limits is not None or not hasattr(self, "real_limits"):
             self.real_limits = dict(real_limits or {})
         self.rr_pointer: dict[int, int] = {}
@@ -327,8 +331,10 @@ class Appliance:
         (``fresh``), not at its connection limit.  The candidates are the Maglev slot of the
         hash and the rehash slot; a new flow of a ``ROUNDROBIN`` group takes the group's pointer
         slot and the one after (and moves the pointer on), of a ``LEASTCONNS`` group the less
-        loaded of its two slots when both can take it.  With none: ``MAXCON`` when a real that
-        was up was skipped as full (``full_seen``: the binding's, or here), else ``NO_REAL``.
+        loaded of its two slots when both can take it.  A new flow that a full real turned
+        away (a candidate, or its binding: ``full_seen``) and that neither candidate can take
+        spills over to the group's lowest-numbered real with room, before the backup.  With
+        none: ``MAXCON`` when a real that was up was skipped as full, else ``NO_REAL``.
         """
         metric = self.group_metric.get(group, Metric.HASH) if fresh else Metric.HASH
         m = self.table_size
@@ -344,16 +350,29 @@ class Appliance:
         up = [self.is_up(r) for r in candidates]
         full = [fresh and self.full(r) for r in candidates]
         ok = [u and not f for u, f in zip(up, full)]
-        full_seen = full_seen or any(u and f for u, f in zip(up, full))
         if metric == Metric.ROUNDROBIN:
             self.rr_pointer[group] = rr_advance(slots[0], ok[0], m)
         if metric == Metric.LEASTCONNS and ok[0] and ok[1] and self._less_loaded(
                 candidates[1], candidates[0]):
             return candidates[1], DropReason.NO_REAL
-        for real, usable in zip(candidates, ok):
+        for real, usable in zip(candidates[:2], ok):
             if usable:
                 return real, DropReason.NO_REAL
+        # a new flow turned away by a full real spills over to the group's lowest-numbered
+        # real that is up and has room, before the backup
+        if fresh and (full_seen or any(up[k] and full[k] for k in range(2))):
+            spill = self._spill(group)
+            if spill is not None:
+                return spill, DropReason.NO_REAL
+        full_seen = full_seen or any(u and f for u, f in zip(up, full))
+        if backup is not None and ok[2]:
+            return backup, DropReason.NO_REAL
         return None, DropReason.MAXCON if full_seen else DropReason.NO_REAL
+
+    def _spill(self, group: int) -> int | None:
+        """The lowest-numbered real in the group's table that is up and below its limit."""
+        room = [r for r in self.members.get(group, ()) if self.is_up(r) and not self.full(r)]
+        return min(room, default=None)
 
     def arp_reply(self, frame: bytes, l3: int) -> bytes:
         out = bytearray(frame)

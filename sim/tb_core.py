@@ -519,6 +519,7 @@ async def _apply(tb: CoreBench, model: Appliance, cfg: ApplianceConfig) -> None:
     model.group_metric = {g.index: Metric(g.metric) for g in cfg.groups.values()}
     model.real_limits = {r.index: (r.maxcon, r.weight) for r in cfg.reals.values()}
     model.rr_pointer = {}        # the COMMIT puts the round-robin pointers back on slot 0
+    model.members = {g: cfg.members(g) for g in cfg.groups}
     model.conn.timeouts = dict(cfg.conn.timeouts())
     model.persist.timeouts = {kind: cfg.conn.pbind for kind in model.persist.timeouts}
 

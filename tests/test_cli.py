@@ -73,6 +73,12 @@ def test_failed_apply_changes_nothing(box):
       "/cfg/slb/virt 1/service any udp/mode nat", "/cfg/slb/virt 1/service any udp/rport 53"],
      "an any-port service keeps the client's port"),
     (["/cfg/slb/adv/clntgw 02:00:00:00:00"], "clntgw"),
+    (["/cfg/slb/group 1/metric leastconns", "/cfg/slb/adv/conn dis"],
+     "group 1: metric leastconns needs the connection table"),
+    (["/cfg/slb/real 2/maxcon 100", "/cfg/slb/adv/conn dis"],
+     "real 2: maxcon 100 needs the connection table"),
+    (["/cfg/slb/group 1/metric random"], "metric"),
+    (["/cfg/slb/real 2/maxcon 2000000"], "maxcon"),
     (["/cfg/slb/nosuch"], "no menu or command 'nosuch' in /cfg/slb"),
     (["/cfg/l3/if/addr 300.1.1.1"], "not an IPv4 address"),
 ])
@@ -288,3 +294,29 @@ def test_pbind_service_keeps_a_client_on_one_real(box):
                   for _ in range(8)]
         assert len({dev.appliance.decide(f).real for f in frames}) == 1
     assert "/cfg/slb/adv/pmask 24" in m.applied.dump()
+
+
+def test_metric_and_maxcon_from_the_cli_to_the_device(box):
+    import random
+    from openslb.hw.spec import Metric
+    dev, m, sh = box
+    sh.execute("/cfg/slb/group 1/metric roundrobin")
+    sh.execute("/cfg/slb/real 2/maxcon 5")
+    sh.execute("/cfg/slb/real 4/weight 3")
+    assert sh.execute("apply").startswith("apply complete")
+    assert dev.read(address("GROUP_METRIC", 1)) == Metric.ROUNDROBIN
+    assert dev.appliance.real_limits[2] == (5, 1) and dev.appliance.real_limits[4] == (0, 3)
+    cfg = m.applied.compile()
+    frames = client_flows(cfg, 200, random.Random(5), packets_per_flow=(1, 1))
+    reals = [d.real for d in dev.process(frames).decisions]
+    # round robin: new flows take the table's slots in order (real 2 no more than 5 of them)
+    table = dev.table(1)
+    assert reals[:4] == [int(table[k]) for k in range(4)]
+    assert dev.appliance.conn.conns(2) == 5 and reals.count(2) == 5
+    out = sh.execute("/stats/slb/real 2")
+    assert "current connections: 5 (at maxcon)" in out
+    total = sum(dev.appliance.conn.conns(r) for r in (1, 2, 3, 4))
+    assert f"current connections: {total}" in sh.execute("/stats/slb/group 1")
+    dumped = m.applied.dump()
+    assert "/cfg/slb/group 1/metric roundrobin" in dumped and "/cfg/slb/real 2/maxcon 5" in dumped
+    assert run_script_config(dumped, "saved", DEFAULT_PARAMS).dump() == dumped

@@ -166,6 +166,36 @@ def test_nat_and_reverse_nat_through_the_emulator(box):
         manager.apply()
 
 
+@pytest.mark.parametrize("metric", ["leastconns", "roundrobin"])
+def test_metrics_and_maxcon_through_the_emulator(box, metric):
+    """A connection-aware metric and connection limits applied over the UART: client flows
+    through the emulated RTL against a model twin frame by frame, and every real's connection
+    count (REAL_CONNS, read over the UART) against the twin's."""
+    emu, manager = box
+    pending = manager.pending
+    pending.groups[1].metric = metric
+    pending.reals[4].weight = 3
+    pending.reals[2].maxcon = 15
+    try:
+        manager.apply()
+        _flush_connections(manager)
+        twin = DeviceModel(emu.params)
+        Manager(ModelBus(twin), None, manager.applied).program_applied()
+        frames = traffic.client_flows(manager.applied.compile(), 400, random.Random(8))
+        got = emu.process(frames)
+        want = twin.process(frames)
+        assert got == want.outputs
+        assert want.counters["CONN_NEW"] > 300
+        model = twin.appliance
+        assert model.full(2)
+        for real in (1, 2, 3, 4):
+            assert manager.real_stats(real)["conns"] == model.conn.conns(real)
+            assert manager.real_stats(real)["full"] == model.full(real)
+    finally:
+        manager.pending = default_slb_config()
+        manager.apply()
+
+
 def test_connections_keep_their_real_while_the_pool_changes(box):
     """2000 open connections through the emulated RTL while reals are added, re-weighted,
     drained and removed by applies over the UART: none changes real; new ones follow the pool."""

@@ -152,29 +152,31 @@ def test_maxcon_skips_a_full_real_and_drops_when_all_are_full():
         f = frame(cfg, c, p)
         slots = slots_of(model, cfg, f)
         room = [r for r in slots if not model.full(r)]
+        spill = [r for r in (1, 2, 3, 4) if not model.full(r)]
         d = model.decide(f)
         decided.append(d)
-        # a full real is passed over for the flow's other slot; with both full, a drop
-        assert d.real == (room[0] if room else None)
-        assert d.drop is (None if room else DropReason.MAXCON)
+        # a full real is passed over for the flow's other slot; with both full, the flow
+        # spills over to the lowest-numbered real with room (real 4 has no limit)
+        assert d.real == (room[0] if room else spill[0])
     for r in (1, 2, 3):
         assert model.conn.conns(r) == 10
         assert model.full(r)
     assert not model.full(4)
-    assert model.counters["DROP_MAXCON"] == sum(d.real is None for d in decided) > 0
+    assert all(d.real is not None for d in decided)
     # the established connections of a full real still pass
     assert all(model.decide(frame(cfg, c, p, "A")).real == d.real for (c, p), d in
-               zip(flows, decided) if d.real is not None)
+               zip(flows, decided))
     # with real 4 down, every new flow is dropped: MAXCON (a real that is up was full) ...
     model.set_up(4, False)
     assert model.decide(frame(cfg, "10.1.1.1", 5555)).drop is DropReason.MAXCON
+    assert model.counters["DROP_MAXCON"] == 1
     # ... and with every real down, NO_REAL
     for r in (1, 2, 3):
         model.set_up(r, False)
     assert model.decide(frame(cfg, "10.1.1.2", 5556)).drop is DropReason.NO_REAL
 
 
-def test_maxcon_overflows_to_the_backup_real():
+def test_maxcon_spills_over_the_group_then_to_the_backup_real():
     cfg = config(Metric.LEASTCONNS)
     cfg.reals[9] = RealServer(9, "02:00:00:00:01:09", "10.0.1.19", maxcon=5)
     cfg.groups[1].backup = 9
@@ -182,7 +184,8 @@ def test_maxcon_overflows_to_the_backup_real():
         cfg.reals[r].maxcon = 4
     model = Appliance(cfg)
     got = [model.decide(frame(cfg, c, p)) for c, p in clients(100)]
-    assert sum(d.real == 9 for d in got) == 5
+    # the group fills up first (16 connections), then its backup (5)
+    assert [d.real == 9 for d in got[:21]] == [False] * 16 + [True] * 5
     assert {r: model.conn.conns(r) for r in (1, 2, 3, 4, 9)} == {1: 4, 2: 4, 3: 4, 4: 4, 9: 5}
     assert model.counters["DROP_MAXCON"] == 100 - 21
 
