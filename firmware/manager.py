@@ -225,7 +225,18 @@ class Manager:
             vport = vport if vport is not None else (port or 80)
         model = Appliance(cfg)
         model.tables.update(self.programmer.banks["active"])
-        l4 = TCP(sport=cport, dport=vport or 80, flags="S") if proto == "tcp" else UDP(
+        # a group whose metric is not hash chooses new flows by its live state (pointer,
+        # connection counts), which the device does not show: answer with the Maglev slot,
+        # which its packets without a connection entry follow, and say so
+        service = next((self.applied.virts[v].services[key] for _, v, key in entries
+                        if self.applied.virts[v].vip == vip and key[1] == proto
+                        and key[0] in (vport, None)), None)
+        group = None if service is None else service.group
+        metric = self.applied.groups[group].metric if group in self.applied.groups else "hash"
+        note = "" if metric == "hash" else (
+            f"; new flows of group {group} are chosen by {metric} at the moment they start")
+        flags = "S" if metric == "hash" else "A"
+        l4 = TCP(sport=cport, dport=vport or 80, flags=flags) if proto == "tcp" else UDP(
             sport=cport, dport=vport or 53)
         frame = bytes(Ether(dst=cfg.own_mac, src="02:00:00:00:00:99") / IP(src=client, dst=vip) / l4)
         d = model.decide(frame)
@@ -233,7 +244,7 @@ class Manager:
             reason = d.drop.name if d.drop is not None else "not dispatched"
             return f"{client}:{cport} -> {vip}:{vport} {proto}: no real ({reason})"
         return (f"{client}:{cport} -> {vip}:{vport} {proto}: real {d.real} "
-                f"({self.applied.reals[d.real].rip}), hash {d.hash:#010x}")
+                f"({self.applied.reals[d.real].rip}), hash {d.hash:#010x}{note}")
 
     def health_state(self, real: int) -> str:
         if real in self.oper_disabled:

@@ -40,6 +40,19 @@ from openslb.hw.spec import MAXCON_BITS, WEIGHT_BITS, Params
 __all__ = ["ConnCount"]
 
 
+def _one_hot(m: Module, index, n: int, enable, name: str) -> Signal:
+    """``enable`` at bit ``index`` of ``n``, from two predecoded halves of the index."""
+    bits = (n - 1).bit_length()
+    lo_bits = bits // 2
+    lo = Signal(1 << lo_bits, name=f"{name}_lo")
+    hi = Signal(1 << (bits - lo_bits), name=f"{name}_hi")
+    m.d.comb += [lo.eq(Mux(enable, 1, 0) << index[0:lo_bits]),
+                 hi.eq(C(1, 1) << index[lo_bits:bits])]
+    out = Signal(n, name=f"{name}_sel")
+    m.d.comb += [out[r].eq(lo[r & ((1 << lo_bits) - 1)] & hi[r >> lo_bits]) for r in range(n)]
+    return out
+
+
 class ConnCount(wiring.Component):
     def __init__(self, params: Params) -> None:
         self.params = p = params
@@ -63,7 +76,9 @@ class ConnCount(wiring.Component):
         cbits = p.conn_count_bits
         m.submodules.counts = counts = memory.Memory(shape=unsigned(cbits), depth=p.n_reals,
                                                      init=[])
-        m.submodules.maxcons = maxcons = memory.Memory(shape=unsigned(MAXCON_BITS),
+        # a limit is kept in the counts' width, saturated: a count never reaches the top value
+        # (the table holds fewer flows), just as it never reaches a larger limit
+        m.submodules.maxcons = maxcons = memory.Memory(shape=unsigned(cbits),
                                                        depth=p.n_reals, init=[])
         m.submodules.weights = weights = memory.Memory(shape=unsigned(WEIGHT_BITS),
                                                        depth=p.n_reals, init=[])
@@ -114,18 +129,19 @@ class ConnCount(wiring.Component):
         max_rmw = maxcons.read_port(domain="comb")
         count_wr = counts.write_port()
         m.d.comb += [count_rmw.addr.eq(op_real), max_rmw.addr.eq(op_real)]
-        new_max = Signal(MAXCON_BITS)
-        m.d.comb += new_max.eq(self.w_data[0:MAXCON_BITS])
+        written = self.w_data[0:MAXCON_BITS]
+        new_max = Signal(cbits)
+        m.d.comb += new_max.eq(Mux(written >= (1 << cbits) - 1, (1 << cbits) - 1, written))
         new_count = Signal(cbits)
-        limit = Signal(MAXCON_BITS)
+        limit = Signal(cbits)
         m.d.comb += [
             new_count.eq(Mux(op_down, count_rmw.data - 1, count_rmw.data + 1)),
             # (a limit written in this cycle is in the RAM only after it)
             limit.eq(Mux(self.limit_stb & (self.real_sel == op_real), new_max, max_rmw.data)),
             count_wr.addr.eq(op_real), count_wr.data.eq(new_count), count_wr.en.eq(op),
         ]
-        with m.If(op):
-            m.d.sync += self.full.bit_select(op_real, 1).eq((limit != 0) & (new_count >= limit))
+        op_full = Signal()
+        m.d.comb += op_full.eq((limit != 0) & (new_count >= limit))
 
         # ---- REAL_LIMIT and REAL_CONNS: the real REAL_SEL names --------------------------------
         max_wr = maxcons.write_port()
@@ -141,9 +157,17 @@ class ConnCount(wiring.Component):
         m.d.comb += sel_count.eq(Mux(op & (op_real == self.real_sel), new_count, count_sel.data))
         # a new limit sets the full bit at once (an operation on the same real in this cycle
         # computes the same value: it sees the new limit too)
-        with m.If(self.limit_stb):
-            m.d.sync += self.full.bit_select(self.real_sel, 1).eq(
-                (new_max != 0) & (sel_count >= new_max))
+        lim_full = Signal()
+        m.d.comb += lim_full.eq((new_max != 0) & (sel_count >= new_max))
+        # the two writers of the full bits, through predecoded one-hot selects (a decoder per
+        # bit compare would cost several LUTs per real)
+        op_sel = _one_hot(m, op_real, p.n_reals, op, "op")
+        lim_sel = _one_hot(m, self.real_sel, p.n_reals, self.limit_stb, "lim")
+        for r in range(p.n_reals):
+            with m.If(op_sel[r]):
+                m.d.sync += self.full[r].eq(op_full)
+            with m.Elif(lim_sel[r]):
+                m.d.sync += self.full[r].eq(lim_full)
         m.d.sync += self.sel_conns.eq(Cat(count_sel.data, C(0, 31 - cbits),
                                           self.full.bit_select(self.real_sel, 1)))
         return m

@@ -87,6 +87,7 @@ from amaranth.lib.wiring import In, Out
 from openslb.hw.bram import BlockRam
 from openslb.hw.conncount import ConnCount
 from openslb.hw.conntable import ConnTable
+from openslb.hw.roundrobin import RoundRobin
 from openslb.hw.layouts import Action, meta_layout
 from openslb.hw.spec import (PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_SYN, ConnTimeout, DropReason,
                              Metric, Params, member_words)
@@ -191,12 +192,8 @@ class Selector(wiring.Component):
 
         # round robin: per group, the slot the next new flow takes and the one after it (both
         # back to 0 and 1 at every commit: a new table starts from its first slot)
-        rr_ptr = Array(Signal(p.index_bits, name=f"rr_ptr{g}") for g in range(p.n_groups))
-        rr_nxt = Array(Signal(p.index_bits, name=f"rr_nxt{g}", init=1)
-                       for g in range(p.n_groups))
-        with m.If(self.commit):
-            m.d.sync += [rr_ptr[g].eq(0) for g in range(p.n_groups)]
-            m.d.sync += [rr_nxt[g].eq(1) for g in range(p.n_groups)]
+        m.submodules.rr = rr = RoundRobin(p)
+        m.d.comb += [rr.commit.eq(self.commit), rr.table_size.eq(self.table_size)]
 
         # ---- management writes, registered before they reach the RAMs ----------------------
         wr_ptr = Signal(p.group_bits + p.index_bits)
@@ -325,9 +322,10 @@ class Selector(wiring.Component):
             rr_in.eq(starts_in
                      & (Array(list(self.group_metric))[w_in.group] == Metric.ROUNDROBIN)),
         ]
+        m.d.comb += rr.group.eq(w_in.group)
         with m.If(rr_in):
-            m.d.comb += [next_a.eq(slot(rr_ptr[w_in.group], w_in.group)[0]),
-                         next_b.eq(slot(rr_nxt[w_in.group], w_in.group)[0])]
+            m.d.comb += [next_a.eq(slot(rr.ptr, w_in.group)[0]),
+                         next_b.eq(slot(rr.nxt, w_in.group)[0])]
         with m.Else():
             m.d.comb += [next_a.eq(slot(w_in.idx1, w_in.group)[0]),
                          next_b.eq(slot(w_in.idx2, w_in.group)[0])]
@@ -496,18 +494,8 @@ class Selector(wiring.Component):
             m.d.sync += lc_second.eq(loads[1] < loads[0])
         # round robin (step 7): the pointer moves on past the slots the new flow tried, in
         # time for a next frame accepted in step 8
-        m_size = self.table_size
-        nxt = Signal(p.index_bits)
-        m.d.comb += nxt.eq(rr_nxt[cur.group])
-        nxt1 = Signal(p.index_bits)
-        nxt2 = Signal(p.index_bits)
-        m.d.comb += [nxt1.eq(Mux(nxt + 1 >= m_size, 0, nxt + 1)),
-                     nxt2.eq(Mux(nxt + 2 >= m_size, nxt + 2 - m_size, nxt + 2))]
-        with m.If(at(7) & cur_rr & fresh & ~use_bind):
-            with m.If(ok1):
-                m.d.sync += [rr_ptr[cur.group].eq(nxt), rr_nxt[cur.group].eq(nxt1)]
-            with m.Else():
-                m.d.sync += [rr_ptr[cur.group].eq(nxt1), rr_nxt[cur.group].eq(nxt2)]
+        m.d.comb += [rr.advance.eq(at(7) & cur_rr & fresh & ~use_bind),
+                     rr.upd_group.eq(cur.group), rr.both.eq(~ok1)]
 
         # ---- spill-over: a new flow that a full real turned away, and that neither candidate
         # can take, goes to the group's lowest-numbered real that is up and has room -----------

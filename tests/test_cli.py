@@ -317,6 +317,8 @@ def test_metric_and_maxcon_from_the_cli_to_the_device(box):
     assert "current connections: 5 (at maxcon)" in out
     total = sum(dev.appliance.conn.conns(r) for r in (1, 2, 3, 4))
     assert f"current connections: {total}" in sh.execute("/stats/slb/group 1")
+    assert "new flows of group 1 are chosen by roundrobin" in sh.execute(
+        "/info/slb/which 192.168.7.9 5555")
     dumped = m.applied.dump()
     assert "/cfg/slb/group 1/metric roundrobin" in dumped and "/cfg/slb/real 2/maxcon 5" in dumped
     assert run_script_config(dumped, "saved", DEFAULT_PARAMS).dump() == dumped
