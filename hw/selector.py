@@ -27,6 +27,8 @@ Ports
 ``table_size``    : In — M (the round-robin pointers wrap at it).
 ``real_limit_stb``, ``real_conns`` : REAL_LIMIT writes (``w_data``, real ``real_sel``) and the
                     REAL_CONNS word.
+``member_sel``, ``member_data_stb`` : MEMBER_DATA writes a word of a group's membership mask
+                    into the shadow bank.
 
 Memory: per bank, :class:`~openslb.hw.bram.BlockRam` slices of up to 16384 words, each holding
 the tables of ``16384 // table_stride`` groups one after another (port A reads slot 1, port B
@@ -60,9 +62,10 @@ pointer slots instead of its hash's (the pointer moves on in step 7, in time for
 frame); of a ``LEASTCONNS`` group it takes the second slot when that real has fewer connections
 per weight (counts and weights read in step 5, cross-multiplied in 6, compared in 7).  A new
 flow skips a real at its ``maxcon`` (full bits read like the health bits); turned away by a
-full real, it spills over to the group's lowest-numbered member (MEMBER_DATA) that is up and has
-room, then goes to the backup, and is dropped as MAXCON when none can take it.  :class:`~openslb.hw.conncount.ConnCount` keeps
-the counts, moved by the connection table's writes.
+full real, it spills over to the group's lowest-numbered member (MEMBER_DATA) that is up and
+has room, then goes to the backup, and is dropped as MAXCON when none can take it.
+:class:`~openslb.hw.conncount.ConnCount` keeps the counts, moved by the connection table's
+writes; :class:`~openslb.hw.roundrobin.RoundRobin` the pointers.
 
 Fallback rule (model: :meth:`Appliance.select`): the slot ``idx1`` gives the real; if it is down,
 slot ``idx2`` (from the other half of the hash) is tried; if that is down too, the group's
@@ -392,8 +395,8 @@ class Selector(wiring.Component):
         chosen = Signal(meta_layout(p))
         m.d.comb += chosen.eq(cur)
         for table, tracked in ((conn, cur_track), (persist, cur_bind)):
-            m.d.comb += [table.forward.eq((use_conn | use_bind | ok1 | ok2 | spilling | ok_backup)
-                                          & ~cur_ret),
+            m.d.comb += [table.forward.eq((use_conn | use_bind | ok1 | ok2 | spilling
+                                           | ok_backup) & ~cur_ret),
                          table.new_real.eq(chosen.real),
                          table.update.eq(last & out_free & tracked & ~cur_ret)]
         m.d.comb += [
