@@ -30,9 +30,12 @@ Rewrites (the first :data:`~openslb.hw.spec.HEADER_WINDOW` bytes of the frame, a
   cycle.
 
 NAT values: when a decision reaches the head of the queue the real's IP is read (2 cycles) and
-the VIP entry picked, the new words are added to the parser's halves (cycle 2) and folded
-(cycle 3).  A beat at or after the IPv4 checksum's (byte 24) waits until then: no wait at 8 to
-64 bits (beat 3 at 64 bits is the fourth cycle of a frame), 2 cycles a NAT frame at 128 bits.
+the VIP entry picked, the new words are added to the parser's halves (cycle 2; the L4 sum's
+four operands in two halves, added in cycle 3) and folded (cycle 3; the L4 checksum 4).  A beat
+at or after the IPv4 checksum's (byte 24) waits for cycle 3, one at or after the first byte an
+L4 checksum can have (byte 40) for cycle 4: no wait at 8 to 64 bits (beat k is the k-th cycle
+of a frame at the earliest: the IPv4 checksum is in beat 3, an L4 checksum in beat 5 or later),
+2 cycles a NAT frame at 128 bits.
 
 Latency 0 cycles (the output is combinational from the two FIFO heads), one beat per cycle.
 """
@@ -49,10 +52,15 @@ from openslb.hw.spec import ETH_HEADER, HEADER_WINDOW, VLAN_TAG, EgressPort, Par
 
 __all__ = ["Rewriter"]
 
-#: Cycles from a decision reaching the head to its NAT values (real IP read, sums, fold).
-NAT_READY = 3
+#: Cycles from a decision reaching the head to its new address, port and IPv4 checksum (real IP
+#: read, sum, fold) ...
+IP_READY = 3
+#: ... and to its L4 checksum (the sum of four words takes two cycles).
+NAT_READY = 4
 #: First byte a NAT rewrite changes beyond the MACs: the IPv4 checksum of an untagged frame.
 NAT_FIRST_BYTE = ETH_HEADER + 10
+#: First byte of an L4 checksum: a UDP one, untagged, IHL 5.
+NAT_L4_FIRST_BYTE = ETH_HEADER + 20 + 6
 #: Where the L4 header of ``l4_word`` 0 starts (untagged, IHL 5).
 L4_BASE = ETH_HEADER + 20
 
@@ -86,8 +94,9 @@ class Rewriter(wiring.Component):
             "w_data": In(32),
         })
 
-    def _nat_values(self, m: Module, d) -> tuple[Signal, Signal, Signal, Signal, Signal]:
-        """The head decision's new address, port and checksums, and whether they are ready."""
+    def _nat_values(self, m: Module, d) -> tuple:
+        """The head decision's new address, port and checksums, and whether the first three and
+        the L4 checksum are ready."""
         p = self.params
         m.submodules.real_ips = rips = BlockRam(32, p.n_reals)
         m.d.sync += [rips.w_en.eq(self.real_ip_stb), rips.w_addr.eq(self.real_sel),
@@ -104,28 +113,34 @@ class Rewriter(wiring.Component):
         vip_service = Signal(32)
         m.d.sync += [vip_ip.eq(Array(self.vip_ip)[d.vip]),
                      vip_service.eq(Array(self.vip_service)[d.vip])]
-        # cycle 2: the real's IP is read; the new words are added to the parser's halves
+        # cycle 2: the real's IP is read; the new words are added to the parser's halves (the
+        # L4 sum in two halves, added in cycle 3: four operands after a RAM read were the
+        # core's longest path)
         new_ip = Signal(32)
         new_port = Signal(16)
         ip_sum = Signal(19)
+        l4_half_a = Signal(19)
+        l4_half_b = Signal(17)
         l4_sum = Signal(19)
         ip_now = Mux(reverse, vip_ip, rips.r_data)
         port_now = Mux(reverse & ~vip_service[25], vip_service[0:16], d.new_port)
         m.d.sync += [new_ip.eq(ip_now), new_port.eq(port_now),
                      ip_sum.eq(d.ip_part + ip_now[16:32] + ip_now[0:16]),
-                     l4_sum.eq((d.l4_part + ip_now[16:32]) + (ip_now[0:16] + port_now))]
-        # cycle 3: folded and inverted (a UDP result of 0 is sent as 0xFFFF)
+                     l4_half_a.eq(d.l4_part + port_now),
+                     l4_half_b.eq(ip_now[16:32] + ip_now[0:16]),
+                     l4_sum.eq(l4_half_a + l4_half_b)]
+        # cycle 3 (the L4 checksum: 4): folded and inverted (a UDP result of 0 is sent as 0xFFFF)
         ip_csum = Signal(16)
         l4_csum = Signal(16)
         l4_value = Signal(16)
         m.d.comb += [ip_csum.eq(~_fold(m, ip_sum, "ip")),
                      l4_value.eq(~_fold(m, l4_sum, "l4")),
                      l4_csum.eq(Mux(d.udp & (l4_value == 0), 0xFFFF, l4_value))]
-        return new_ip, new_port, ip_csum, l4_csum, age == NAT_READY
+        return new_ip, new_port, ip_csum, l4_csum, age >= IP_READY, age == NAT_READY
 
     def _overlay(self, m: Module, d, nat: tuple) -> tuple[list, Signal]:
         """Overlay bytes and their enables for decision ``d``."""
-        new_ip, new_port, ip_csum, l4_csum, _ = nat
+        new_ip, new_port, ip_csum, l4_csum, _, _ = nat
         over = [Signal(8, name=f"ov{b}") for b in range(HEADER_WINDOW)]
         en = Signal(HEADER_WINDOW)
         own = _bytes_be(self.own_mac, 6)
@@ -189,7 +204,7 @@ class Rewriter(wiring.Component):
         m.d.comb += at_end.eq(count == d.beats_m1)
 
         nat = self._nat_values(m, d)
-        nat_ready = nat[4]
+        ip_ready, l4_ready = nat[4], nat[5]
         over, en = self._overlay(m, d, nat)
         in_window = Signal()
         m.d.comb += in_window.eq(count < over_beats)
@@ -204,10 +219,17 @@ class Rewriter(wiring.Component):
         rewrites_nat = Signal()
         m.d.comb += rewrites_nat.eq(((d.action == Action.VIP) & d.nat)
                                     | (d.action == Action.RNAT))
-        # a beat with NAT bytes waits for the NAT values (never at 64 bits and below)
+        # a beat with NAT bytes waits for the NAT values (never at 64 bits and below: beat k
+        # leaves k cycles after the decision reached the head at the earliest; at 128 bits the
+        # IPv4 checksum's wait already puts the L4 checksum's beat at cycle 4)
+        waits = []
+        if NAT_FIRST_BYTE // lanes < IP_READY:
+            waits.append(~ip_ready & (count >= NAT_FIRST_BYTE // lanes))
+        if NAT_L4_FIRST_BYTE // lanes < NAT_READY:
+            waits.append(~l4_ready & (count >= NAT_L4_FIRST_BYTE // lanes))
         hold = Signal()
-        if NAT_FIRST_BYTE // lanes < NAT_READY:
-            m.d.comb += hold.eq(rewrites_nat & ~nat_ready & (count >= NAT_FIRST_BYTE // lanes))
+        if waits:
+            m.d.comb += hold.eq(rewrites_nat & Cat(*waits).any())
 
         forward = Signal()
         m.d.comb += forward.eq(d.action != Action.DROP)
