@@ -150,11 +150,11 @@ TESTBENCHES = [
     ("core-w64-health", "openslb.sim.tb_core", "core", 64, "health"),
     ("core-w64-commit", "openslb.sim.tb_core", "core", 64, "commit"),
     # small tables (256 flows, 256 client bindings) so that floods of 10x the table stay quick
+    # (and these three share one simulator build)
     ("core-w64-conntable", "openslb.sim.tb_core", "core", SMALL_TABLES, "conn"),
     ("core-w64-pbind", "openslb.sim.tb_core", "core", SMALL_TABLES, "pbind"),
     ("core-w64-nat", "openslb.sim.tb_core", "core", 64, "nat"),
-    ("core-w64-metrics", "openslb.sim.tb_core", "core",
-     {"width": 64, "conn_buckets": 256, "pbind_buckets": 64}, "metrics"),
+    ("core-w64-metrics", "openslb.sim.tb_core", "core", SMALL_TABLES, "metrics"),
     ("core-w128-nat", "openslb.sim.tb_core", "core", 128, "nat"),
     ("core-w64-default-config", "openslb.sim.tb_core", "core", 64, "run"),
     ("appliance-uart-bridge", "openslb.sim.tb_appliance", "appliance", 64, "bridge"),
