@@ -82,8 +82,13 @@ class ConnCount(wiring.Component):
                                                        depth=p.n_reals, init=[])
         m.submodules.weights = weights = memory.Memory(shape=unsigned(WEIGHT_BITS),
                                                        depth=p.n_reals, init=[])
+        # a copy of the counts for the two lookup reads: its read addresses and data are
+        # registers in the selector, so synthesis can make it a block RAM, as it does the
+        # weights (distributed RAM 256 deep costs a multiplexer tree per bit and read port)
+        m.submodules.counts_lookup = counts_lookup = memory.Memory(
+            shape=unsigned(cbits), depth=p.n_reals, init=[])
         for k in range(2):
-            count_rd = counts.read_port(domain="comb")
+            count_rd = counts_lookup.read_port(domain="comb")
             weight_rd = weights.read_port(domain="comb")
             m.d.comb += [count_rd.addr.eq(self.rd_real[k]), weight_rd.addr.eq(self.rd_real[k]),
                          self.count[k].eq(count_rd.data), self.weight[k].eq(weight_rd.data)]
@@ -128,6 +133,7 @@ class ConnCount(wiring.Component):
         count_rmw = counts.read_port(domain="comb")
         max_rmw = maxcons.read_port(domain="comb")
         count_wr = counts.write_port()
+        lookup_wr = counts_lookup.write_port()
         m.d.comb += [count_rmw.addr.eq(op_real), max_rmw.addr.eq(op_real)]
         written = self.w_data[0:MAXCON_BITS]
         new_max = Signal(cbits)
@@ -139,6 +145,7 @@ class ConnCount(wiring.Component):
             # (a limit written in this cycle is in the RAM only after it)
             limit.eq(Mux(self.limit_stb & (self.real_sel == op_real), new_max, max_rmw.data)),
             count_wr.addr.eq(op_real), count_wr.data.eq(new_count), count_wr.en.eq(op),
+            lookup_wr.addr.eq(op_real), lookup_wr.data.eq(new_count), lookup_wr.en.eq(op),
         ]
         op_full = Signal()
         m.d.comb += op_full.eq((limit != 0) & (new_count >= limit))
