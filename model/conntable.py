@@ -95,6 +95,7 @@ class ConnTable:
                                    if self.live(e))
             self._counted_at = key
         return self._counts[real]
+
     def advance(self, ticks: int) -> None:
         """Move connection time on by ``ticks`` (CONN_TICK)."""
         self.now += ticks
@@ -160,7 +161,7 @@ class ConnTable:
 
     def _recount(self, old: int | None, new: int) -> None:
         """Keep the counts current when one live entry (``old``: its real, None for none) is
-        replaced by one for ``new`` (counted lazily: nothing to do before the first count)."""
+        replaced by one for ``new`` (the counts are first brought up to date if time moved)."""
         self.conns(new)
         if old is not None:
             self._counts[old] -= 1
