@@ -121,13 +121,13 @@ class DeviceModel:
         self._load()
 
     def _strobe_real_mac_lo(self, value: int) -> None:
-        real = self.staged[self.regs["REAL_SEL"].offset] & (1 << self.params.real_bits) - 1
+        real = self._selected_real()
         hi = self.staged[self.regs["REAL_MAC_HI"].offset] & 0xFFFF
         self.macs[real] = hi << 32 | value
         self.appliance.real_macs = self._real_macs()
 
     def _strobe_real_ip(self, value: int) -> None:
-        real = self.staged[self.regs["REAL_SEL"].offset] & (1 << self.params.real_bits) - 1
+        real = self._selected_real()
         self.real_ips[real] = value
         self.appliance.real_ips = dict(enumerate(self.real_ips))
 
