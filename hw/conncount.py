@@ -21,12 +21,15 @@ Ports
 ``limit_stb``, ``w_data``, ``real_sel`` : REAL_LIMIT writes ``{weight, maxcon}`` of ``real_sel``.
 ``sel_conns``  : Out(32) — REAL_CONNS: ``{full[31], conns}`` of ``real_sel``, a few cycles late.
 
-Timing: the events are registered, then applied one per cycle (the lookup's increment, its
-decrement, the scrub's decrements), each a read-modify-write of the count and the full bit of
-one real in distributed RAM.  A lookup's events are applied by the third cycle after its
-update, so the next lookup, which starts in the update's cycle and reads counts and full bits
-five cycles later, sees them.  A REAL_LIMIT write sets the limit, the weight and the real's
-full bit at once.
+Timing: one operation a cycle (the lookup's increment, its decrement, the scrub's decrements),
+each a read-modify-write of one real's count and full bit in three steps: pick (the increment
+comes straight from the connection table's update, the rest wait in registers), read the count
+and limit from distributed RAM into registers, then count one up or down, compare and write
+(with the result of the operation just ahead forwarded when it names the same real).  No RAM
+read thus feeds logic in its own cycle.  A lookup's increment is in the RAMs and the full bits
+three cycles after its update cycle, its decrement four; the next lookup, which starts in the
+update's cycle and reads counts and full bits in its step 5, sees both.  A REAL_LIMIT write
+sets the limit, the weight and the real's full bit at once.
 """
 
 from __future__ import annotations
@@ -94,59 +97,74 @@ class ConnCount(wiring.Component):
                          self.count[k].eq(count_rd.data), self.weight[k].eq(weight_rd.data)]
 
         # ---- pending events -----------------------------------------------------------------
-        p_inc = Signal()
-        p_inc_real = Signal(p.real_bits)
+        # a lookup's increment goes straight in; its decrement waits one cycle, the scrub's
+        # decrements until no lookup event is left
         p_dec = Signal()
         p_dec_real = Signal(p.real_bits)
         p_scrub = Signal(ways)
         p_scrub_reals = Array(Signal(p.real_bits, name=f"p_scrub_real{w}") for w in range(ways))
         m.d.comb += self.busy.eq(p_scrub.any())
 
-        # one operation per cycle: the lookup's increment, its decrement, then a scrub's
-        # decrements (lowest way first)
-        op_real = Signal(p.real_bits)
-        op_down = Signal()
-        op = Signal()
+        # step 0, pick: one operation per cycle, the lookup's increment, its decrement, then a
+        # scrub's decrements (lowest way first)
+        pick_real = Signal(p.real_bits)
+        pick_down = Signal()
+        pick = Signal()
         scrub_way = Signal(range(ways))
         for w in reversed(range(ways)):
             with m.If(p_scrub[w]):
                 m.d.comb += scrub_way.eq(w)
-        with m.If(p_inc):
-            m.d.comb += [op.eq(1), op_real.eq(p_inc_real)]
-            m.d.sync += p_inc.eq(0)
+        with m.If(self.inc):
+            m.d.comb += [pick.eq(1), pick_real.eq(self.inc_real)]
         with m.Elif(p_dec):
-            m.d.comb += [op.eq(1), op_real.eq(p_dec_real), op_down.eq(1)]
+            m.d.comb += [pick.eq(1), pick_real.eq(p_dec_real), pick_down.eq(1)]
             m.d.sync += p_dec.eq(0)
         with m.Elif(p_scrub.any()):
-            m.d.comb += [op.eq(1), op_real.eq(p_scrub_reals[scrub_way]), op_down.eq(1)]
+            m.d.comb += [pick.eq(1), pick_real.eq(p_scrub_reals[scrub_way]), pick_down.eq(1)]
             m.d.sync += p_scrub.bit_select(scrub_way, 1).eq(0)
         # new events (after the clears above: a lookup's events never find their own pending)
-        with m.If(self.inc):
-            m.d.sync += [p_inc.eq(1), p_inc_real.eq(self.inc_real)]
         with m.If(self.dec):
             m.d.sync += [p_dec.eq(1), p_dec_real.eq(self.dec_real)]
         with m.If(self.scrub.any()):
             m.d.sync += p_scrub.eq(self.scrub)
             m.d.sync += [p_scrub_reals[w].eq(self.scrub_reals[w]) for w in range(ways)]
 
-        # ---- the read-modify-write of one real's count and full bit ---------------------------
-        count_rmw = counts.read_port(domain="comb")
-        max_rmw = maxcons.read_port(domain="comb")
-        count_wr = counts.write_port()
-        lookup_wr = counts_lookup.write_port()
-        m.d.comb += [count_rmw.addr.eq(op_real), max_rmw.addr.eq(op_real)]
+        # the REAL_LIMIT write's limit, saturated to the counts' width
         written = self.w_data[0:MAXCON_BITS]
         new_max = Signal(cbits)
         m.d.comb += new_max.eq(Mux(written >= (1 << cbits) - 1, (1 << cbits) - 1, written))
+
+        # step 1, read: the count and the limit of the picked real, into registers
+        s1, s1_real, s1_down = Signal(), Signal(p.real_bits), Signal()
+        m.d.sync += [s1.eq(pick), s1_real.eq(pick_real), s1_down.eq(pick_down)]
+        s2, s2_real, s2_down = Signal(), Signal(p.real_bits), Signal()
+        s2_count, s2_limit, s2_forward = Signal(cbits), Signal(cbits), Signal()
+        count_rd = counts.read_port(domain="comb")
+        max_rd = maxcons.read_port(domain="comb")
+        m.d.comb += [count_rd.addr.eq(s1_real), max_rd.addr.eq(s1_real)]
+        m.d.sync += [
+            s2.eq(s1), s2_real.eq(s1_real), s2_down.eq(s1_down), s2_count.eq(count_rd.data),
+            # the operation ahead writes the same real in this cycle: take its result (step 2)
+            s2_forward.eq(s2 & (s2_real == s1_real)),
+            # (a limit written in this cycle is in the RAM only after it)
+            s2_limit.eq(Mux(self.limit_stb & (self.real_sel == s1_real), new_max, max_rd.data)),
+        ]
+        # step 2, write: the count one up or down, the full bit from it
+        last_count = Signal(cbits)
+        base = Signal(cbits)
         new_count = Signal(cbits)
         limit = Signal(cbits)
         m.d.comb += [
-            new_count.eq(Mux(op_down, count_rmw.data - 1, count_rmw.data + 1)),
-            # (a limit written in this cycle is in the RAM only after it)
-            limit.eq(Mux(self.limit_stb & (self.real_sel == op_real), new_max, max_rmw.data)),
-            count_wr.addr.eq(op_real), count_wr.data.eq(new_count), count_wr.en.eq(op),
-            lookup_wr.addr.eq(op_real), lookup_wr.data.eq(new_count), lookup_wr.en.eq(op),
+            base.eq(Mux(s2_forward, last_count, s2_count)),
+            new_count.eq(Mux(s2_down, base - 1, base + 1)),
+            limit.eq(Mux(self.limit_stb & (self.real_sel == s2_real), new_max, s2_limit)),
         ]
+        m.d.sync += last_count.eq(new_count)
+        count_wr = counts.write_port()
+        lookup_wr = counts_lookup.write_port()
+        m.d.comb += [count_wr.addr.eq(s2_real), count_wr.data.eq(new_count), count_wr.en.eq(s2),
+                     lookup_wr.addr.eq(s2_real), lookup_wr.data.eq(new_count),
+                     lookup_wr.en.eq(s2)]
         op_full = Signal()
         m.d.comb += op_full.eq((limit != 0) & (new_count >= limit))
 
@@ -161,14 +179,15 @@ class ConnCount(wiring.Component):
                      weight_wr.en.eq(self.limit_stb),
                      count_sel.addr.eq(self.real_sel)]
         sel_count = Signal(cbits)
-        m.d.comb += sel_count.eq(Mux(op & (op_real == self.real_sel), new_count, count_sel.data))
+        m.d.comb += sel_count.eq(Mux(s2 & (s2_real == self.real_sel), new_count, count_sel.data))
         # a new limit sets the full bit at once (an operation on the same real in this cycle
-        # computes the same value: it sees the new limit too)
+        # computes the same value: it sees the new limit too; one in step 1 writes the bit
+        # again in the next cycle, with the new limit, which it registered)
         lim_full = Signal()
         m.d.comb += lim_full.eq((new_max != 0) & (sel_count >= new_max))
         # the two writers of the full bits, through predecoded one-hot selects (a decoder per
         # bit compare would cost several LUTs per real)
-        op_sel = _one_hot(m, op_real, p.n_reals, op, "op")
+        op_sel = _one_hot(m, s2_real, p.n_reals, s2, "op")
         lim_sel = _one_hot(m, self.real_sel, p.n_reals, self.limit_stb, "lim")
         for r in range(p.n_reals):
             with m.If(op_sel[r]):

@@ -516,11 +516,10 @@ class Selector(wiring.Component):
                          rd.addr.eq(Cat(cur.group, cur_bank))]
             with m.If(at(1)):
                 m.d.sync += member_vec[32 * k:32 * k + 32].eq(rd.data)
-        # step 4: members up and below their limit (the last lookup's counts are in by then);
-        # 5: the first of each 16; 6: the first of all
+        # step 5: of each 16 members, the first that is up and below its limit (the last
+        # lookup's counts are in by then); 6: the first of all
         avail = Signal(p.n_reals)
-        with m.If(at(4)):
-            m.d.sync += avail.eq(member_vec[0:p.n_reals] & self.health & ~count.full)
+        m.d.comb += avail.eq(member_vec[0:p.n_reals] & self.health & ~count.full)
         chunks = -(-p.n_reals // 16)
         chunk_any = Signal(chunks)
         chunk_first = [Signal(4, name=f"spill_first{c}") for c in range(chunks)]
