@@ -13,7 +13,7 @@ from openslb.hw.spec import Mode
 from openslb.model.config import ApplianceConfig, ip_int, mac_bytes
 from openslb.model.maglev import EMPTY
 
-__all__ = ["program", "table_writes", "health_writes", "member_writes"]
+__all__ = ["program", "real_writes", "REAL_SELECTED", "table_writes", "health_writes", "member_writes"]
 
 Write = tuple[int, int]
 
@@ -48,6 +48,18 @@ def health_writes(mask: int, n_reals: int) -> list[Write]:
             for k in range(max(1, n_reals // 32))]
 
 
+#: The registers that act on the real REAL_SEL names, in the order :func:`real_writes` sends them.
+REAL_SELECTED = ("REAL_MAC_HI", "REAL_MAC_LO", "REAL_IP", "REAL_LIMIT")
+
+
+def real_writes(real) -> list[Write]:
+    """REAL_SEL, then the real's :data:`REAL_SELECTED` registers: its MAC, IP and limits."""
+    hi, lo = _mac_words(real.mac)
+    values = {"REAL_MAC_HI": hi, "REAL_MAC_LO": lo, "REAL_IP": ip_int(real.ip or "0.0.0.0"),
+              "REAL_LIMIT": pack_fields("REAL_LIMIT", maxcon=real.maxcon, weight=real.weight)}
+    return [(address("REAL_SEL"), real.index)] + [(address(n), values[n]) for n in REAL_SELECTED]
+
+
 def program(cfg: ApplianceConfig) -> list[Write]:
     """Every register write that brings a freshly reset core to ``cfg``."""
     cfg.validate()
@@ -64,11 +76,7 @@ def program(cfg: ApplianceConfig) -> list[Write]:
     w += [(address(f"RSS_KEY{k}"), int.from_bytes(cfg.rss_key[4 * k:4 * k + 4], "big"))
           for k in range(10)]
     for real in sorted(cfg.reals.values(), key=lambda r: r.index):
-        hi, lo = _mac_words(real.mac)
-        w += [(address("REAL_SEL"), real.index), (address("REAL_MAC_HI"), hi),
-              (address("REAL_MAC_LO"), lo), (address("REAL_IP"), ip_int(real.ip or "0.0.0.0")),
-              (address("REAL_LIMIT"), pack_fields("REAL_LIMIT", maxcon=real.maxcon,
-                                                  weight=real.weight))]
+        w += real_writes(real)
     for g in range(p.n_groups):
         group = cfg.groups.get(g)
         backup = 0 if group is None or group.backup is None else (

@@ -1,12 +1,13 @@
 """Programs a compiled configuration into the core with as few register writes as possible.
 
 The programmer keeps a mirror of what it last wrote: the registers, both Maglev banks of every
-group, and the health mask.  An apply then writes only what differs: changed registers (each
-real's MAC, IP and limits as one REAL_SEL / REAL_MAC_HI / REAL_MAC_LO / REAL_IP / REAL_LIMIT group), the Maglev slots that differ
-from the shadow bank (one TABLE_ENTRY word per slot, which names its slot, so a resent burst
-can never shift a table), then one COMMIT, and waits for ACTIVE_BANK to flip.  Everything before the
-COMMIT is staged (shadow bank, committed registers), so an apply that fails on the way changes
-nothing that traffic sees; the mirror is then forgotten and the next apply writes everything.
+group, and the health mask. An apply then writes only what differs: changed registers (each
+real's REAL_SEL and the registers it selects as one group: MAC, IP, limits), the Maglev slots
+that differ from the shadow bank (one TABLE_ENTRY word per slot, which names its slot, so a
+resent burst can never shift a table), then one COMMIT, and waits for ACTIVE_BANK to flip.
+Everything before the COMMIT is staged (shadow bank, committed registers), so an apply that
+fails on the way changes nothing that traffic sees; the mirror is then forgotten and the next
+apply writes everything.
 The health mask is live: :meth:`Programmer.set_health` changes it at once.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from openslb.firmware.program import health_writes, member_writes, program
+from openslb.firmware.program import REAL_SELECTED, health_writes, member_writes, program
 from openslb.firmware.regs import address, pack_fields
 from openslb.model.config import ApplianceConfig
 from openslb.model.maglev import EMPTY, rebalance
@@ -25,8 +26,8 @@ Write = tuple[int, int]
 TABLE_REGS = {address("TABLE_ADDR"), address("TABLE_DATA"), address("COMMIT")}
 #: Written into the shadow bank like the tables: sent with every apply, for every group.
 BANKED_REGS = {address("MEMBER_SEL"), address("MEMBER_DATA")}
-#: Writes per real in :func:`program`: REAL_SEL, REAL_MAC_HI, REAL_MAC_LO, REAL_IP, REAL_LIMIT.
-REAL_WRITES = 5
+#: Written after REAL_SEL, for the real it names (one item per real).
+REAL_SELECTED_REGS = {address(name) for name in REAL_SELECTED}
 
 
 class ApplyReport:
@@ -47,8 +48,11 @@ def _register_items(cfg: ApplianceConfig) -> dict[tuple, list[Write]]:
     while k < len(writes):
         addr, value = writes[k]
         if addr == address("REAL_SEL"):
-            items[("real", value)] = writes[k:k + REAL_WRITES]
-            k += REAL_WRITES
+            end = k + 1
+            while end < len(writes) and writes[end][0] in REAL_SELECTED_REGS:
+                end += 1
+            items[("real", value)] = writes[k:end]
+            k = end
             continue
         if addr not in health:
             items[("reg", addr)] = [writes[k]]

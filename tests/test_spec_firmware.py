@@ -72,3 +72,31 @@ def test_program_ends_with_one_commit_after_tables_and_health():
     assert len(data) == cfg.table_size and max(data) < commit
     assert addrs[commit - 8:commit] == [address("HEALTH", k) for k in range(8)]
     assert writes[commit - 8][1] == 0b11110  # reals 1-4 up
+
+
+def test_programmer_sends_a_changed_real_as_its_whole_select_group():
+    """A changed limit resends REAL_SEL with every register it selects, for that real only."""
+    from openslb.firmware.bus import ModelBus
+    from openslb.firmware.programmer import Programmer
+    from openslb.firmware.slb import default_slb_config
+    from openslb.model.device import DeviceModel
+
+    class RecordingBus(ModelBus):
+        def write_many(self, writes):
+            self.sent = getattr(self, "sent", []) + list(writes)
+            super().write_many(writes)
+
+    slb = default_slb_config()
+    slb.conn.enabled = True
+    bus = RecordingBus(DeviceModel())
+    prog = Programmer(bus)
+    prog.apply(slb.compile())
+    bus.sent = []
+    slb.reals[2].maxcon = 7
+    prog.apply(slb.compile())
+    selected = [address(n) for n in ("REAL_SEL", "REAL_MAC_HI", "REAL_MAC_LO", "REAL_IP",
+                                     "REAL_LIMIT")]
+    real_writes = [(a, v) for a, v in bus.sent if a in selected]
+    assert [a for a, _ in real_writes] == selected
+    assert real_writes[0][1] == 2
+    assert real_writes[-1][1] == pack_fields("REAL_LIMIT", maxcon=7, weight=slb.reals[2].weight)
