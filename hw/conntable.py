@@ -70,7 +70,7 @@ from openslb.hw.bram import BlockRam
 from openslb.hw.spec import (CONN_STAMP_BITS, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, ConnState,
                              ConnTimeout, Params, conn_entry_fields)
 
-__all__ = ["ConnTable", "entry_layout"]
+__all__ = ["ConnTable", "entry_layout", "opens_connection"]
 
 
 def entry_layout(p: Params) -> data.StructLayout:
@@ -298,9 +298,9 @@ class ConnTable(wiring.Component):
 
         # ---- the update: learn or refresh --------------------------------------------------------
         flags = self.cur_flags
-        syn_only = Signal()       # a TCP SYN without ACK: a client opening a connection
+        syn_only = Signal()
         starts = Signal()
-        m.d.comb += [syn_only.eq((flags & TCP_SYN).any() & ~(flags & TCP_ACK).any()),
+        m.d.comb += [syn_only.eq(opens_connection(flags)),
                      starts.eq(self.cur_udp | syn_only)]
         learn = Signal()
         # (a NAT flow takes over its client's entry for another VIP first, so that a return
@@ -352,3 +352,8 @@ class ConnTable(wiring.Component):
                      self.count_dec.eq(u_valid & ~same & (old.state != ConnState.FREE)),
                      self.count_dec_real.eq(old.real)]
         return m
+
+
+def opens_connection(flags):
+    """A TCP SYN without ACK (``flags`` is the TCP flags byte): a client opening a connection."""
+    return (flags & TCP_SYN).any() & ~(flags & TCP_ACK).any()

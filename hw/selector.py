@@ -89,10 +89,10 @@ from amaranth.lib.wiring import In, Out
 
 from openslb.hw.bram import BlockRam
 from openslb.hw.conncount import ConnCount
-from openslb.hw.conntable import ConnTable
+from openslb.hw.conntable import ConnTable, opens_connection
 from openslb.hw.roundrobin import RoundRobin
 from openslb.hw.layouts import Action, meta_layout
-from openslb.hw.spec import (PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_SYN, ConnTimeout, DropReason,
+from openslb.hw.spec import (PROTO_TCP, PROTO_UDP, ConnTimeout, DropReason,
                              Metric, Params, member_words)
 from openslb.hw.ticker import Ticker
 
@@ -321,7 +321,7 @@ class Selector(wiring.Component):
         m.d.comb += [
             starts_in.eq(self.conn_enable & (w_in.action == Action.VIP) & w_in.ports_known
                          & ((w_in.proto == PROTO_UDP)
-                            | ((w_in.proto == PROTO_TCP) & _syn_only(w_in.tcp_flags)))),
+                            | ((w_in.proto == PROTO_TCP) & opens_connection(w_in.tcp_flags)))),
             rr_in.eq(starts_in
                      & (Array(list(self.group_metric))[w_in.group] == Metric.ROUNDROBIN)),
         ]
@@ -544,7 +544,3 @@ class Selector(wiring.Component):
                                     & spill_any)
         return m
 
-
-def _syn_only(flags):
-    """A TCP SYN without ACK: a client opening a connection."""
-    return (flags & TCP_SYN).any() & ~(flags & TCP_ACK).any()
