@@ -15,21 +15,24 @@ Ports
 ``scrub``      : In(ways) — a scrub's write clears these ways (one cycle), whose reals are
                  ``scrub_reals``.
 ``busy``       : Out(1) — scrub decrements are still pending: the scrubber waits.
-``rd_real``    : In(real_bits) × 2 — reals whose ``count`` and ``weight`` are read (no latency:
-                 distributed RAM).
+``rd_real``    : In(real_bits) × 2 — reals whose ``count`` is read (no latency: distributed
+                 RAM).
+``weight_real`` : In(real_bits) × 2 — reals whose ``weight`` is read (latency 2: block RAM).
 ``full``       : Out(n_reals) — bit r: real r has a limit and is at it.
 ``limit_stb``, ``w_data``, ``real_sel`` : REAL_LIMIT writes ``{weight, maxcon}`` of ``real_sel``.
 ``sel_conns``  : Out(32) — REAL_CONNS: ``{full[31], conns}`` of ``real_sel``, a few cycles late.
 
-Timing: one operation a cycle (the lookup's increment, its decrement, the scrub's decrements),
-each a read-modify-write of one real's count and full bit in three steps: pick (the increment
-comes straight from the connection table's update, the rest wait in registers), read the count
-and limit from distributed RAM into registers, then count one up or down, compare and write
-(with the result of the operation just ahead forwarded when it names the same real).  No RAM
-read thus feeds logic in its own cycle.  A lookup's increment is in the RAMs and the full bits
-three cycles after its update cycle, its decrement four; the next lookup, which starts in the
-update's cycle and reads counts and full bits in its step 5, sees both.  A REAL_LIMIT write
-sets the limit, the weight and the real's full bit at once.
+Timing: one operation a cycle (the lookup's increment, a REAL_LIMIT write's refresh, the
+lookup's decrement, the scrub's decrements), each a read-modify-write of one real's count and
+full bit in three steps: pick (the increment comes straight from the connection table's update,
+the rest wait in registers); read the count and the limit from distributed RAM into registers,
+the limit as the threshold the count must reach for the real to be full after the operation;
+then count one up or down, compare and write (with the result of the operation just ahead
+forwarded when it names the same real).  No RAM read feeds logic in its own cycle, and the
+compare does not wait for the sum.  A lookup's increment is in the RAMs and the full bits three
+cycles after its update cycle, its decrement four; the next lookup, which starts in the update's
+cycle and reads counts and full bits in its step 5, sees both.  A REAL_LIMIT write sets the
+limit and the weight at once and the real's full bit three to five cycles later (its refresh).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from amaranth import Array, C, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from openslb.hw.bram import BlockRam
 from openslb.hw.spec import MAXCON_BITS, WEIGHT_BITS, Params
 
 __all__ = ["ConnCount"]
@@ -66,6 +70,7 @@ class ConnCount(wiring.Component):
             "busy": Out(1),
             "rd_real": In(p.real_bits).array(2),
             "count": Out(p.conn_count_bits).array(2),
+            "weight_real": In(p.real_bits).array(2),
             "weight": Out(WEIGHT_BITS).array(2),
             "full": Out(p.n_reals),
             "limit_stb": In(1), "w_data": In(32), "real_sel": In(p.real_bits),
@@ -77,38 +82,53 @@ class ConnCount(wiring.Component):
         p = self.params
         ways = p.conn_ways
         cbits = p.conn_count_bits
+        # The counts and the limits are in distributed RAM: the engine reads them in its step 1
+        # and computes with them in step 2, which a block RAM's 5.8 ns from clock to data would
+        # not leave room for (synthesis would take one, the read address being a register).
+        distributed = {"ram_style": "distributed"}
         m.submodules.counts = counts = memory.Memory(shape=unsigned(cbits), depth=p.n_reals,
-                                                     init=[])
+                                                     init=[], attrs=distributed)
         # a limit is kept in the counts' width, saturated: a count never reaches the top value
         # (the table holds fewer flows), just as it never reaches a larger limit
         m.submodules.maxcons = maxcons = memory.Memory(shape=unsigned(cbits),
-                                                       depth=p.n_reals, init=[])
-        m.submodules.weights = weights = memory.Memory(shape=unsigned(WEIGHT_BITS),
-                                                       depth=p.n_reals, init=[])
-        # a copy of the counts for the two lookup reads: its read addresses and data are
-        # registers in the selector, so synthesis can make it a block RAM, as it does the
-        # weights (distributed RAM 256 deep costs a multiplexer tree per bit and read port)
+                                                       depth=p.n_reals, init=[],
+                                                       attrs=distributed)
+        # the counts for the two lookup reads: a copy in distributed RAM (the lookup compares
+        # them two cycles after the read, which a block RAM's 5.8 ns from clock to data
+        # would not leave room for; and a block RAM read in time would miss the last update)
         m.submodules.counts_lookup = counts_lookup = memory.Memory(
-            shape=unsigned(cbits), depth=p.n_reals, init=[])
+            shape=unsigned(cbits), depth=p.n_reals, init=[], attrs=distributed)
         for k in range(2):
             count_rd = counts_lookup.read_port(domain="comb")
-            weight_rd = weights.read_port(domain="comb")
-            m.d.comb += [count_rd.addr.eq(self.rd_real[k]), weight_rd.addr.eq(self.rd_real[k]),
-                         self.count[k].eq(count_rd.data), self.weight[k].eq(weight_rd.data)]
+            m.d.comb += [count_rd.addr.eq(self.rd_real[k]), self.count[k].eq(count_rd.data)]
+        # the weights (written only by REAL_LIMIT) in block RAM with its output register, one
+        # per read port
+        for k in range(2):
+            weights = BlockRam(WEIGHT_BITS, p.n_reals)
+            m.submodules[f"weights{k}"] = weights
+            m.d.comb += [weights.w_en.eq(self.limit_stb), weights.w_addr.eq(self.real_sel),
+                         weights.w_data.eq(self.w_data[MAXCON_BITS:MAXCON_BITS + WEIGHT_BITS]),
+                         weights.r_addr.eq(self.weight_real[k]),
+                         self.weight[k].eq(weights.r_data)]
 
         # ---- pending events -----------------------------------------------------------------
-        # a lookup's increment goes straight in; its decrement waits one cycle, the scrub's
-        # decrements until no lookup event is left
+        # a lookup's increment goes straight in; a REAL_LIMIT write's refresh (recompute the
+        # real's full bit), the lookup's decrement and the scrub's decrements wait their turn
+        p_refresh = Signal()
+        p_refresh_real = Signal(p.real_bits)
         p_dec = Signal()
         p_dec_real = Signal(p.real_bits)
         p_scrub = Signal(ways)
         p_scrub_reals = Array(Signal(p.real_bits, name=f"p_scrub_real{w}") for w in range(ways))
         m.d.comb += self.busy.eq(p_scrub.any())
 
-        # step 0, pick: one operation per cycle, the lookup's increment, its decrement, then a
-        # scrub's decrements (lowest way first)
+        # step 0, pick: one operation per cycle, the lookup's increment, a refresh, the lookup's
+        # decrement, then a scrub's decrements (lowest way first).  (A refresh goes before the
+        # decrement so that one is never overwritten: REAL_LIMIT writes of two reals are at
+        # least two cycles apart, with REAL_SEL between, and increments eight.)
         pick_real = Signal(p.real_bits)
         pick_down = Signal()
+        pick_keep = Signal()
         pick = Signal()
         scrub_way = Signal(range(ways))
         for w in reversed(range(ways)):
@@ -116,6 +136,9 @@ class ConnCount(wiring.Component):
                 m.d.comb += scrub_way.eq(w)
         with m.If(self.inc):
             m.d.comb += [pick.eq(1), pick_real.eq(self.inc_real)]
+        with m.Elif(p_refresh):
+            m.d.comb += [pick.eq(1), pick_real.eq(p_refresh_real), pick_keep.eq(1)]
+            m.d.sync += p_refresh.eq(0)
         with m.Elif(p_dec):
             m.d.comb += [pick.eq(1), pick_real.eq(p_dec_real), pick_down.eq(1)]
             m.d.sync += p_dec.eq(0)
@@ -123,41 +146,42 @@ class ConnCount(wiring.Component):
             m.d.comb += [pick.eq(1), pick_real.eq(p_scrub_reals[scrub_way]), pick_down.eq(1)]
             m.d.sync += p_scrub.bit_select(scrub_way, 1).eq(0)
         # new events (after the clears above: a lookup's events never find their own pending)
+        with m.If(self.limit_stb):
+            m.d.sync += [p_refresh.eq(1), p_refresh_real.eq(self.real_sel)]
         with m.If(self.dec):
             m.d.sync += [p_dec.eq(1), p_dec_real.eq(self.dec_real)]
         with m.If(self.scrub.any()):
             m.d.sync += p_scrub.eq(self.scrub)
             m.d.sync += [p_scrub_reals[w].eq(self.scrub_reals[w]) for w in range(ways)]
 
-        # the REAL_LIMIT write's limit, saturated to the counts' width
-        written = self.w_data[0:MAXCON_BITS]
-        new_max = Signal(cbits)
-        m.d.comb += new_max.eq(Mux(written >= (1 << cbits) - 1, (1 << cbits) - 1, written))
-
-        # step 1, read: the count and the limit of the picked real, into registers
-        s1, s1_real, s1_down = Signal(), Signal(p.real_bits), Signal()
-        m.d.sync += [s1.eq(pick), s1_real.eq(pick_real), s1_down.eq(pick_down)]
-        s2, s2_real, s2_down = Signal(), Signal(p.real_bits), Signal()
-        s2_count, s2_limit, s2_forward = Signal(cbits), Signal(cbits), Signal()
+        # step 1, read: the count and the limit of the picked real, into registers; the limit
+        # as the threshold that the count before the operation must reach for the real to be
+        # full after it (limit - 1 counting up, limit + 1 down, the limit for a refresh)
+        s1, s1_real, s1_down, s1_keep = Signal(), Signal(p.real_bits), Signal(), Signal()
+        m.d.sync += [s1.eq(pick), s1_real.eq(pick_real), s1_down.eq(pick_down),
+                     s1_keep.eq(pick_keep)]
+        s2, s2_real, s2_down, s2_keep = Signal(), Signal(p.real_bits), Signal(), Signal()
+        s2_count, s2_forward = Signal(cbits), Signal()
+        s2_limited, s2_threshold = Signal(), Signal(cbits + 1)
         count_rd = counts.read_port(domain="comb")
         max_rd = maxcons.read_port(domain="comb")
         m.d.comb += [count_rd.addr.eq(s1_real), max_rd.addr.eq(s1_real)]
+        limit = max_rd.data
         m.d.sync += [
-            s2.eq(s1), s2_real.eq(s1_real), s2_down.eq(s1_down), s2_count.eq(count_rd.data),
+            s2.eq(s1), s2_real.eq(s1_real), s2_down.eq(s1_down), s2_keep.eq(s1_keep),
+            s2_count.eq(count_rd.data),
             # the operation ahead writes the same real in this cycle: take its result (step 2)
             s2_forward.eq(s2 & (s2_real == s1_real)),
-            # (a limit written in this cycle is in the RAM only after it)
-            s2_limit.eq(Mux(self.limit_stb & (self.real_sel == s1_real), new_max, max_rd.data)),
+            s2_limited.eq(limit != 0),
+            s2_threshold.eq(Mux(s1_down, limit + 1, Mux(s1_keep, limit, limit - 1))),
         ]
-        # step 2, write: the count one up or down, the full bit from it
+        # step 2, write: the count one up or down, the full bit from the count before
         last_count = Signal(cbits)
         base = Signal(cbits)
         new_count = Signal(cbits)
-        limit = Signal(cbits)
         m.d.comb += [
             base.eq(Mux(s2_forward, last_count, s2_count)),
-            new_count.eq(Mux(s2_down, base - 1, base + 1)),
-            limit.eq(Mux(self.limit_stb & (self.real_sel == s2_real), new_max, s2_limit)),
+            new_count.eq(Mux(s2_down, base - 1, Mux(s2_keep, base, base + 1))),
         ]
         m.d.sync += last_count.eq(new_count)
         count_wr = counts.write_port()
@@ -166,34 +190,22 @@ class ConnCount(wiring.Component):
                      lookup_wr.addr.eq(s2_real), lookup_wr.data.eq(new_count),
                      lookup_wr.en.eq(s2)]
         op_full = Signal()
-        m.d.comb += op_full.eq((limit != 0) & (new_count >= limit))
-
-        # ---- REAL_LIMIT and REAL_CONNS: the real REAL_SEL names --------------------------------
-        max_wr = maxcons.write_port()
-        weight_wr = weights.write_port()
-        count_sel = counts.read_port(domain="comb")
-        m.d.comb += [max_wr.addr.eq(self.real_sel), max_wr.data.eq(new_max),
-                     max_wr.en.eq(self.limit_stb),
-                     weight_wr.addr.eq(self.real_sel),
-                     weight_wr.data.eq(self.w_data[MAXCON_BITS:MAXCON_BITS + WEIGHT_BITS]),
-                     weight_wr.en.eq(self.limit_stb),
-                     count_sel.addr.eq(self.real_sel)]
-        sel_count = Signal(cbits)
-        m.d.comb += sel_count.eq(Mux(s2 & (s2_real == self.real_sel), new_count, count_sel.data))
-        # a new limit sets the full bit at once (an operation on the same real in this cycle
-        # computes the same value: it sees the new limit too; one in step 1 writes the bit
-        # again in the next cycle, with the new limit, which it registered)
-        lim_full = Signal()
-        m.d.comb += lim_full.eq((new_max != 0) & (sel_count >= new_max))
-        # the two writers of the full bits, through predecoded one-hot selects (a decoder per
-        # bit compare would cost several LUTs per real)
+        m.d.comb += op_full.eq(s2_limited & (base >= s2_threshold))
+        # the full bits, through a predecoded one-hot select (a decoder per bit compare would
+        # cost several LUTs per real)
         op_sel = _one_hot(m, s2_real, p.n_reals, s2, "op")
-        lim_sel = _one_hot(m, self.real_sel, p.n_reals, self.limit_stb, "lim")
         for r in range(p.n_reals):
             with m.If(op_sel[r]):
                 m.d.sync += self.full[r].eq(op_full)
-            with m.Elif(lim_sel[r]):
-                m.d.sync += self.full[r].eq(lim_full)
+
+        # ---- REAL_LIMIT and REAL_CONNS: the real REAL_SEL names --------------------------------
+        # (the limit is kept in the counts' width, saturated)
+        written = self.w_data[0:MAXCON_BITS]
+        max_wr = maxcons.write_port()
+        m.d.comb += [max_wr.addr.eq(self.real_sel), max_wr.en.eq(self.limit_stb),
+                     max_wr.data.eq(Mux(written >= (1 << cbits) - 1, (1 << cbits) - 1, written))]
+        count_sel = counts.read_port(domain="comb")
+        m.d.comb += count_sel.addr.eq(self.real_sel)
         m.d.sync += self.sel_conns.eq(Cat(count_sel.data, C(0, 31 - cbits),
                                           self.full.bit_select(self.real_sel, 1)))
         return m

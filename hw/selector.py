@@ -392,11 +392,21 @@ class Selector(wiring.Component):
             full_seen.eq(fresh & ((up1 & full1) | (up2 & full2) | (up_backup & full_backup)
                                   | (cur_bind & persist.hit & up_bind & full_bind))),
         ]
+        # every input of the choice is in a register by step 7: the outcomes are registered
+        # there, so that step 8 only picks (in a priority order) and multiplexes
+        by_conn, by_bind, by_first, by_second, by_backup = (
+            Signal(name=f"by_{n}") for n in ("conn", "bind", "first", "second", "backup"))
+        lc_candidate = Signal()     # leastconns may prefer the second (lc_second decides)
+        maxcon_drop = Signal()      # no real can take it and a full one turned it away
+        with m.If(at(7)):
+            m.d.sync += [by_conn.eq(use_conn), by_bind.eq(use_bind), by_first.eq(ok1),
+                         by_second.eq(ok2), by_backup.eq(ok_backup),
+                         lc_candidate.eq(cur_lc & fresh & ok2), maxcon_drop.eq(full_seen)]
         chosen = Signal(meta_layout(p))
         m.d.comb += chosen.eq(cur)
         for table, tracked in ((conn, cur_track), (persist, cur_bind)):
-            m.d.comb += [table.forward.eq((use_conn | use_bind | ok1 | ok2 | spilling
-                                           | ok_backup) & ~cur_ret),
+            m.d.comb += [table.forward.eq((by_conn | by_bind | by_first | by_second | spilling
+                                           | by_backup) & ~cur_ret),
                          table.new_real.eq(chosen.real),
                          table.update.eq(last & out_free & tracked & ~cur_ret)]
         m.d.comb += [
@@ -415,21 +425,22 @@ class Selector(wiring.Component):
             with m.Else():
                 m.d.comb += [chosen.action.eq(Action.DROP), chosen.error.eq(1),
                              chosen.reason.eq(DropReason.NO_CONN)]
-        with m.Elif(use_conn):
+        with m.Elif(by_conn):
             m.d.comb += [chosen.real.eq(conn.real), chosen.real_mac.eq(mac_regs[3])]
-        with m.Elif(use_bind):
+        with m.Elif(by_bind):
             m.d.comb += [chosen.real.eq(persist.real), chosen.real_mac.eq(mac_regs[4])]
-        with m.Elif(ok1 & ~(cur_lc & fresh & ok2 & lc_second)):
+        with m.Elif(by_first & ~(lc_candidate & lc_second)):
             m.d.comb += [chosen.real.eq(real1), chosen.real_mac.eq(mac_regs[0])]
-        with m.Elif(ok2):
+        with m.Elif(by_second):
             m.d.comb += [chosen.real.eq(real2), chosen.real_mac.eq(mac_regs[1])]
         with m.Elif(spilling):
             m.d.comb += [chosen.real.eq(spill_real), chosen.real_mac.eq(mac_regs[2])]
-        with m.Elif(ok_backup):
+        with m.Elif(by_backup):
             m.d.comb += [chosen.real.eq(backup_real), chosen.real_mac.eq(mac_regs[2])]
         with m.Else():
             m.d.comb += [chosen.action.eq(Action.DROP), chosen.error.eq(1),
-                         chosen.reason.eq(Mux(full_seen, DropReason.MAXCON, DropReason.NO_REAL))]
+                         chosen.reason.eq(Mux(maxcon_drop, DropReason.MAXCON,
+                                              DropReason.NO_REAL))]
         # The output register loads whenever it is free: a passing frame's record when idle,
         # the decision otherwise; only its valid bit depends on the handshakes.
         passing = Signal()
@@ -487,10 +498,12 @@ class Selector(wiring.Component):
         counts = [Signal(p.conn_count_bits, name=f"conns{k}") for k in range(2)]
         weights = [Signal(8, name=f"weight{k}") for k in range(2)]
         loads = [Signal(p.conn_count_bits + 8, name=f"load{k}") for k in range(2)]
-        m.d.comb += [count.rd_real[0].eq(real1), count.rd_real[1].eq(real2)]
+        # (the weights' block RAMs read the picked reals in step 4 and show them in step 6)
+        m.d.comb += [count.rd_real[0].eq(real1), count.rd_real[1].eq(real2),
+                     count.weight_real[0].eq(picked1), count.weight_real[1].eq(picked2),
+                     weights[0].eq(count.weight[0]), weights[1].eq(count.weight[1])]
         with m.If(at(5)):
             m.d.sync += [counts[k].eq(count.count[k]) for k in range(2)]
-            m.d.sync += [weights[k].eq(count.weight[k]) for k in range(2)]
         with m.If(at(6)):
             m.d.sync += [loads[0].eq(counts[0] * weights[1]), loads[1].eq(counts[1] * weights[0])]
         with m.If(at(7)):
