@@ -38,7 +38,7 @@ limit and the weight at once and the real's full bit three to five cycles later 
 from __future__ import annotations
 
 from amaranth import Array, C, Cat, Module, Mux, Signal, unsigned
-from amaranth.lib import memory, wiring
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw.bram import BlockRam
@@ -88,11 +88,12 @@ class ConnCount(wiring.Component):
         distributed = {"ram_style": "distributed"}
         m.submodules.counts = counts = memory.Memory(shape=unsigned(cbits), depth=p.n_reals,
                                                      init=[], attrs=distributed)
-        # a limit is kept in the counts' width, saturated: a count never reaches the top value
-        # (the table holds fewer flows), just as it never reaches a larger limit
-        m.submodules.maxcons = maxcons = memory.Memory(shape=unsigned(cbits),
-                                                       depth=p.n_reals, init=[],
-                                                       attrs=distributed)
+        # a limit is kept in the counts' width, saturated (a count never reaches the top value:
+        # the table holds fewer flows, just as it never reaches a larger limit), with the limit
+        # less one beside it, so that no sum follows the RAM read in the engine
+        thresholds = data.StructLayout({"limited": 1, "below": cbits, "limit": cbits})
+        m.submodules.maxcons = maxcons = memory.Memory(shape=thresholds, depth=p.n_reals,
+                                                       init=[], attrs=distributed)
         # the counts for the two lookup reads: a copy in distributed RAM (the lookup compares
         # them two cycles after the read, which a block RAM's 5.8 ns from clock to data
         # would not leave room for; and a block RAM read in time would miss the last update)
@@ -155,14 +156,14 @@ class ConnCount(wiring.Component):
             m.d.sync += [p_scrub_reals[w].eq(self.scrub_reals[w]) for w in range(ways)]
 
         # step 1, read: the count and the limit of the picked real, into registers; the limit
-        # as the threshold that the count before the operation must reach for the real to be
-        # full after it (limit - 1 counting up, limit + 1 down, the limit for a refresh)
+        # as the threshold that the count before the operation must reach (or pass) for the
+        # real to be full after it
         s1, s1_real, s1_down, s1_keep = Signal(), Signal(p.real_bits), Signal(), Signal()
         m.d.sync += [s1.eq(pick), s1_real.eq(pick_real), s1_down.eq(pick_down),
                      s1_keep.eq(pick_keep)]
         s2, s2_real, s2_down, s2_keep = Signal(), Signal(p.real_bits), Signal(), Signal()
         s2_count, s2_forward = Signal(cbits), Signal()
-        s2_limited, s2_threshold = Signal(), Signal(cbits + 1)
+        s2_limited, s2_threshold, s2_strict = Signal(), Signal(cbits), Signal()
         count_rd = counts.read_port(domain="comb")
         max_rd = maxcons.read_port(domain="comb")
         m.d.comb += [count_rd.addr.eq(s1_real), max_rd.addr.eq(s1_real)]
@@ -172,8 +173,10 @@ class ConnCount(wiring.Component):
             s2_count.eq(count_rd.data),
             # the operation ahead writes the same real in this cycle: take its result (step 2)
             s2_forward.eq(s2 & (s2_real == s1_real)),
-            s2_limited.eq(limit != 0),
-            s2_threshold.eq(Mux(s1_down, limit + 1, Mux(s1_keep, limit, limit - 1))),
+            s2_limited.eq(limit.limited),
+            # full after the operation: count + 1 >= limit, count - 1 >= limit, count >= limit
+            s2_threshold.eq(Mux(s1_down | s1_keep, limit.limit, limit.below)),
+            s2_strict.eq(s1_down),
         ]
         # step 2, write: the count one up or down, the full bit from the count before
         last_count = Signal(cbits)
@@ -190,7 +193,8 @@ class ConnCount(wiring.Component):
                      lookup_wr.addr.eq(s2_real), lookup_wr.data.eq(new_count),
                      lookup_wr.en.eq(s2)]
         op_full = Signal()
-        m.d.comb += op_full.eq(s2_limited & (base >= s2_threshold))
+        m.d.comb += op_full.eq(s2_limited & Mux(s2_strict, base > s2_threshold,
+                                                base >= s2_threshold))
         # the full bits, through a predecoded one-hot select (a decoder per bit compare would
         # cost several LUTs per real)
         op_sel = _one_hot(m, s2_real, p.n_reals, s2, "op")
@@ -201,9 +205,12 @@ class ConnCount(wiring.Component):
         # ---- REAL_LIMIT and REAL_CONNS: the real REAL_SEL names --------------------------------
         # (the limit is kept in the counts' width, saturated)
         written = self.w_data[0:MAXCON_BITS]
+        new_limit = Signal(cbits)
+        m.d.comb += new_limit.eq(Mux(written >= (1 << cbits) - 1, (1 << cbits) - 1, written))
         max_wr = maxcons.write_port()
         m.d.comb += [max_wr.addr.eq(self.real_sel), max_wr.en.eq(self.limit_stb),
-                     max_wr.data.eq(Mux(written >= (1 << cbits) - 1, (1 << cbits) - 1, written))]
+                     max_wr.data.limited.eq(new_limit != 0), max_wr.data.below.eq(new_limit - 1),
+                     max_wr.data.limit.eq(new_limit)]
         count_sel = counts.read_port(domain="comb")
         m.d.comb += count_sel.addr.eq(self.real_sel)
         m.d.sync += self.sel_conns.eq(Cat(count_sel.data, C(0, 31 - cbits),

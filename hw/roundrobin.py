@@ -6,8 +6,9 @@ Ports
 ``ptr``, ``nxt``: Out(index_bits) — that group's pointer slot and the slot after it
                  (no latency: the selector forms the frame's table addresses from them).
 ``advance``    : In(1) — move group ``upd_group``'s pointer on (one cycle).
-``upd_group``  : In(group_bits); ``both``: In(1) — the flow tried both slots: move on by two,
-                 else by one.
+``upd_group``  : In(group_bits) — must name the group for the two cycles before ``advance``
+                 (the new slots are computed from the RAM in registers meanwhile).
+``both``       : In(1) — the flow tried both slots: move on by two, else by one.
 ``table_size`` : In — M (the slots wrap at it).
 ``commit``     : In(1) — every pointer back on slot 0.
 
@@ -55,19 +56,23 @@ class RoundRobin(wiring.Component):
         m.d.comb += [rd.addr.eq(self.group),
                      self.ptr.eq(Mux(valid.bit_select(self.group, 1), rd.data[0:bits], 0)),
                      self.nxt.eq(Mux(valid.bit_select(self.group, 1), rd.data[bits:], 1))]
-        # the advancing group: its next slot, plus one or two (mod M)
+        # the advancing group: its next slot, then that plus one and plus two (mod M), in
+        # registers (two cycles behind the RAM: ``upd_group`` stays put for the whole lookup,
+        # and no other write comes between)
         upd = slots.read_port(domain="comb")
         m.d.comb += upd.addr.eq(self.upd_group)
         nxt = Signal(bits)
-        m.d.comb += nxt.eq(Mux(valid.bit_select(self.upd_group, 1), upd.data[bits:], 1))
+        m.d.sync += nxt.eq(Mux(valid.bit_select(self.upd_group, 1), upd.data[bits:], 1))
         size = self.table_size
+        nxt0 = Signal(bits)
         nxt1 = Signal(bits)
         nxt2 = Signal(bits)
-        m.d.comb += [nxt1.eq(Mux(nxt + 1 >= size, 0, nxt + 1)),
+        m.d.sync += [nxt0.eq(nxt),
+                     nxt1.eq(Mux(nxt + 1 >= size, 0, nxt + 1)),
                      nxt2.eq(Mux(nxt + 2 >= size, nxt + 2 - size, nxt + 2))]
         wr = slots.write_port()
         m.d.comb += [wr.addr.eq(self.upd_group), wr.en.eq(self.advance),
-                     wr.data.eq(Mux(self.both, Cat(nxt1, nxt2), Cat(nxt, nxt1)))]
+                     wr.data.eq(Mux(self.both, Cat(nxt1, nxt2), Cat(nxt0, nxt1)))]
         with m.If(self.commit):
             m.d.sync += valid.eq(0)
         with m.Elif(self.advance):
