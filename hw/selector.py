@@ -60,7 +60,8 @@ Metrics (``group_metric``, model: :meth:`Appliance.select`): a new flow (a track
 UDP datagram whose entry does not decide it) of a ``ROUNDROBIN`` group reads its group's two
 pointer slots instead of its hash's (the pointer moves on in step 7, in time for the next
 frame); of a ``LEASTCONNS`` group it takes the second slot when that real has fewer connections
-per weight (counts and weights read in step 5, cross-multiplied in 6, compared in 7).  A new
+per weight (counts read in step 5, weights from block RAM from step 4, cross-multiplied in 6,
+compared in 7).  A new
 flow skips a real at its ``maxcon`` (full bits read like the health bits); turned away by a
 full real, it spills over to the group's lowest-numbered member (MEMBER_DATA) that is up and
 has room, then goes to the backup, and is dropped as MAXCON when none can take it.
@@ -74,7 +75,7 @@ down therefore stops receiving traffic on the very next frame after the HEALTH w
 
 Latency: 1 cycle for frames that need no lookup, 9 for VIP frames (accept, RAM read, RAM output
 register, read register, pick, health slice and MAC read, health bit and MAC output register,
-MAC register, choose); a VIP frame takes 8 cycles of the selector, so it must be at least 8
+MAC register and the outcomes registered, choose); a VIP frame takes 8 cycles of the selector, so it must be at least 8
 beats long for line rate: a minimum Ethernet frame (60 bytes) is 8 beats at 64 bits.  A new
 flow that spills over (maxcon) takes 3 more (its real's MAC is read after the choice).
 """

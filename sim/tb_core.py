@@ -817,15 +817,26 @@ async def metrics(dut) -> None:
     await send_and_check(tb, model, _conn_frames(cfg, _connections(rng, 40), "S"), "real 4 down")
     model.set_up(4, True)
     await tb.write_many(health_writes(model.health, cfg.params.n_reals))
-    # metrics swap, limits change: the pointers restart, full bits follow the new limits
+    # metrics swap, limits change: the pointers restart, full bits follow the new limits at
+    # once, with no connection moving: a real with room gets its count as its limit (full),
+    # then a higher one (room again)
     cfg.groups[1].metric = Metric.ROUNDROBIN
     cfg.groups[2].metric = Metric.LEASTCONNS
-    cfg.reals[1].maxcon = 0
-    cfg.reals[5].maxcon = 3
+    filled = next(r for r in sorted(cfg.reals)
+                  if model.conn.conns(r) > 0 and not model.full(r) and cfg.reals[r].up)
+    cfg.reals[filled].maxcon = model.conn.conns(filled)
     await _apply(tb, model, cfg)
+    assert model.full(filled)
     await _check_conns(tb, model, "new limits")
     await send_and_check(tb, model, _conn_frames(cfg, _connections(rng, 80), "S"),
                          "after the swap")
+    await _check_conns(tb, model, "after the swap")
+    cfg.reals[filled].maxcon = model.conn.conns(filled) + 20
+    await _apply(tb, model, cfg)
+    assert not model.full(filled)
+    await _check_conns(tb, model, "limit raised")
+    await send_and_check(tb, model, _conn_frames(cfg, _connections(rng, 40), "S"),
+                         "room again")
     await _check_conns(tb, model, "at the end")
 
 
