@@ -14,7 +14,8 @@ For each register ``NAME`` of the map (lower-cased, arrays as port arrays):
 
 Bus timing: a write takes effect at the end of the cycle with ``w_en``; read data is on
 ``r_data`` with ``r_valid`` two cycles after ``r_en`` (the address is taken with ``r_en``).
-Unmapped addresses read 0 and ignore writes; strobe registers read 0.
+Unmapped addresses read 0 and ignore writes; strobe registers read 0; a register with fields
+stores only their bits (:attr:`~openslb.hw.spec.Register.mask`).
 """
 
 from __future__ import annotations
@@ -88,8 +89,10 @@ class RegBank(wiring.Component):
                         if reg.access is Access.STROBE:
                             m.d.comb += port.eq(bus.w_en)
                         elif reg.access is Access.RW:
+                            # only the fields' bits are stored (the rest stay at their reset,
+                            # zero, so synthesis keeps no flip-flop and no read input for them)
                             with m.If(bus.w_en):
-                                m.d.sync += storage[reg.offset + k].eq(bus.w_data)
+                                m.d.sync += storage[reg.offset + k].eq(bus.w_data & reg.mask)
 
         # Reads take two cycles, a multiplexer level each: the word within its block of
         # READ_BLOCK registers, then the block.

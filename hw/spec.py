@@ -417,6 +417,17 @@ class Register:
     #: shadow Maglev bank, so an apply is seen by traffic all at once or not at all.
     committed: bool = False
 
+    @property
+    def mask(self) -> int:
+        """The bits a write stores and a read returns: its fields', or all 32 without fields
+        (the other bits of a register with fields read 0 and ignore writes)."""
+        if not self.fields:
+            return 0xFFFFFFFF
+        word = 0
+        for _, lsb, width in self.fields:
+            word |= ((1 << width) - 1) << lsb
+        return word
+
     def address(self, index: int = 0) -> int:
         if not 0 <= index < self.count:
             raise IndexError(f"{self.name}[{index}]: index out of range 0..{self.count - 1}")
@@ -580,10 +591,13 @@ def _registers(p: Params) -> tuple[Register, ...]:
 
 
 def registers(p: Params = DEFAULT_PARAMS) -> tuple[Register, ...]:
-    """The register map for a given parameter set (checked for overlaps)."""
+    """The register map for a given parameter set (checked for overlaps, and for reset values
+    outside a register's fields)."""
     regs = _registers(p)
     used: dict[int, str] = {}
     for reg in regs:
+        if reg.reset & ~reg.mask:
+            raise AssertionError(f"register {reg.name}: reset {reg.reset:#x} outside its fields")
         for i in range(reg.count):
             addr = reg.offset + i
             if addr in used:
@@ -677,6 +691,9 @@ def render_register_doc(p: Params = DEFAULT_PARAMS) -> str:
         "",
         f"Parameters: width {p.width} bits, {p.n_vips} VIPs, {p.n_groups} groups, "
         f"{p.n_reals} reals, table stride {p.table_stride}. Word addresses, 32-bit registers.",
+        "",
+        "A register with fields stores only its fields' bits: the others read 0 and ignore "
+        "writes.",
         "",
         "| address | name | access | reset | description |",
         "|---|---|---|---|---|",

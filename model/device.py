@@ -81,6 +81,7 @@ class DeviceModel:
             return
         reg, _ = entry
         if reg.access is Access.RW:
+            value &= reg.mask
             self.staged[addr] = value
             if not reg.committed:
                 self.active[addr] = value
