@@ -13,17 +13,21 @@ For each register ``NAME`` of the map (lower-cased, arrays as port arrays):
 ``commit`` : In(1) — applies every committed register's staged value.
 
 Bus timing: a write takes effect at the end of the cycle with ``w_en``; read data is on
-``r_data`` with ``r_valid`` two cycles after ``r_en`` (the address is taken with ``r_en``).
+``r_data`` with ``r_valid`` two cycles after ``r_en`` (the address is taken with ``r_en``;
+``r_data`` is only meaningful with ``r_valid``).  Read-write registers read back from a block
+RAM that copies every write (reset values until first written), read-only ones through a
+two-level multiplexer.
 Unmapped addresses read 0 and ignore writes; strobe registers read 0; a register with fields
 stores only their bits (:attr:`~openslb.hw.spec.Register.mask`).
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from openslb.hw.bram import BlockRam
 from openslb.hw.spec import ADDR_BITS, Access, Params, Register, registers
 
 __all__ = ["BusSignature", "RegBank", "port_name", "READ_BLOCK"]
@@ -69,19 +73,22 @@ class RegBank(wiring.Component):
         m = Module()
         bus = self.bus
         m.d.comb += self.w_data.eq(bus.w_data)
-        storage = {}
-        readable = {}      # the words a read returns (strobes read 0)
+        rw_words = {}      # address -> (register, its written value: staged if committed)
+        ro_words = {}      # address -> the value the design presents
         for reg in self.regs:
             for k, port in enumerate(self._ports(reg)):
-                if reg.committed:
-                    staged = Signal(32, init=reg.reset, name=f"{port_name(reg)}_staged_{k}")
-                    with m.If(self.commit):
-                        m.d.sync += port.eq(staged)
-                    storage[reg.offset + k] = staged
-                else:
-                    storage[reg.offset + k] = port
-                if reg.access is not Access.STROBE:
-                    readable[reg.offset + k] = storage[reg.offset + k]
+                if reg.access is Access.RW:
+                    stored = port
+                    if reg.committed:
+                        stored = Signal(32, init=reg.reset, name=f"{port_name(reg)}_staged_{k}")
+                        with m.If(self.commit):
+                            m.d.sync += port.eq(stored)
+                    rw_words[reg.offset + k] = (reg, stored)
+                elif reg.access is Access.RO:
+                    ro_words[reg.offset + k] = port
+
+        # Writes.  Only the fields' bits are stored: the others stay at their reset value,
+        # zero, so synthesis keeps no flip-flop for them.
         with m.Switch(bus.addr):
             for reg in self.regs:
                 for k, port in enumerate(self._ports(reg)):
@@ -89,32 +96,67 @@ class RegBank(wiring.Component):
                         if reg.access is Access.STROBE:
                             m.d.comb += port.eq(bus.w_en)
                         elif reg.access is Access.RW:
-                            # only the fields' bits are stored (the rest stay at their reset,
-                            # zero, so synthesis keeps no flip-flop and no read input for them)
                             with m.If(bus.w_en):
-                                m.d.sync += storage[reg.offset + k].eq(bus.w_data & reg.mask)
+                                m.d.sync += rw_words[reg.offset + k][1].eq(bus.w_data & reg.mask)
 
-        # Reads take two cycles, a multiplexer level each: the word within its block of
+        # Reads take two cycles.  A read-write register reads back from a copy of every write
+        # in a block RAM (a multiplexer over every stored bit would cost about one LUT per
+        # bit, several thousand in all), or its reset value until it is first written; a
+        # read-only one through two multiplexer levels: the word within its block of
         # READ_BLOCK registers, then the block.
-        blocks = sorted({offset // READ_BLOCK for offset in readable})
+        self._read_back_copy(m, rw_words)
+        self._read_only_mux(m, ro_words)
+        return m
+
+    def _read_back_copy(self, m: Module, rw_words: dict) -> None:
+        bus = self.bus
+        depth = 1 << max(rw_words).bit_length()
+        m.submodules.read_back = copy = BlockRam(32, depth)
+        index = {addr: n for n, addr in enumerate(sorted(rw_words))}
+        written = Signal(len(index))        # since reset: else the reset value reads back
+        is_rw = Signal()
+        m.d.comb += [copy.w_addr.eq(bus.addr), copy.w_data.eq(bus.w_data),
+                     copy.w_en.eq(bus.w_en & is_rw), copy.r_addr.eq(bus.addr)]
+        # the read address's kind, mask, reset value and written bit, in step with the RAM
+        rw_q, valid_q, mask_q, reset_q = Signal(), Signal(), Signal(32), Signal(32)
+        with m.Switch(bus.addr):
+            for addr, (reg, _) in rw_words.items():
+                with m.Case(addr):
+                    m.d.comb += is_rw.eq(1)
+                    with m.If(bus.w_en):
+                        m.d.sync += written[index[addr]].eq(1)
+                    m.d.sync += [valid_q.eq(written[index[addr]]), mask_q.eq(reg.mask),
+                                 reset_q.eq(reg.reset)]
+        m.d.sync += rw_q.eq(is_rw)
+        rw_q2, valid_q2, mask_q2, reset_q2 = Signal(), Signal(), Signal(32), Signal(32)
+        m.d.sync += [rw_q2.eq(rw_q), valid_q2.eq(valid_q), mask_q2.eq(mask_q),
+                     reset_q2.eq(reset_q)]
+        self._rw_data = Signal(32)
+        self._rw_sel = rw_q2
+        m.d.comb += self._rw_data.eq(Mux(valid_q2, copy.r_data & mask_q2, reset_q2))
+
+    def _read_only_mux(self, m: Module, ro_words: dict) -> None:
+        bus = self.bus
+        blocks = sorted({offset // READ_BLOCK for offset in ro_words})
         partial = {b: Signal(32, name=f"read_block_{b}") for b in blocks}
         block_q = Signal(len(bus.addr))
         pending = Signal()
+        ro_data = Signal(32)
         m.d.sync += [pending.eq(bus.r_en), bus.r_valid.eq(pending)]
         with m.If(bus.r_en):
             m.d.sync += block_q.eq(bus.addr // READ_BLOCK)
             for b in blocks:
                 with m.Switch(bus.addr % READ_BLOCK):
-                    for offset, value in readable.items():
+                    for offset, value in ro_words.items():
                         if offset // READ_BLOCK == b:
                             with m.Case(offset % READ_BLOCK):
                                 m.d.sync += partial[b].eq(value)
                     with m.Default():
                         m.d.sync += partial[b].eq(0)
         with m.If(pending):
-            m.d.sync += bus.r_data.eq(0)
+            m.d.sync += ro_data.eq(0)
             with m.Switch(block_q):
                 for b in blocks:
                     with m.Case(b):
-                        m.d.sync += bus.r_data.eq(partial[b])
-        return m
+                        m.d.sync += ro_data.eq(partial[b])
+        m.d.comb += bus.r_data.eq(Mux(self._rw_sel, self._rw_data, ro_data))

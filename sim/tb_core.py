@@ -26,10 +26,11 @@ from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
 from openslb.firmware.program import health_writes, program, table_writes
 from openslb.firmware.regs import address, pack_fields
-from openslb.hw.spec import (COUNTERS, ID_MAGIC, PROTO_TCP, PROTO_UDP, STAT_LATCH_CYCLES,
+from openslb.hw.spec import (COUNTERS, ID_MAGIC, PROTO_TCP, PROTO_UDP, STAT_LATCH_CYCLES, Access,
                              EgressPort, IngressPort, Metric, Mode, Params, params_word,
-                             pbind_prefix_mask)
+                             pbind_prefix_mask, registers)
 from openslb.model.config import ApplianceConfig, ip_int
+from openslb.model.device import DeviceModel
 from openslb.model.pipeline import Appliance
 from openslb.sim import traffic
 
@@ -241,10 +242,13 @@ def _flows(default: int) -> int:
     return int(os.environ.get("OPENSLB_FLOWS", default))
 
 
-async def _bench(dut, cfg: ApplianceConfig) -> tuple[CoreBench, Appliance]:
+async def _bench(dut, cfg: ApplianceConfig, check_reset: bool = False
+                 ) -> tuple[CoreBench, Appliance]:
     tb = CoreBench(dut, cfg.params, _seed())
     await tb.start()
     cocotb.start_soon(tb.monitor())
+    if check_reset:
+        await _compare_rw_registers(tb, DeviceModel(cfg.params), "after reset")
     await tb.write_many(program(cfg))
     assert await tb.read(address("ID")) == ID_MAGIC
     assert await tb.read(address("PARAMS")) == params_word(cfg.params)
@@ -266,12 +270,44 @@ async def scenario(dut) -> None:
     await SCENARIOS[name](dut)
 
 
+async def _compare_rw_registers(tb: CoreBench, device: DeviceModel, label: str) -> None:
+    words = [reg.offset + k for reg in registers(tb.p) if reg.access is Access.RW
+             for k in range(reg.count)]
+    problems = [f"{a:#x}: rtl {got:#x}, model {device.read(a):#x}" for a in words
+                if (got := await tb.read(a)) != device.read(a)]
+    assert not problems, f"read-back {label}: " + "; ".join(problems)
+
+
+async def _check_read_back(tb: CoreBench, cfg: ApplianceConfig) -> None:
+    """Every read-write register reads back what the device model holds after the same writes
+    (the last written value, only its fields' bits, or its reset value if never written; the
+    reset values alone are compared before the first write, ``_bench(check_reset=True)``); then
+    all ones written to every committed one (staged only: no COMMIT follows) read back as its
+    fields' mask, and the configuration's values are written back."""
+    writes = program(cfg)
+    device = DeviceModel(cfg.params)
+    for addr, value in writes:
+        device.write(addr, value)
+    await _compare_rw_registers(tb, device, "after programming")
+    committed = [reg for reg in registers(cfg.params) if reg.committed]
+    await tb.write_many([(reg.offset + k, 0xFFFFFFFF) for reg in committed
+                         for k in range(reg.count)])
+    for reg in committed:
+        for k in range(reg.count):
+            got = await tb.read(reg.offset + k)
+            assert got == reg.mask, f"{reg.name}[{k}]: all ones read back {got:#x}"
+    staged = {reg.offset + k for reg in committed for k in range(reg.count)}
+    await tb.write_many([(a, v) for a, v in writes if a in staged])
+
+
 async def mixed(dut) -> None:
-    """Thousands of frames of every kind, both miss rules, checked frame by frame."""
+    """Thousands of frames of every kind, both miss rules, checked frame by frame (and every
+    read-write register read back)."""
     p = _params()
     flows = _flows(2000 if p.width >= 32 else 300)
     cfg = _config()
-    tb, model = await _bench(dut, cfg)
+    tb, model = await _bench(dut, cfg, check_reset=True)
+    await _check_read_back(tb, cfg)
     frames = traffic.mixed_traffic(cfg, flows, _seed())
     await send_and_check(tb, model, frames, "miss rule drop")
     # The miss rule is a register: switch it and send more.
