@@ -414,7 +414,7 @@ class Parser(wiring.Component):
                                Cat(hasher.ckey[0:bbits], vipmatch.vip,
                                    hasher.ckey[bbits + p.vip_bits:]), hasher.hash)),
             record.new_port.eq(Mux(s4.in_port, s4.sport,
-                                   Mux(vipmatch.rport != 0, vipmatch.rport, s4.dport))),
+                                   Mux(vipmatch.has_rport, vipmatch.rport, s4.dport))),
             classifier.i.eq(record), classifier.miss_to_host.eq(self.miss_to_host),
         ]
         with m.If(s5_free):

@@ -14,7 +14,8 @@ Ports
                any port or the frame carries no ports).
 ``vip``, ``group`` : Out — the lowest-numbered matching entry and its group (0 without a hit).
 ``pbind``, ``pbind_port`` : Out — that entry's client persistence: on, and per service port.
-``nat``, ``rport`` : Out — that entry is a NAT service (VIP_SERVICE.mode), and its VIP_RPORT.
+``nat``, ``rport``, ``has_rport`` : Out — that entry is a NAT service (VIP_SERVICE.mode), its
+               VIP_RPORT, and whether that is set (not 0).
 ``arp_ours`` : Out(1) — ``arp_tpa`` is the appliance's IP or an enabled VIP.
 
 Stage 1 registers the fields here (the user's registers also feed the hasher, whose Toeplitz
@@ -68,6 +69,7 @@ class VipMatcher(wiring.Component):
             "pbind_port": Out(1),
             "nat": Out(1),
             "rport": Out(16),
+            "has_rport": Out(1),
         })
 
     def elaborate(self, platform):
@@ -114,6 +116,14 @@ class VipMatcher(wiring.Component):
             m.d.sync += [s3_first.eq(first),
                          self.arp_ours.eq(s2_arp_own | s2_arp_vip.any())]
 
+        # per entry, what the output needs of its configuration, in registers (the entries
+        # change only at a COMMIT, when no frame is in the pipeline): no compare follows the
+        # match in the output's AND-OR
+        entry_nat = Signal(n)
+        entry_rport = Signal(n)
+        m.d.sync += [entry_nat[k].eq(self.vip_service[k][26:28] == Mode.NAT) for k in range(n)]
+        m.d.sync += [entry_rport[k].eq(self.vip_rport[k][0:16] != 0) for k in range(n)]
+
         # ---- output: encode the one-hot vector (AND-OR; the user registers it) ---------------
         m.d.comb += [
             self.hit.eq(s3_first.any()),
@@ -124,9 +134,9 @@ class VipMatcher(wiring.Component):
         pbind = reduce(or_, [Mux(s3_first[k], self.vip_pbind[k][0:2], 0) for k in range(n)])
         m.d.comb += [self.pbind.eq(pbind[0]), self.pbind_port.eq(pbind[1])]
         m.d.comb += [
-            self.nat.eq(reduce(or_, [s3_first[k] & (self.vip_service[k][26:28] == Mode.NAT)
-                                     for k in range(n)])),
+            self.nat.eq((s3_first & entry_nat).any()),
             self.rport.eq(reduce(or_, [Mux(s3_first[k], self.vip_rport[k][0:16], 0)
                                        for k in range(n)])),
+            self.has_rport.eq((s3_first & entry_rport).any()),
         ]
         return m
