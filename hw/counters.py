@@ -12,8 +12,9 @@ Ports
                        :data:`~openslb.hw.spec.STAT_LATCH_CYCLES` cycles after the strobe).
 ``stat``             : Out(32) array of 4 — packets lo/hi, bytes lo/hi.
 
-All counters are 64 bits.  The global counters live in flip-flops; a read of the snapshot is
-consistent across all of them.  The per-VIP and per-real counters live in block RAM
+All counters are 64 bits.  The global counters live in flip-flops and count an event one cycle
+after it (its amounts are registered first); a read of the snapshot is consistent across all
+of them.  The per-VIP and per-real counters live in block RAM
 (:class:`~openslb.hw.bram.BlockRam`, ``{bytes, packets}`` per entry), updated
 read-modify-write; a STAT_SEL latch is consistent for one entry.  Events that update the RAM
 (forwarded frames, counted when the selector makes the decision) come at most once every 8
@@ -24,7 +25,7 @@ The counting rules are :meth:`openslb.model.pipeline.Appliance.decide`'s.
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -91,8 +92,11 @@ class Counters(wiring.Component):
         live = {name: Signal(64, name=f"c_{name.lower()}") for name in COUNTERS}
         snap = {name: Signal(64, name=f"s_{name.lower()}") for name in COUNTERS}
         for name, amount in self._increments(m).items():
-            with m.If(self.ev_valid):
-                m.d.sync += live[name].eq(live[name] + amount)
+            # each event's amount is registered first, so the decode of the selector's record
+            # (which comes across the die) and the 64-bit sum are in different cycles
+            pending = Signal(len(Value.cast(amount)), name=f"add_{name.lower()}")
+            m.d.sync += [pending.eq(Mux(self.ev_valid, amount, 0)),
+                         live[name].eq(live[name] + pending)]
             with m.If(self.snapshot):
                 m.d.sync += snap[name].eq(live[name])
         for n, name in enumerate(COUNTERS):
