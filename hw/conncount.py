@@ -31,8 +31,10 @@ then count one up or down, compare and write (with the result of the operation j
 forwarded when it names the same real).  No RAM read feeds logic in its own cycle, and the
 compare does not wait for the sum.  A lookup's increment is in the RAMs and the full bits three
 cycles after its update cycle, its decrement four; the next lookup, which starts in the update's
-cycle and reads counts and full bits in its step 5, sees both.  A REAL_LIMIT write sets the
-limit and the weight at once and the real's full bit three to five cycles later (its refresh).
+cycle and reads counts and full bits in its step 5, sees both (a REAL_LIMIT write's refresh
+picked just before can delay the decrement by a cycle: the write's real is changing anyway).  A
+REAL_LIMIT write sets the limit and the weight at once and the real's full bit three to five
+cycles later (its refresh).
 """
 
 from __future__ import annotations

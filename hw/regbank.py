@@ -104,11 +104,14 @@ class RegBank(wiring.Component):
         # bit, several thousand in all), or its reset value until it is first written; a
         # read-only one through two multiplexer levels: the word within its block of
         # READ_BLOCK registers, then the block.
-        self._read_back_copy(m, rw_words)
-        self._read_only_mux(m, ro_words)
+        rw_selected, rw_data = self._read_back_copy(m, rw_words)
+        ro_data = self._read_only_mux(m, ro_words)
+        m.d.comb += bus.r_data.eq(Mux(rw_selected, rw_data, ro_data))
         return m
 
-    def _read_back_copy(self, m: Module, rw_words: dict) -> None:
+    def _read_back_copy(self, m: Module, rw_words: dict) -> tuple[Signal, Signal]:
+        """The block RAM copy of the read-write registers: whether the read two cycles ago
+        was of one, and its value."""
         bus = self.bus
         depth = 1 << max(rw_words).bit_length()
         m.submodules.read_back = copy = BlockRam(32, depth)
@@ -131,11 +134,13 @@ class RegBank(wiring.Component):
         rw_q2, valid_q2, mask_q2, reset_q2 = Signal(), Signal(), Signal(32), Signal(32)
         m.d.sync += [rw_q2.eq(rw_q), valid_q2.eq(valid_q), mask_q2.eq(mask_q),
                      reset_q2.eq(reset_q)]
-        self._rw_data = Signal(32)
-        self._rw_sel = rw_q2
-        m.d.comb += self._rw_data.eq(Mux(valid_q2, copy.r_data & mask_q2, reset_q2))
+        rw_data = Signal(32)
+        m.d.comb += rw_data.eq(Mux(valid_q2, copy.r_data & mask_q2, reset_q2))
+        return rw_q2, rw_data
 
-    def _read_only_mux(self, m: Module, ro_words: dict) -> None:
+    def _read_only_mux(self, m: Module, ro_words: dict) -> Signal:
+        """The two-level multiplexer of the read-only registers (and ``r_valid``): the value
+        read two cycles ago, 0 for any other address."""
         bus = self.bus
         blocks = sorted({offset // READ_BLOCK for offset in ro_words})
         partial = {b: Signal(32, name=f"read_block_{b}") for b in blocks}
@@ -159,4 +164,4 @@ class RegBank(wiring.Component):
                 for b in blocks:
                     with m.Case(b):
                         m.d.sync += ro_data.eq(partial[b])
-        m.d.comb += bus.r_data.eq(Mux(self._rw_sel, self._rw_data, ro_data))
+        return ro_data
