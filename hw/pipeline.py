@@ -33,7 +33,7 @@ from openslb.hw.parser import Parser
 from openslb.hw.regbank import BusSignature, RegBank
 from openslb.hw.regfifo import RegisteredFifo
 from openslb.hw.rewriter import Rewriter
-from openslb.hw.selector import Selector
+from openslb.hw.selector import Selector, mark_new_flow
 from openslb.hw.spec import (DEFAULT_PARAMS, ID_MAGIC, MAC_COUNTER_NAMES, MAC_PORTS, Params,
                              params_word)
 
@@ -137,7 +137,12 @@ class DispatchCore(wiring.Component):
             m.d.sync += commit_pending.eq(0)
         m.d.comb += capture.room.eq(room & ~commit_pending)
         # credit-guaranteed: the queue always has room, so the header path is never held
-        _through_queue(m, parser.o, lookups, selector.i, meta, room=1)
+        # (each record marked on its way in: a new flow, and its group's metric)
+        marked = Signal(meta)
+        m.d.comb += marked.eq(parser.o.payload)
+        mark_new_flow(m, marked, regs.conn_ctrl[0],
+                      [regs.group_metric[g][0:2] for g in range(p.n_groups)])
+        _through_queue(m, parser.o, lookups, selector.i, meta, room=1, w_data=marked)
         # The selector sees the decision queue's room as a register (two places of margin: a
         # write may be under way and the register lags a cycle), so no handshake path runs
         # between the queue's level and the selector's control.
@@ -200,8 +205,7 @@ class DispatchCore(wiring.Component):
                          rewriter.vip_ip[k].eq(regs.vip_ip[k]),
                          rewriter.vip_service[k].eq(regs.vip_service[k])]
         for g in range(p.n_groups):
-            m.d.comb += [selector.group_backup[g].eq(regs.group_backup[g]),
-                         selector.group_metric[g].eq(regs.group_metric[g][0:2])]
+            m.d.comb += selector.group_backup[g].eq(regs.group_backup[g])
 
         # counters watch decisions as they enter the queue (one per frame)
         m.d.comb += [

@@ -23,7 +23,6 @@ Ports
 ``conn_enable``, ``conn_timeouts``, ``conn_tick_cycles``, ``conn_tick``, ``conn_flush``,
 ``conn_now``, ``conn_flushing``, ``pbind_timeout`` : the connection table's and the client
                     bindings' registers (:class:`~openslb.hw.conntable.ConnTable`, twice).
-``group_metric``  : In(2) array — per group, :class:`~openslb.hw.spec.Metric`.
 ``table_size``    : In — M (the round-robin pointers wrap at it).
 ``real_limit_stb``, ``real_conns`` : REAL_LIMIT writes (``w_data``, real ``real_sel``) and the
                     REAL_CONNS word.
@@ -56,8 +55,9 @@ reads the table.  Client bindings (pbind) are a second table of the same kind, k
 parser's binding key and looked up at the same time; a live binding whose real is up decides a
 frame that its connection entry does not.
 
-Metrics (``group_metric``, model: :meth:`Appliance.select`): a new flow (a tracked TCP SYN or
-UDP datagram whose entry does not decide it) of a ``ROUNDROBIN`` group reads its group's two
+Metrics (GROUP_METRIC, model: :meth:`Appliance.select`): a new flow (a tracked TCP SYN or
+UDP datagram whose entry does not decide it; the record comes marked by :func:`mark_new_flow`
+with its group's metric) of a ``ROUNDROBIN`` group reads its group's two
 pointer slots instead of its hash's (the pointer moves on in step 7, in time for the next
 frame); of a ``LEASTCONNS`` group it takes the second slot when that real has fewer connections
 per weight (counts read in step 5, weights from block RAM from step 4, cross-multiplied in 6,
@@ -97,7 +97,7 @@ from openslb.hw.spec import (PROTO_TCP, PROTO_UDP, ConnTimeout, DropReason,
                              Metric, Params, member_words)
 from openslb.hw.ticker import Ticker
 
-__all__ = ["Selector"]
+__all__ = ["Selector", "mark_new_flow"]
 
 #: Words of the largest table RAM (one ECP5 DP16KD in its 1-bit mode).
 MAX_SLICE_WORDS = 16384
@@ -131,7 +131,6 @@ class Selector(wiring.Component):
             "conn_now": Out(32),
             "conn_flushing": Out(1),
             "pbind_timeout": In(11),
-            "group_metric": In(2).array(params.n_groups),
             "table_size": In(params.index_bits + 1),
             "real_limit_stb": In(1),
             "real_conns": Out(32),
@@ -316,18 +315,10 @@ class Selector(wiring.Component):
         # cycle: only the address of the cycle after the accept is used (a wasted read is
         # harmless), which keeps handshakes off the address path.
         # A new flow of a round-robin group reads its group's two pointer slots instead.
+        # (whether it is one comes with the record: mark_new_flow)
         w_in = self.i.payload
-        starts_in = Signal()
-        rr_in = Signal()
-        m.d.comb += [
-            starts_in.eq(self.conn_enable & (w_in.action == Action.VIP) & w_in.ports_known
-                         & ((w_in.proto == PROTO_UDP)
-                            | ((w_in.proto == PROTO_TCP) & opens_connection(w_in.tcp_flags)))),
-            rr_in.eq(starts_in
-                     & (Array(list(self.group_metric))[w_in.group] == Metric.ROUNDROBIN)),
-        ]
         m.d.comb += rr.group.eq(w_in.group)
-        with m.If(rr_in):
+        with m.If(w_in.rr):
             m.d.comb += [next_a.eq(slot(rr.ptr, w_in.group)[0]),
                          next_b.eq(slot(rr.nxt, w_in.group)[0])]
         with m.Else():
@@ -460,10 +451,9 @@ class Selector(wiring.Component):
             vip = w.action == Action.VIP
             track = self.conn_enable & (ret | (vip & w.ports_known
                                                & ((w.proto == PROTO_TCP) | (w.proto == PROTO_UDP))))
-            metric = Array(list(self.group_metric))[w.group]
             m.d.sync += [cur.eq(w), cur_bank.eq(bank), cur_track.eq(track), cur_ret.eq(ret),
-                         cur_bind.eq(track & vip & w.pbind), cur_starts.eq(starts_in),
-                         cur_rr.eq(rr_in), cur_lc.eq(starts_in & (metric == Metric.LEASTCONNS))]
+                         cur_bind.eq(track & vip & w.pbind), cur_starts.eq(w.starts),
+                         cur_rr.eq(w.rr), cur_lc.eq(w.lc)]
         with m.If(accept):
             m.d.comb += self.i.ready.eq(1)
             m.d.sync += [onehot.eq(0b10), spilling.eq(0)]
@@ -558,3 +548,27 @@ class Selector(wiring.Component):
                                     & spill_any)
         return m
 
+
+
+def mark_new_flow(m: Module, record, conn_enable, group_metric) -> None:
+    """Fill in ``record``'s ``starts``, ``rr`` and ``lc`` marks (:func:`meta_layout`) on its way
+    into the lookup queue: a tracked VIP frame that starts a flow (a TCP SYN without ACK, or a
+    UDP datagram), and whether its group's metric (``group_metric``, an array per group) is
+    round robin or leastconns.
+
+    The selector's accept then reads no configuration: deciding this from the waiting record
+    put the group's metric multiplexer in front of the table address (the ECP5 core's longest
+    path at 84.72 MHz).  CONN_CTRL and GROUP_METRIC are committed registers, which change only
+    while no record is in flight, so a mark made ahead is the one the accept would make.
+    """
+    starts = Signal()
+    metric = Signal(2)
+    m.d.comb += [
+        starts.eq(conn_enable & (record.action == Action.VIP) & record.ports_known
+                  & ((record.proto == PROTO_UDP)
+                     | ((record.proto == PROTO_TCP) & opens_connection(record.tcp_flags)))),
+        metric.eq(Array(list(group_metric))[record.group]),
+        record.starts.eq(starts),
+        record.rr.eq(starts & (metric == Metric.ROUNDROBIN)),
+        record.lc.eq(starts & (metric == Metric.LEASTCONNS)),
+    ]
