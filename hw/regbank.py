@@ -23,6 +23,8 @@ stores only their bits (:attr:`~openslb.hw.spec.Register.mask`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -57,6 +59,21 @@ def _member(reg: Register):
     return member.array(reg.count) if reg.count > 1 else member
 
 
+@dataclass
+class _ReadBack:
+    """The read-back copy's signals: ``index`` numbers the read-write addresses (their bit in
+    ``written``); ``selected`` and ``data`` say whether the read two cycles ago was of a
+    read-write register, and its value."""
+    index: dict
+    written: Signal
+    is_rw: Signal
+    valid_q: Signal
+    mask_q: Signal
+    reset_q: Signal
+    selected: Signal
+    data: Signal
+
+
 class RegBank(wiring.Component):
     def __init__(self, params: Params) -> None:
         self.regs = registers(params)
@@ -87,56 +104,54 @@ class RegBank(wiring.Component):
                 elif reg.access is Access.RO:
                     ro_words[reg.offset + k] = port
 
-        # Writes.  Only the fields' bits are stored: the others stay at their reset value,
-        # zero, so synthesis keeps no flip-flop for them.
-        with m.Switch(bus.addr):
-            for reg in self.regs:
-                for k, port in enumerate(self._ports(reg)):
-                    with m.Case(reg.offset + k):
-                        if reg.access is Access.STROBE:
-                            m.d.comb += port.eq(bus.w_en)
-                        elif reg.access is Access.RW:
-                            with m.If(bus.w_en):
-                                m.d.sync += rw_words[reg.offset + k][1].eq(bus.w_data & reg.mask)
-
+        # Writes, and the read-back copy's bookkeeping of the read-write registers, under one
+        # decode of the address.  Only the fields' bits are stored: the others stay at their
+        # reset value, zero, so synthesis keeps no flip-flop for them.
         # Reads take two cycles.  A read-write register reads back from a copy of every write
         # in a block RAM (a multiplexer over every stored bit would cost about one LUT per
         # bit, several thousand in all), or its reset value until it is first written; a
         # read-only one through two multiplexer levels: the word within its block of
         # READ_BLOCK registers, then the block.
-        rw_selected, rw_data = self._read_back_copy(m, rw_words)
+        back = self._read_back_copy(m, rw_words)
+        with m.Switch(bus.addr):
+            for reg in self.regs:
+                for k, port in enumerate(self._ports(reg)):
+                    addr = reg.offset + k
+                    with m.Case(addr):
+                        if reg.access is Access.STROBE:
+                            m.d.comb += port.eq(bus.w_en)
+                        elif reg.access is Access.RW:
+                            written = back.written[back.index[addr]]
+                            with m.If(bus.w_en):
+                                m.d.sync += [rw_words[addr][1].eq(bus.w_data & reg.mask),
+                                             written.eq(1)]
+                            # the address's kind, mask, reset value and written bit, in step
+                            # with the RAM's read
+                            m.d.comb += back.is_rw.eq(1)
+                            m.d.sync += [back.valid_q.eq(written), back.mask_q.eq(reg.mask),
+                                         back.reset_q.eq(reg.reset)]
         ro_data = self._read_only_mux(m, ro_words)
-        m.d.comb += bus.r_data.eq(Mux(rw_selected, rw_data, ro_data))
+        m.d.comb += bus.r_data.eq(Mux(back.selected, back.data, ro_data))
         return m
 
-    def _read_back_copy(self, m: Module, rw_words: dict) -> tuple[Signal, Signal]:
-        """The block RAM copy of the read-write registers: whether the read two cycles ago
-        was of one, and its value."""
+    def _read_back_copy(self, m: Module, rw_words: dict) -> _ReadBack:
+        """The block RAM copy of the read-write registers, and the registers that follow a
+        read of one; the caller's address decode sets ``is_rw``, ``written`` and the ``_q``
+        registers."""
         bus = self.bus
         depth = 1 << max(rw_words).bit_length()
         m.submodules.read_back = copy = BlockRam(32, depth)
-        index = {addr: n for n, addr in enumerate(sorted(rw_words))}
-        written = Signal(len(index))        # since reset: else the reset value reads back
-        is_rw = Signal()
+        back = _ReadBack(index={addr: n for n, addr in enumerate(sorted(rw_words))},
+                         written=Signal(len(rw_words)),   # since reset: else the reset value
+                         is_rw=Signal(), valid_q=Signal(), mask_q=Signal(32),
+                         reset_q=Signal(32), selected=Signal(), data=Signal(32))
         m.d.comb += [copy.w_addr.eq(bus.addr), copy.w_data.eq(bus.w_data),
-                     copy.w_en.eq(bus.w_en & is_rw), copy.r_addr.eq(bus.addr)]
-        # the read address's kind, mask, reset value and written bit, in step with the RAM
-        rw_q, valid_q, mask_q, reset_q = Signal(), Signal(), Signal(32), Signal(32)
-        with m.Switch(bus.addr):
-            for addr, (reg, _) in rw_words.items():
-                with m.Case(addr):
-                    m.d.comb += is_rw.eq(1)
-                    with m.If(bus.w_en):
-                        m.d.sync += written[index[addr]].eq(1)
-                    m.d.sync += [valid_q.eq(written[index[addr]]), mask_q.eq(reg.mask),
-                                 reset_q.eq(reg.reset)]
-        m.d.sync += rw_q.eq(is_rw)
-        rw_q2, valid_q2, mask_q2, reset_q2 = Signal(), Signal(), Signal(32), Signal(32)
-        m.d.sync += [rw_q2.eq(rw_q), valid_q2.eq(valid_q), mask_q2.eq(mask_q),
-                     reset_q2.eq(reset_q)]
-        rw_data = Signal(32)
-        m.d.comb += rw_data.eq(Mux(valid_q2, copy.r_data & mask_q2, reset_q2))
-        return rw_q2, rw_data
+                     copy.w_en.eq(bus.w_en & back.is_rw), copy.r_addr.eq(bus.addr)]
+        rw_q, valid_q2, mask_q2, reset_q2 = Signal(), Signal(), Signal(32), Signal(32)
+        m.d.sync += [rw_q.eq(back.is_rw), back.selected.eq(rw_q), valid_q2.eq(back.valid_q),
+                     mask_q2.eq(back.mask_q), reset_q2.eq(back.reset_q)]
+        m.d.comb += back.data.eq(Mux(valid_q2, copy.r_data & mask_q2, reset_q2))
+        return back
 
     def _read_only_mux(self, m: Module, ro_words: dict) -> Signal:
         """The two-level multiplexer of the read-only registers (and ``r_valid``): the value

@@ -13,7 +13,6 @@ default).
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import subprocess
 from dataclasses import asdict
@@ -25,7 +24,8 @@ from amaranth.lib.wiring import In, Out, connect
 
 from openslb.hw.layouts import beat_layout, egress_beat_layout
 from openslb.hw.spec import DEFAULT_PARAMS, EgressPort, Params
-from openslb.sim.runner import REPO, _setup_verilator, build_verilog
+from openslb.sim.runner import (REPO, _setup_verilator, build_verilog, cached_build_dir,
+                                digest, hw_sources)
 
 __all__ = ["Emulator", "PassThrough", "UART_DIVISOR", "CLOCK_HZ"]
 
@@ -97,18 +97,17 @@ class PowerOnReset(wiring.Component):
         return m
 
 
-def _digest(params: Params, design: str) -> str:
-    h = hashlib.sha256(f"{asdict(params)}|{design}|{UART_DIVISOR}".encode())
-    for path in [*sorted((REPO / "hw").glob("*.py")), HARNESS, Path(__file__)]:
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
+def _build_dir(params: Params, design: str) -> Path:
+    """The cache directory of ``design``'s library for ``params`` from the current sources."""
+    config = f"{design}-w{params.width}-{digest(f'{asdict(params)}|{design}|{UART_DIVISOR}')[:8]}"
+    return cached_build_dir(BUILD, config, digest("", [*hw_sources(), HARNESS, Path(__file__)]))
 
 
 def build(params: Params = DEFAULT_PARAMS, design: str = "appliance") -> Path:
     """Build the shared library (cached); returns its path."""
     from openslb.hw.top import ApplianceTop
     _setup_verilator()
-    out = BUILD / f"{design}-w{params.width}-{_digest(params, design)}"
+    out = _build_dir(params, design)
     lib = out / "libemu.so"
     if lib.exists():
         return lib

