@@ -92,8 +92,10 @@ class ConnCount(wiring.Component):
                                                      init=[], attrs=distributed)
         # a limit is kept in the counts' width, saturated (a count never reaches the top value:
         # the table holds fewer flows, just as it never reaches a larger limit), with the limit
-        # less one beside it, so that no sum follows the RAM read in the engine
-        thresholds = data.StructLayout({"limited": 1, "below": cbits, "limit": cbits})
+        # less one and plus one beside it (the thresholds of counting up and down), so that no
+        # sum follows the RAM read in the engine
+        thresholds = data.StructLayout({"limited": 1, "below": cbits, "limit": cbits,
+                                        "above": cbits})
         m.submodules.maxcons = maxcons = memory.Memory(shape=thresholds, depth=p.n_reals,
                                                        init=[], attrs=distributed)
         # the counts for the two lookup reads: a copy in distributed RAM (the lookup compares
@@ -165,7 +167,7 @@ class ConnCount(wiring.Component):
                      s1_keep.eq(pick_keep)]
         s2, s2_real, s2_down, s2_keep = Signal(), Signal(p.real_bits), Signal(), Signal()
         s2_count, s2_forward = Signal(cbits), Signal()
-        s2_limited, s2_threshold, s2_strict = Signal(), Signal(cbits), Signal()
+        s2_limited, s2_threshold = Signal(), Signal(cbits)
         count_rd = counts.read_port(domain="comb")
         max_rd = maxcons.read_port(domain="comb")
         m.d.comb += [count_rd.addr.eq(s1_real), max_rd.addr.eq(s1_real)]
@@ -176,9 +178,9 @@ class ConnCount(wiring.Component):
             # the operation ahead writes the same real in this cycle: take its result (step 2)
             s2_forward.eq(s2 & (s2_real == s1_real)),
             s2_limited.eq(limit.limited),
-            # full after the operation: count + 1 >= limit, count - 1 >= limit, count >= limit
-            s2_threshold.eq(Mux(s1_down | s1_keep, limit.limit, limit.below)),
-            s2_strict.eq(s1_down),
+            # full after the operation: count + 1 >= limit (count >= below), count - 1 >= limit
+            # (count >= above), count >= limit
+            s2_threshold.eq(Mux(s1_down, limit.above, Mux(s1_keep, limit.limit, limit.below))),
         ]
         # step 2, write: the count one up or down, the full bit from the count before
         last_count = Signal(cbits)
@@ -195,8 +197,10 @@ class ConnCount(wiring.Component):
                      lookup_wr.addr.eq(s2_real), lookup_wr.data.eq(new_count),
                      lookup_wr.en.eq(s2)]
         op_full = Signal()
-        m.d.comb += op_full.eq(s2_limited & Mux(s2_strict, base > s2_threshold,
-                                                base >= s2_threshold))
+        # (both counts compared at once, then picked: the forwarding multiplexer stays out of
+        # the compare's carry chain)
+        m.d.comb += op_full.eq(s2_limited & Mux(s2_forward, last_count >= s2_threshold,
+                                                s2_count >= s2_threshold))
         # the full bits, through a predecoded one-hot select (a decoder per bit compare would
         # cost several LUTs per real)
         op_sel = _one_hot(m, s2_real, p.n_reals, s2, "op")
@@ -212,6 +216,9 @@ class ConnCount(wiring.Component):
         max_wr = maxcons.write_port()
         m.d.comb += [max_wr.addr.eq(self.real_sel), max_wr.en.eq(self.limit_stb),
                      max_wr.data.limited.eq(new_limit != 0), max_wr.data.below.eq(new_limit - 1),
+                     # (the top limit is never reached, nor is it when saturated here)
+                     max_wr.data.above.eq(Mux(written >= (1 << cbits) - 1, (1 << cbits) - 1,
+                                              new_limit + 1)),
                      max_wr.data.limit.eq(new_limit)]
         count_sel = counts.read_port(domain="comb")
         m.d.comb += count_sel.addr.eq(self.real_sel)
