@@ -20,9 +20,10 @@ Ports
 
 Stage 1 registers the fields here (the user's registers also feed the hasher, whose Toeplitz
 terms load every bit 32 times: a private copy keeps the compares' inputs local); stage 2
-compares each field against every entry; stage 3 combines them and keeps the lowest match as a
-one-hot vector; the outputs encode it combinationally (an AND-OR, not a wide multiplexer), for
-the user to register (the parser, with its record), like the hasher's.  The rules are the
+compares the fields against every entry (a match per entry); stage 3 registers what the
+lowest-numbered match says (its index, group, client persistence, NAT mode and VIP_RPORT),
+found by a tree of pairs, so the user (the parser, which completes its record with them in its
+output stage) starts from registers.  The rules are the
 model's :meth:`~openslb.model.pipeline.Appliance.match_vip`.
 
 Latency 3 enabled cycles, one frame per cycle.
@@ -30,11 +31,8 @@ Latency 3 enabled cycles, one frame per cycle.
 
 from __future__ import annotations
 
-from functools import reduce
-from operator import or_
-
 from amaranth import Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw.spec import Mode, Params
@@ -85,7 +83,7 @@ class VipMatcher(wiring.Component):
             m.d.sync += [dst.eq(self.dst), proto.eq(self.proto), dport.eq(self.dport),
                          ports_known.eq(self.ports_known), arp_tpa.eq(self.arp_tpa)]
 
-        # ---- stage 2: compare each field against every entry --------------------------------
+        # ---- stage 2: compare the fields against every entry ----------------------------------
         ip_eq, proto_eq, port_ok, arp_vip = (Signal(n, name=nm) for nm in
                                              ("ip_eq", "proto_eq", "port_ok", "arp_vip"))
         for k in range(n):
@@ -98,45 +96,45 @@ class VipMatcher(wiring.Component):
                 port_ok[k].eq(any_port | ~ports_known | (port == dport)),
                 arp_vip[k].eq(enable & (self.vip_ip[k] == arp_tpa)),
             ]
-        s2_ip, s2_proto, s2_port, s2_arp_vip = (Signal(n, name=f"s2_{sig.name}")
-                                                for sig in (ip_eq, proto_eq, port_ok, arp_vip))
+        s2_match, s2_arp_vip = Signal(n), Signal(n)
         s2_arp_own = Signal()
         with m.If(self.en):
-            m.d.sync += [s2_ip.eq(ip_eq), s2_proto.eq(proto_eq), s2_port.eq(port_ok),
-                         s2_arp_vip.eq(arp_vip), s2_arp_own.eq(arp_tpa == self.own_ip)]
-        s2_match = Signal(n)
-        m.d.comb += s2_match.eq(s2_ip & s2_proto & s2_port)
+            m.d.sync += [s2_match.eq(ip_eq & proto_eq & port_ok), s2_arp_vip.eq(arp_vip),
+                         s2_arp_own.eq(arp_tpa == self.own_ip)]
 
-        # ---- stage 3: the lowest match as a one-hot vector ------------------------------------
-        first = Signal(n)
-        for k in range(n):
-            m.d.comb += first[k].eq(s2_match[k] & ~(s2_match[:k].any() if k else 0))
-        s3_first = Signal(n)
+        # ---- stage 3: what the lowest-numbered match says, in registers ---------------------
+        # Per entry, what the outputs need of its configuration (the entries change only at a
+        # COMMIT, when no frame is in the pipeline), flags already compared.
+        entry = data.StructLayout({"vip": p.vip_bits, "group": p.group_bits, "pbind": 1,
+                                   "pbind_port": 1, "nat": 1, "rport": 16, "has_rport": 1})
+        entries = [Signal(entry, name=f"entry{k}") for k in range(n)]
+        for k, e in enumerate(entries):
+            m.d.sync += [e.vip.eq(k), e.group.eq(self.vip_group[k][0:p.group_bits]),
+                         e.pbind.eq(self.vip_pbind[k][0]),
+                         e.pbind_port.eq(self.vip_pbind[k][1]),
+                         e.nat.eq(self.vip_service[k][26:28] == Mode.NAT),
+                         e.rport.eq(self.vip_rport[k][0:16]),
+                         e.has_rport.eq(self.vip_rport[k][0:16] != 0)]
+        hit, first = _lowest(m, s2_match, entries)
+        chosen = Signal(entry)
         with m.If(self.en):
-            m.d.sync += [s3_first.eq(first),
+            m.d.sync += [self.hit.eq(hit), chosen.eq(first),
                          self.arp_ours.eq(s2_arp_own | s2_arp_vip.any())]
-
-        # per entry, what the output needs of its configuration, in registers (the entries
-        # change only at a COMMIT, when no frame is in the pipeline): no compare follows the
-        # match in the output's AND-OR
-        entry_nat = Signal(n)
-        entry_rport = Signal(n)
-        m.d.sync += [entry_nat[k].eq(self.vip_service[k][26:28] == Mode.NAT) for k in range(n)]
-        m.d.sync += [entry_rport[k].eq(self.vip_rport[k][0:16] != 0) for k in range(n)]
-
-        # ---- output: encode the one-hot vector (AND-OR; the user registers it) ---------------
-        m.d.comb += [
-            self.hit.eq(s3_first.any()),
-            self.vip.eq(reduce(or_, [Mux(s3_first[k], k, 0) for k in range(n)])),
-            self.group.eq(reduce(or_, [Mux(s3_first[k], self.vip_group[k][0:p.group_bits], 0)
-                                       for k in range(n)])),
-        ]
-        pbind = reduce(or_, [Mux(s3_first[k], self.vip_pbind[k][0:2], 0) for k in range(n)])
-        m.d.comb += [self.pbind.eq(pbind[0]), self.pbind_port.eq(pbind[1])]
-        m.d.comb += [
-            self.nat.eq((s3_first & entry_nat).any()),
-            self.rport.eq(reduce(or_, [Mux(s3_first[k], self.vip_rport[k][0:16], 0)
-                                       for k in range(n)])),
-            self.has_rport.eq((s3_first & entry_rport).any()),
-        ]
+        m.d.comb += [self.vip.eq(chosen.vip), self.group.eq(chosen.group),
+                     self.pbind.eq(chosen.pbind), self.pbind_port.eq(chosen.pbind_port),
+                     self.nat.eq(chosen.nat), self.rport.eq(chosen.rport),
+                     self.has_rport.eq(chosen.has_rport)]
         return m
+
+
+def _lowest(m: Module, match, values: list):
+    """Whether any bit of ``match`` is set, and the ``values`` entry of the lowest one that is
+    (0 if none), as a tree of pairs (each node: the lower half's value if it has a match, else
+    the upper half's): log2(n) levels that find the lowest match and pick its value at once,
+    where a priority one-hot vector and then an AND-OR over it take about twice as many."""
+    nodes = [(match[k], Mux(match[k], values[k].as_value(), 0)) for k in range(len(values))]
+    while len(nodes) > 1:
+        pairs = [nodes[i:i + 2] for i in range(0, len(nodes), 2)]
+        nodes = [(lo[0] | hi[0], Mux(lo[0], lo[1], hi[1])) if hi is not None else lo
+                 for lo, hi in ((pr[0], pr[1] if len(pr) > 1 else None) for pr in pairs)]
+    return nodes[0]
