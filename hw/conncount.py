@@ -20,21 +20,28 @@ Ports
 ``weight_real`` : In(real_bits) × 2 — reals whose ``weight`` is read (latency 2: block RAM).
 ``full``       : Out(n_reals) — bit r: real r has a limit and is at it.
 ``limit_stb``, ``w_data``, ``real_sel`` : REAL_LIMIT writes ``{weight, maxcon}`` of ``real_sel``.
-``sel_conns``  : Out(32) — REAL_CONNS: ``{full[31], conns}`` of ``real_sel``, a few cycles late.
+``sel_conns``  : Out(32) — REAL_CONNS: ``{full[31], conns}`` of ``real_sel``, two cycles late.
 
-Timing: one operation a cycle (the lookup's increment, a REAL_LIMIT write's refresh, the
-lookup's decrement, the scrub's decrements), each a read-modify-write of one real's count and
-full bit in three steps: pick (the increment comes straight from the connection table's update,
-the rest wait in registers); read the count and the limit from distributed RAM into registers,
-the limit as the threshold the count must reach for the real to be full after the operation;
-then count one up or down, compare and write (with the result of the operation just ahead
-forwarded when it names the same real).  No RAM read feeds logic in its own cycle, and the
-compare does not wait for the sum.  A lookup's increment is in the RAMs and the full bits three
-cycles after its update cycle, its decrement four; the next lookup, which starts in the update's
-cycle and reads counts and full bits in its step 5, sees both (a REAL_LIMIT write's refresh
-picked just before can delay the decrement by a cycle: the write's real is changing anyway).  A
-REAL_LIMIT write sets the limit and the weight at once and the real's full bit three to five
-cycles later (its refresh).
+Timing: one operation a cycle (the lookup's increment, the lookup's decrement, a REAL_LIMIT
+write's refresh, the scrub's decrements, in that order), each a read-modify-write of one real's
+count and full bit in three steps:
+
+0. pick (the increment straight from the connection table's register, else the head of the
+   pending operations, itself a register), and read every bank of 16 reals at the real's low
+   bits (one LUT RAM deep) into registers: the count, and the limit as the threshold the count
+   must reach for the real to be full after the operation;
+1. the real's bank into registers, and whether the operation one or two steps ahead names the
+   same real;
+2. count one up or down (from the count read, or the result of the operation ahead: forwarded),
+   compare and write the count and the full bit.
+
+No RAM read and no wide multiplexer feeds logic in its own cycle, and the compare does not wait
+for the sum.  A lookup's increment is in the RAMs and the full bits three cycles after its
+update cycle, its decrement four (the connection table sends both for every update: a refresh
+of an entry counts its real up and down again); the next lookup, which starts in the update's
+cycle and reads counts and full bits in its step 5, sees both.  A REAL_LIMIT write sets the
+limit and the weight at once and the real's full bit four to six cycles later (its refresh);
+REAL_CONNS follows two cycles after REAL_SEL.
 """
 
 from __future__ import annotations
@@ -48,6 +55,9 @@ from openslb.hw.spec import MAXCON_BITS, WEIGHT_BITS, Params
 
 __all__ = ["ConnCount"]
 
+#: Reals per bank of the counts and the limits (one ECP5 LUT RAM deep).
+BANK = 16
+
 
 def _one_hot(m: Module, index, n: int, enable, name: str) -> Signal:
     """``enable`` at bit ``index`` of ``n``, from two predecoded halves of the index."""
@@ -60,6 +70,15 @@ def _one_hot(m: Module, index, n: int, enable, name: str) -> Signal:
     out = Signal(n, name=f"{name}_sel")
     m.d.comb += [out[r].eq(lo[r & ((1 << lo_bits) - 1)] & hi[r >> lo_bits]) for r in range(n)]
     return out
+
+
+def _lowest_set(m: Module, bits, name: str) -> Signal:
+    """The index of the lowest set bit of ``bits`` (0 if none)."""
+    index = Signal(range(max(2, len(bits))), name=name)
+    for w in reversed(range(len(bits))):
+        with m.If(bits[w]):
+            m.d.comb += index.eq(w)
+    return index
 
 
 class ConnCount(wiring.Component):
@@ -84,20 +103,28 @@ class ConnCount(wiring.Component):
         p = self.params
         ways = p.conn_ways
         cbits = p.conn_count_bits
-        # The counts and the limits are in distributed RAM: the engine reads them in its step 1
-        # and computes with them in step 2, which a block RAM's 5.8 ns from clock to data would
-        # not leave room for (synthesis would take one, the read address being a register).
+        # The counts and the limits are in distributed RAM, in banks of 16 reals (one LUT RAM
+        # deep): the engine reads every bank at the picked real's low bits in its step 0 and
+        # registers the words, then picks the bank in step 1.  A 256-deep read in one cycle is
+        # a LUT RAM and four multiplexer levels (about 8 ns on an ECP5); a block RAM's 5.8 ns
+        # from clock to data would leave no room for the logic after it either.
         distributed = {"ram_style": "distributed"}
-        m.submodules.counts = counts = memory.Memory(shape=unsigned(cbits), depth=p.n_reals,
-                                                     init=[], attrs=distributed)
+        depth = min(BANK, p.n_reals)
+        n_banks = -(-p.n_reals // depth)
+        low = (depth - 1).bit_length()
+        counts = [memory.Memory(shape=unsigned(cbits), depth=depth, init=[], attrs=distributed)
+                  for _ in range(n_banks)]
         # a limit is kept in the counts' width, saturated (a count never reaches the top value:
         # the table holds fewer flows, just as it never reaches a larger limit), with the limit
         # less one and plus one beside it (the thresholds of counting up and down), so that no
         # sum follows the RAM read in the engine
         thresholds = data.StructLayout({"limited": 1, "below": cbits, "limit": cbits,
                                         "above": cbits})
-        m.submodules.maxcons = maxcons = memory.Memory(shape=thresholds, depth=p.n_reals,
-                                                       init=[], attrs=distributed)
+        maxcons = [memory.Memory(shape=thresholds, depth=depth, init=[], attrs=distributed)
+                   for _ in range(n_banks)]
+        for b in range(n_banks):
+            m.submodules[f"counts{b}"] = counts[b]
+            m.submodules[f"maxcons{b}"] = maxcons[b]
         # the counts for the two lookup reads: a copy in distributed RAM (the lookup compares
         # them two cycles after the read, which a block RAM's 5.8 ns from clock to data
         # would not leave room for; and a block RAM read in time would miss the last update)
@@ -117,90 +144,129 @@ class ConnCount(wiring.Component):
                          self.weight[k].eq(weights.r_data)]
 
         # ---- pending events -----------------------------------------------------------------
-        # a lookup's increment goes straight in; a REAL_LIMIT write's refresh (recompute the
-        # real's full bit), the lookup's decrement and the scrub's decrements wait their turn
-        p_refresh = Signal()
-        p_refresh_real = Signal(p.real_bits)
-        p_dec = Signal()
-        p_dec_real = Signal(p.real_bits)
+        # A lookup's increment goes straight in; its decrement (a cycle later), a REAL_LIMIT
+        # write's refresh (recompute the real's full bit) and the scrub's decrements wait their
+        # turn in registers, in that order, the scrub's lowest way first.  The decrement goes
+        # before any refresh, so the next lookup always sees it; a refresh may then wait two
+        # cycles (an increment and a decrement), in which a second REAL_LIMIT write can come
+        # (they are two cycles apart at the least, with REAL_SEL between): two may be pending.
+        p_dec, p_dec_real = Signal(), Signal(p.real_bits)
+        p_refresh = Signal(2)
+        p_refresh_reals = [Signal(p.real_bits, name=f"p_refresh_real{k}") for k in range(2)]
         p_scrub = Signal(ways)
-        p_scrub_reals = Array(Signal(p.real_bits, name=f"p_scrub_real{w}") for w in range(ways))
+        p_scrub_reals = [Signal(p.real_bits, name=f"p_scrub_real{w}") for w in range(ways)]
         m.d.comb += self.busy.eq(p_scrub.any())
 
-        # step 0, pick: one operation per cycle, the lookup's increment, a refresh, the lookup's
-        # decrement, then a scrub's decrements (lowest way first).  (A refresh goes before the
-        # decrement so that one is never overwritten: REAL_LIMIT writes of two reals are at
-        # least two cycles apart, with REAL_SEL between, and increments eight.)
-        pick_real = Signal(p.real_bits)
-        pick_down = Signal()
-        pick_keep = Signal()
-        pick = Signal()
-        scrub_way = Signal(range(ways))
-        for w in reversed(range(ways)):
-            with m.If(p_scrub[w]):
-                m.d.comb += scrub_way.eq(w)
-        with m.If(self.inc):
-            m.d.comb += [pick.eq(1), pick_real.eq(self.inc_real)]
-        with m.Elif(p_refresh):
-            m.d.comb += [pick.eq(1), pick_real.eq(p_refresh_real), pick_keep.eq(1)]
-            m.d.sync += p_refresh.eq(0)
-        with m.Elif(p_dec):
-            m.d.comb += [pick.eq(1), pick_real.eq(p_dec_real), pick_down.eq(1)]
-            m.d.sync += p_dec.eq(0)
-        with m.Elif(p_scrub.any()):
-            m.d.comb += [pick.eq(1), pick_real.eq(p_scrub_reals[scrub_way]), pick_down.eq(1)]
-            m.d.sync += p_scrub.bit_select(scrub_way, 1).eq(0)
-        # new events (after the clears above: a lookup's events never find their own pending)
-        with m.If(self.limit_stb):
-            m.d.sync += [p_refresh.eq(1), p_refresh_real.eq(self.real_sel)]
+        # the pending set's next state: this cycle's pick taken out, new events put in
+        n_dec, n_dec_real = Signal(), Signal(p.real_bits)
+        n_refresh = Signal(2)
+        n_refresh_reals = [Signal(p.real_bits, name=f"n_refresh_real{k}") for k in range(2)]
+        n_scrub = Signal(ways)
+        n_scrub_reals = [Signal(p.real_bits, name=f"n_scrub_real{w}") for w in range(ways)]
+        m.d.comb += [n_dec.eq(p_dec), n_dec_real.eq(p_dec_real), n_refresh.eq(p_refresh),
+                     n_scrub.eq(p_scrub)]
+        m.d.comb += [n.eq(r) for n, r in zip(n_refresh_reals + n_scrub_reals,
+                                             p_refresh_reals + p_scrub_reals)]
+        scrub_way = _lowest_set(m, p_scrub, "scrub_way")
+        with m.If(~self.inc):
+            with m.If(p_dec):
+                m.d.comb += n_dec.eq(0)
+            with m.Elif(p_refresh[0]):
+                m.d.comb += [n_refresh.eq(p_refresh[1]), n_refresh_reals[0].eq(p_refresh_reals[1])]
+            with m.Elif(p_scrub.any()):
+                m.d.comb += n_scrub.bit_select(scrub_way, 1).eq(0)
+        # (after the pick: a lookup's events never find their own pending)
         with m.If(self.dec):
-            m.d.sync += [p_dec.eq(1), p_dec_real.eq(self.dec_real)]
+            m.d.comb += [n_dec.eq(1), n_dec_real.eq(self.dec_real)]
+        refresh_left = Signal()     # a refresh still pending in place 0 after the pick
+        m.d.comb += refresh_left.eq(Mux(~self.inc & ~p_dec, p_refresh[1], p_refresh[0]))
+        with m.If(self.limit_stb):
+            # (into the first free place)
+            with m.If(refresh_left):
+                m.d.comb += [n_refresh[1].eq(1), n_refresh_reals[1].eq(self.real_sel)]
+            with m.Else():
+                m.d.comb += [n_refresh[0].eq(1), n_refresh_reals[0].eq(self.real_sel)]
         with m.If(self.scrub.any()):
-            m.d.sync += p_scrub.eq(self.scrub)
-            m.d.sync += [p_scrub_reals[w].eq(self.scrub_reals[w]) for w in range(ways)]
+            m.d.comb += n_scrub.eq(self.scrub)
+            m.d.comb += [n.eq(r) for n, r in zip(n_scrub_reals, self.scrub_reals)]
+        m.d.sync += [p_dec.eq(n_dec), p_dec_real.eq(n_dec_real), p_refresh.eq(n_refresh),
+                     p_scrub.eq(n_scrub)]
+        m.d.sync += [r.eq(n) for r, n in zip(p_refresh_reals + p_scrub_reals,
+                                             n_refresh_reals + n_scrub_reals)]
 
-        # step 1, read: the count and the limit of the picked real, into registers; the limit
-        # as the threshold that the count before the operation must reach (or pass) for the
-        # real to be full after it
+        # step 0, pick: one operation per cycle, the increment, else the pending set's head,
+        # which is kept in registers (computed from the set's next state), so that the RAM
+        # address is a 2:1 multiplexer of registers
+        head, head_real, head_keep = Signal(), Signal(p.real_bits), Signal()
+        n_scrub_way = _lowest_set(m, n_scrub, "n_scrub_way")
+        m.d.sync += [head.eq(n_dec | n_refresh[0] | n_scrub.any()),
+                     head_keep.eq(~n_dec & n_refresh[0]),
+                     head_real.eq(Mux(n_dec, n_dec_real,
+                                      Mux(n_refresh[0], n_refresh_reals[0],
+                                          Array(n_scrub_reals)[n_scrub_way])))]
+        pick, pick_real, pick_down, pick_keep = Signal(), Signal(p.real_bits), Signal(), Signal()
+        m.d.comb += [pick.eq(self.inc | head),
+                     pick_real.eq(Mux(self.inc, self.inc_real, head_real)),
+                     pick_down.eq(~self.inc & ~head_keep), pick_keep.eq(~self.inc & head_keep)]
+
+        # step 0 also reads every bank at the picked real's low bits, into registers: its count
+        # and the threshold that the count before the operation must reach for the real to be
+        # full after it (count + 1 >= limit: count >= below; count - 1 >= limit: count >= above;
+        # count >= limit)
         s1, s1_real, s1_down, s1_keep = Signal(), Signal(p.real_bits), Signal(), Signal()
         m.d.sync += [s1.eq(pick), s1_real.eq(pick_real), s1_down.eq(pick_down),
                      s1_keep.eq(pick_keep)]
+        bank_count = Array(Signal(cbits, name=f"bank_count{b}") for b in range(n_banks))
+        bank_threshold = Array(Signal(cbits, name=f"bank_threshold{b}") for b in range(n_banks))
+        bank_limited = Signal(n_banks)
+        for b in range(n_banks):
+            count_rd = counts[b].read_port(domain="comb")
+            max_rd = maxcons[b].read_port(domain="comb")
+            limit = max_rd.data
+            m.d.comb += [count_rd.addr.eq(pick_real[0:low]), max_rd.addr.eq(pick_real[0:low])]
+            m.d.sync += [bank_count[b].eq(count_rd.data), bank_limited[b].eq(limit.limited),
+                         bank_threshold[b].eq(Mux(pick_down, limit.above,
+                                                  Mux(pick_keep, limit.limit, limit.below)))]
+
+        # step 1: the real's bank, into registers; and whether an operation still in flight
+        # names the same real: the one a step ahead writes in this cycle, the one two steps
+        # ahead wrote in the cycle of the read (neither write is in the words read)
         s2, s2_real, s2_down, s2_keep = Signal(), Signal(p.real_bits), Signal(), Signal()
-        s2_count, s2_forward = Signal(cbits), Signal()
-        s2_limited, s2_threshold = Signal(), Signal(cbits)
-        count_rd = counts.read_port(domain="comb")
-        max_rd = maxcons.read_port(domain="comb")
-        m.d.comb += [count_rd.addr.eq(s1_real), max_rd.addr.eq(s1_real)]
-        limit = max_rd.data
+        s2_count, s2_limited, s2_threshold = Signal(cbits), Signal(), Signal(cbits)
+        s2_forward1, s2_forward2 = Signal(), Signal()
+        s3, s3_real = Signal(), Signal(p.real_bits)       # the operation a step ahead's
+        bank = s1_real[low:]
         m.d.sync += [
             s2.eq(s1), s2_real.eq(s1_real), s2_down.eq(s1_down), s2_keep.eq(s1_keep),
-            s2_count.eq(count_rd.data),
-            # the operation ahead writes the same real in this cycle: take its result (step 2)
-            s2_forward.eq(s2 & (s2_real == s1_real)),
-            s2_limited.eq(limit.limited),
-            # full after the operation: count + 1 >= limit (count >= below), count - 1 >= limit
-            # (count >= above), count >= limit
-            s2_threshold.eq(Mux(s1_down, limit.above, Mux(s1_keep, limit.limit, limit.below))),
+            s2_count.eq(bank_count[bank]), s2_limited.eq(bank_limited.bit_select(bank, 1)),
+            s2_threshold.eq(bank_threshold[bank]),
+            s2_forward1.eq(s2 & (s2_real == s1_real)),
+            s2_forward2.eq(s3 & (s3_real == s1_real)),
+            s3.eq(s2), s3_real.eq(s2_real),
         ]
-        # step 2, write: the count one up or down, the full bit from the count before
-        last_count = Signal(cbits)
+        # step 2, write: the count one up or down, the full bit from the count before (every
+        # possible count compared at once, then picked: the forwarding multiplexer stays out
+        # of the compares' carry chains)
+        last_count = Signal(cbits)      # the result of the operation a step ahead
+        last2_count = Signal(cbits)     # ... and two steps ahead
         base = Signal(cbits)
         new_count = Signal(cbits)
         m.d.comb += [
-            base.eq(Mux(s2_forward, last_count, s2_count)),
+            base.eq(Mux(s2_forward1, last_count, Mux(s2_forward2, last2_count, s2_count))),
             new_count.eq(Mux(s2_down, base - 1, Mux(s2_keep, base, base + 1))),
         ]
-        m.d.sync += last_count.eq(new_count)
-        count_wr = counts.write_port()
+        m.d.sync += [last_count.eq(new_count), last2_count.eq(last_count)]
         lookup_wr = counts_lookup.write_port()
-        m.d.comb += [count_wr.addr.eq(s2_real), count_wr.data.eq(new_count), count_wr.en.eq(s2),
-                     lookup_wr.addr.eq(s2_real), lookup_wr.data.eq(new_count),
+        m.d.comb += [lookup_wr.addr.eq(s2_real), lookup_wr.data.eq(new_count),
                      lookup_wr.en.eq(s2)]
+        for b in range(n_banks):
+            count_wr = counts[b].write_port()
+            m.d.comb += [count_wr.addr.eq(s2_real[0:low]), count_wr.data.eq(new_count),
+                         count_wr.en.eq(s2 & (s2_real[low:] == b))]
         op_full = Signal()
-        # (both counts compared at once, then picked: the forwarding multiplexer stays out of
-        # the compare's carry chain)
-        m.d.comb += op_full.eq(s2_limited & Mux(s2_forward, last_count >= s2_threshold,
-                                                s2_count >= s2_threshold))
+        m.d.comb += op_full.eq(s2_limited & Mux(s2_forward1, last_count >= s2_threshold,
+                                                Mux(s2_forward2, last2_count >= s2_threshold,
+                                                    s2_count >= s2_threshold)))
         # the full bits, through a predecoded one-hot select (a decoder per bit compare would
         # cost several LUTs per real)
         op_sel = _one_hot(m, s2_real, p.n_reals, s2, "op")
@@ -213,15 +279,28 @@ class ConnCount(wiring.Component):
         written = self.w_data[0:MAXCON_BITS]
         new_limit = Signal(cbits)
         m.d.comb += new_limit.eq(Mux(written >= (1 << cbits) - 1, (1 << cbits) - 1, written))
-        max_wr = maxcons.write_port()
-        m.d.comb += [max_wr.addr.eq(self.real_sel), max_wr.en.eq(self.limit_stb),
-                     max_wr.data.limited.eq(new_limit != 0), max_wr.data.below.eq(new_limit - 1),
+        stored = Signal(thresholds)
+        m.d.comb += [stored.limited.eq(new_limit != 0), stored.below.eq(new_limit - 1),
                      # (the top limit is never reached, nor is it when saturated here)
-                     max_wr.data.above.eq(Mux(written >= (1 << cbits) - 1, (1 << cbits) - 1,
-                                              new_limit + 1)),
-                     max_wr.data.limit.eq(new_limit)]
-        count_sel = counts.read_port(domain="comb")
-        m.d.comb += count_sel.addr.eq(self.real_sel)
-        m.d.sync += self.sel_conns.eq(Cat(count_sel.data, C(0, 31 - cbits),
-                                          self.full.bit_select(self.real_sel, 1)))
+                     stored.above.eq(Mux(written >= (1 << cbits) - 1, (1 << cbits) - 1,
+                                         new_limit + 1)),
+                     stored.limit.eq(new_limit)]
+        for b in range(n_banks):
+            max_wr = maxcons[b].write_port()
+            m.d.comb += [max_wr.addr.eq(self.real_sel[0:low]), max_wr.data.eq(stored),
+                         max_wr.en.eq(self.limit_stb & (self.real_sel[low:p.real_bits] == b))]
+        # REAL_CONNS in two steps, like the engine's reads: every bank's word and the real's
+        # 16 full bits, then the bank and the bit
+        sel_counts = Array(Signal(cbits, name=f"sel_count{b}") for b in range(n_banks))
+        for b in range(n_banks):
+            count_sel = counts[b].read_port(domain="comb")
+            m.d.comb += count_sel.addr.eq(self.real_sel[0:low])
+            m.d.sync += sel_counts[b].eq(count_sel.data)
+        sel_bank = Signal(range(n_banks))
+        sel_bit = Signal(4)
+        sel_full = Signal(16)
+        m.d.sync += [sel_bank.eq(self.real_sel[low:p.real_bits]), sel_bit.eq(self.real_sel[0:4]),
+                     sel_full.eq(self.full.word_select(self.real_sel[4:p.real_bits], 16))]
+        m.d.sync += self.sel_conns.eq(Cat(sel_counts[sel_bank], C(0, 31 - cbits),
+                                          sel_full.bit_select(sel_bit, 1)))
         return m

@@ -29,7 +29,8 @@ Ports (the selector drives the lookups; ``A`` is the cycle the selector accepts 
                  ``flush`` In(1); ``flushing`` Out(1).
 ``count_inc``, ``count_inc_real``, ``count_dec``, ``count_dec_real`` : Out — the update's
                  effect on the connection counts (:class:`~openslb.hw.conncount.ConnCount`):
-                 the real of the entry written, and of the live or dead entry it replaces.
+                 the real of the entry written (every update, a refresh too), and of the live
+                 or dead entry it replaces (the same real, for a refresh).
 ``count_scrub``, ``count_scrub_reals`` : Out — the ways a scrub clears, and their reals.
 ``scrub_hold`` : In(1) — the counts still have a scrub's decrements to apply: no new scrub.
 
@@ -342,14 +343,13 @@ class ConnTable(wiring.Component):
             m.d.sync += [wr_en.eq(1), wr_seen.eq(1), wr_bucket.eq(r_bucket)]
             for w in range(ways):
                 m.d.sync += wr_word[w].eq(Mux(u_way == w, u_entry, r_base[w]))
-        # the connection counts: the entry written counts up, the one it replaces down (no
-        # change when both name one real)
+        # the connection counts: the entry written counts up, the one it replaces down (both
+        # when they name one real: the increment then comes straight from a register, and the
+        # decrement follows it before the next lookup reads the counts)
         old = Signal(entry)
         m.d.comb += old.eq(r_base[u_way])
-        same = Signal()
-        m.d.comb += same.eq((old.state != ConnState.FREE) & (old.real == u_entry.real))
-        m.d.comb += [self.count_inc.eq(u_valid & ~same), self.count_inc_real.eq(u_entry.real),
-                     self.count_dec.eq(u_valid & ~same & (old.state != ConnState.FREE)),
+        m.d.comb += [self.count_inc.eq(u_valid), self.count_inc_real.eq(u_entry.real),
+                     self.count_dec.eq(u_valid & (old.state != ConnState.FREE)),
                      self.count_dec_real.eq(old.real)]
         return m
 
