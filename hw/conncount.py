@@ -27,10 +27,10 @@ write's refresh, the scrub's decrements, in that order), each a read-modify-writ
 count and full bit in three steps:
 
 0. pick (the increment straight from the connection table's register, else the head of the
-   pending operations, itself a register), and read every bank of 16 reals at the real's low
-   bits (one LUT RAM deep) into registers: the count, and the limit as the threshold the count
-   must reach for the real to be full after the operation;
-1. the real's bank into registers, and whether the operation one or two steps ahead names the
+   pending operations, itself a register), and read every bank of 64 reals at the real's low
+   bits into registers: the count and the limit;
+1. the real's bank into registers, the limit as the threshold the count must reach for the real
+   to be full after the operation, and whether the operation one or two steps ahead names the
    same real;
 2. count one up or down (from the count read, or the result of the operation ahead: forwarded),
    compare and write the count and the full bit.
@@ -55,8 +55,10 @@ from openslb.hw.spec import MAXCON_BITS, WEIGHT_BITS, Params
 
 __all__ = ["ConnCount"]
 
-#: Reals per bank of the counts and the limits (one ECP5 LUT RAM deep).
-BANK = 16
+#: Reals per bank of the counts and the limits: four ECP5 LUT RAMs deep (one multiplexer level
+#: behind them).  (Banks of 16 or 32 reals crash yosys 0.70's abc9 in the selector: an assertion
+#: in ABC_OPS_REINTEGRATE.)
+BANK = 64
 
 
 def _one_hot(m: Module, index, n: int, enable, name: str) -> Signal:
@@ -103,11 +105,11 @@ class ConnCount(wiring.Component):
         p = self.params
         ways = p.conn_ways
         cbits = p.conn_count_bits
-        # The counts and the limits are in distributed RAM, in banks of 16 reals (one LUT RAM
-        # deep): the engine reads every bank at the picked real's low bits in its step 0 and
-        # registers the words, then picks the bank in step 1.  A 256-deep read in one cycle is
-        # a LUT RAM and four multiplexer levels (about 8 ns on an ECP5); a block RAM's 5.8 ns
-        # from clock to data would leave no room for the logic after it either.
+        # The counts and the limits are in distributed RAM, in banks of BANK reals: the engine
+        # reads every bank at the picked real's low bits in its step 0 and registers the words,
+        # then picks the bank in step 1.  A 256-deep read in one cycle is a LUT RAM and four
+        # multiplexer levels (about 8 ns on an ECP5); a block RAM's 5.8 ns from clock to data
+        # would leave no room for the logic after it either.
         distributed = {"ram_style": "distributed"}
         depth = min(BANK, p.n_reals)
         n_banks = -(-p.n_reals // depth)
@@ -209,28 +211,25 @@ class ConnCount(wiring.Component):
                      pick_real.eq(Mux(self.inc, self.inc_real, head_real)),
                      pick_down.eq(~self.inc & ~head_keep), pick_keep.eq(~self.inc & head_keep)]
 
-        # step 0 also reads every bank at the picked real's low bits, into registers: its count
-        # and the threshold that the count before the operation must reach for the real to be
-        # full after it (count + 1 >= limit: count >= below; count - 1 >= limit: count >= above;
-        # count >= limit)
+        # step 0 also reads every bank at the picked real's low bits, into the read ports'
+        # registers: its count and its limit
         s1, s1_real, s1_down, s1_keep = Signal(), Signal(p.real_bits), Signal(), Signal()
         m.d.sync += [s1.eq(pick), s1_real.eq(pick_real), s1_down.eq(pick_down),
                      s1_keep.eq(pick_keep)]
         bank_count = Array(Signal(cbits, name=f"bank_count{b}") for b in range(n_banks))
-        bank_threshold = Array(Signal(cbits, name=f"bank_threshold{b}") for b in range(n_banks))
-        bank_limited = Signal(n_banks)
+        bank_limit = Array(Signal(thresholds, name=f"bank_limit{b}") for b in range(n_banks))
         for b in range(n_banks):
-            count_rd = counts[b].read_port(domain="comb")
-            max_rd = maxcons[b].read_port(domain="comb")
-            limit = max_rd.data
-            m.d.comb += [count_rd.addr.eq(pick_real[0:low]), max_rd.addr.eq(pick_real[0:low])]
-            m.d.sync += [bank_count[b].eq(count_rd.data), bank_limited[b].eq(limit.limited),
-                         bank_threshold[b].eq(Mux(pick_down, limit.above,
-                                                  Mux(pick_keep, limit.limit, limit.below)))]
+            count_rd = counts[b].read_port(domain="sync")
+            max_rd = maxcons[b].read_port(domain="sync")
+            m.d.comb += [count_rd.addr.eq(pick_real[0:low]), max_rd.addr.eq(pick_real[0:low]),
+                         bank_count[b].eq(count_rd.data), bank_limit[b].eq(max_rd.data)]
 
-        # step 1: the real's bank, into registers; and whether an operation still in flight
-        # names the same real: the one a step ahead writes in this cycle, the one two steps
-        # ahead wrote in the cycle of the read (neither write is in the words read)
+        # step 1: the real's bank, into registers, the limit as the threshold that the count
+        # before the operation must reach for the real to be full after it (count + 1 >= limit:
+        # count >= below; count - 1 >= limit: count >= above; count >= limit); and whether an
+        # operation still in flight names the same real: the one a step ahead writes in this
+        # cycle, the one two steps ahead wrote in the cycle of the read (neither write is in
+        # the words read)
         s2, s2_real, s2_down, s2_keep = Signal(), Signal(p.real_bits), Signal(), Signal()
         s2_count, s2_limited, s2_threshold = Signal(cbits), Signal(), Signal(cbits)
         s2_forward1, s2_forward2 = Signal(), Signal()
@@ -238,8 +237,9 @@ class ConnCount(wiring.Component):
         bank = s1_real[low:]
         m.d.sync += [
             s2.eq(s1), s2_real.eq(s1_real), s2_down.eq(s1_down), s2_keep.eq(s1_keep),
-            s2_count.eq(bank_count[bank]), s2_limited.eq(bank_limited.bit_select(bank, 1)),
-            s2_threshold.eq(bank_threshold[bank]),
+            s2_count.eq(bank_count[bank]), s2_limited.eq(bank_limit[bank].limited),
+            s2_threshold.eq(Mux(s1_down, bank_limit[bank].above,
+                                Mux(s1_keep, bank_limit[bank].limit, bank_limit[bank].below))),
             s2_forward1.eq(s2 & (s2_real == s1_real)),
             s2_forward2.eq(s3 & (s3_real == s1_real)),
             s3.eq(s2), s3_real.eq(s2_real),
