@@ -15,9 +15,8 @@ Ports
 ``scrub``      : In(ways) — a scrub's write clears these ways (one cycle), whose reals are
                  ``scrub_reals``.
 ``busy``       : Out(1) — scrub decrements are still pending: the scrubber waits.
-``rd_real``    : In(real_bits) × 2 — reals whose ``count`` is read (no latency: distributed
-                 RAM).
-``weight_real`` : In(real_bits) × 2 — reals whose ``weight`` is read (latency 2: block RAM).
+``rd_real``    : In(real_bits) × 2 — reals whose ``count`` and ``weight`` are read (latency 1:
+                 distributed RAM read into registers, then a multiplexer level).
 ``full``       : Out(n_reals) — bit r: real r has a limit and is at it.
 ``limit_stb``, ``w_data``, ``real_sel`` : REAL_LIMIT writes ``{weight, maxcon}`` of ``real_sel``.
 ``sel_conns``  : Out(32) — REAL_CONNS: ``{full[31], conns}`` of ``real_sel``, two cycles late.
@@ -50,7 +49,6 @@ from amaranth import Array, C, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from openslb.hw.bram import BlockRam
 from openslb.hw.spec import MAXCON_BITS, WEIGHT_BITS, Params
 
 __all__ = ["ConnCount"]
@@ -93,7 +91,6 @@ class ConnCount(wiring.Component):
             "busy": Out(1),
             "rd_real": In(p.real_bits).array(2),
             "count": Out(p.conn_count_bits).array(2),
-            "weight_real": In(p.real_bits).array(2),
             "weight": Out(WEIGHT_BITS).array(2),
             "full": Out(p.n_reals),
             "limit_stb": In(1), "w_data": In(32), "real_sel": In(p.real_bits),
@@ -127,23 +124,34 @@ class ConnCount(wiring.Component):
         for b in range(n_banks):
             m.submodules[f"counts{b}"] = counts[b]
             m.submodules[f"maxcons{b}"] = maxcons[b]
-        # the counts for the two lookup reads: a copy in distributed RAM (the lookup compares
-        # them two cycles after the read, which a block RAM's 5.8 ns from clock to data
-        # would not leave room for; and a block RAM read in time would miss the last update)
-        m.submodules.counts_lookup = counts_lookup = memory.Memory(
-            shape=unsigned(cbits), depth=p.n_reals, init=[], attrs=distributed)
+        # The lookup's two reads: a copy of the counts, and the weights (written only by
+        # REAL_LIMIT), in banks of distributed RAM like the engine's, read into the ports'
+        # registers and the bank picked behind them (the lookup reads the counts in its step
+        # 5, after the last update's decrement, and multiplies in step 6: a block RAM read
+        # there would land too far from the multiplier, and a 256-deep read in one cycle is
+        # too slow).
+        counts_lookup = [memory.Memory(shape=unsigned(cbits), depth=depth, init=[],
+                                       attrs=distributed) for _ in range(n_banks)]
+        weights = [memory.Memory(shape=unsigned(WEIGHT_BITS), depth=depth, init=[],
+                                 attrs=distributed) for _ in range(n_banks)]
+        for b in range(n_banks):
+            m.submodules[f"counts_lookup{b}"] = counts_lookup[b]
+            m.submodules[f"weights{b}"] = weights[b]
+            weight_wr = weights[b].write_port()
+            m.d.comb += [weight_wr.addr.eq(self.real_sel[0:low]),
+                         weight_wr.data.eq(self.w_data[MAXCON_BITS:MAXCON_BITS + WEIGHT_BITS]),
+                         weight_wr.en.eq(self.limit_stb & (self.real_sel[low:p.real_bits] == b))]
         for k in range(2):
-            count_rd = counts_lookup.read_port(domain="comb")
-            m.d.comb += [count_rd.addr.eq(self.rd_real[k]), self.count[k].eq(count_rd.data)]
-        # the weights (written only by REAL_LIMIT) in block RAM with its output register, one
-        # per read port
-        for k in range(2):
-            weights = BlockRam(WEIGHT_BITS, p.n_reals)
-            m.submodules[f"weights{k}"] = weights
-            m.d.comb += [weights.w_en.eq(self.limit_stb), weights.w_addr.eq(self.real_sel),
-                         weights.w_data.eq(self.w_data[MAXCON_BITS:MAXCON_BITS + WEIGHT_BITS]),
-                         weights.r_addr.eq(self.weight_real[k]),
-                         self.weight[k].eq(weights.r_data)]
+            bank_q = Signal(range(n_banks), name=f"rd_bank{k}")
+            m.d.sync += bank_q.eq(self.rd_real[k][low:p.real_bits])
+            for name, mems, out in (("count", counts_lookup, self.count[k]),
+                                    ("weight", weights, self.weight[k])):
+                words = Array(Signal(out.shape(), name=f"{name}{k}_bank{b}")
+                              for b in range(n_banks))
+                for b in range(n_banks):
+                    rd = mems[b].read_port(domain="sync")
+                    m.d.comb += [rd.addr.eq(self.rd_real[k][0:low]), words[b].eq(rd.data)]
+                m.d.comb += out.eq(words[bank_q])
 
         # ---- pending events -----------------------------------------------------------------
         # A lookup's increment goes straight in; its decrement (a cycle later), a REAL_LIMIT
@@ -256,13 +264,11 @@ class ConnCount(wiring.Component):
             new_count.eq(Mux(s2_down, base - 1, Mux(s2_keep, base, base + 1))),
         ]
         m.d.sync += [last_count.eq(new_count), last2_count.eq(last_count)]
-        lookup_wr = counts_lookup.write_port()
-        m.d.comb += [lookup_wr.addr.eq(s2_real), lookup_wr.data.eq(new_count),
-                     lookup_wr.en.eq(s2)]
         for b in range(n_banks):
-            count_wr = counts[b].write_port()
-            m.d.comb += [count_wr.addr.eq(s2_real[0:low]), count_wr.data.eq(new_count),
-                         count_wr.en.eq(s2 & (s2_real[low:] == b))]
+            for mem in (counts[b], counts_lookup[b]):
+                count_wr = mem.write_port()
+                m.d.comb += [count_wr.addr.eq(s2_real[0:low]), count_wr.data.eq(new_count),
+                             count_wr.en.eq(s2 & (s2_real[low:] == b))]
         op_full = Signal()
         m.d.comb += op_full.eq(s2_limited & Mux(s2_forward1, last_count >= s2_threshold,
                                                 Mux(s2_forward2, last2_count >= s2_threshold,

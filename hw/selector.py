@@ -60,8 +60,7 @@ UDP datagram whose entry does not decide it; the record comes marked by :func:`m
 with its group's metric) of a ``ROUNDROBIN`` group reads its group's two
 pointer slots instead of its hash's (the pointer moves on in step 7, in time for the next
 frame); of a ``LEASTCONNS`` group it takes the second slot when that real has fewer connections
-per weight (counts read in step 5, weights from block RAM from step 4, cross-multiplied in 6,
-compared in 7).  A new
+per weight (counts and weights read in step 5, cross-multiplied in 6, compared in 7).  A new
 flow skips a real at its ``maxcon`` (full bits read like the health bits); turned away by a
 full real, it spills over to the group's lowest-numbered member (MEMBER_DATA) that is up and
 has room, then goes to the backup, and is dropped as MAXCON when none can take it.
@@ -485,18 +484,13 @@ class Selector(wiring.Component):
             m.d.sync += [full.eq(word.bit_select(r[0:4], 1)) for full, word, r in zip(
                 (full1, full2, full_backup, full_bind), full_words,
                 (real1, real2, backup_real, persist.real))]
-        # leastconns: connections × the other's weight, cross-multiplied (steps 5-7)
-        counts = [Signal(p.conn_count_bits, name=f"conns{k}") for k in range(2)]
-        weights = [Signal(8, name=f"weight{k}") for k in range(2)]
+        # leastconns: connections × the other's weight, cross-multiplied (steps 5-7): both are
+        # read in step 5 (into the count engine's read registers) and multiplied in step 6
         loads = [Signal(p.conn_count_bits + 8, name=f"load{k}") for k in range(2)]
-        # (the weights' block RAMs read the picked reals in step 4 and show them in step 6)
-        m.d.comb += [count.rd_real[0].eq(real1), count.rd_real[1].eq(real2),
-                     count.weight_real[0].eq(picked1), count.weight_real[1].eq(picked2),
-                     weights[0].eq(count.weight[0]), weights[1].eq(count.weight[1])]
-        with m.If(at(5)):
-            m.d.sync += [counts[k].eq(count.count[k]) for k in range(2)]
+        m.d.comb += [count.rd_real[0].eq(real1), count.rd_real[1].eq(real2)]
         with m.If(at(6)):
-            m.d.sync += [loads[0].eq(counts[0] * weights[1]), loads[1].eq(counts[1] * weights[0])]
+            m.d.sync += [loads[0].eq(count.count[0] * count.weight[1]),
+                         loads[1].eq(count.count[1] * count.weight[0])]
         with m.If(at(7)):
             m.d.sync += lc_second.eq(loads[1] < loads[0])
         # round robin (step 7): the pointer moves on past the slots the new flow tried, in

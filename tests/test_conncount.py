@@ -34,6 +34,7 @@ def test_count_engine_matches_counts_per_real(seed):
     async def bench(ctx):
         counts = {r: 0 for r in range(p.n_reals)}
         limits = {r: 0 for r in range(p.n_reals)}
+        weights = {r: 0 for r in range(p.n_reals)}
         recent = {}       # real -> last cycle a limit write or a scrub named it
         touched_at = {}   # real -> last cycle any event named it
 
@@ -42,6 +43,7 @@ def test_count_engine_matches_counts_per_real(seed):
 
         last_limit = -10
         pending_check = []    # (cycle, reals)
+        reading = []          # the reads of the last cycle: (port, real, count, weight)
         for cycle in range(2500):
             for name in ("inc", "dec", "limit_stb"):
                 ctx.set(getattr(dut, name), 0)
@@ -81,23 +83,29 @@ def test_count_engine_matches_counts_per_real(seed):
                 r = rng.choice(REALS)
                 limits[r] = rng.randrange(0, 5)
                 ctx.set(dut.real_sel, r)
-                ctx.set(dut.w_data, limits[r] | (rng.randrange(1, 256) << MAXCON_BITS))
+                weights[r] = rng.randrange(1, 256)
+                ctx.set(dut.w_data, limits[r] | (weights[r] << MAXCON_BITS))
                 ctx.set(dut.limit_stb, 1)
                 last_limit = cycle
                 recent[r] = touched_at[r] = cycle
-            # the next lookup reads the counts and the full bits in its step 5
+            # the counts and weights read in the last cycle (latency 1)
+            for k, r, count, weight in reading:
+                got = (ctx.get(dut.count[k]), ctx.get(dut.weight[k]))
+                if got != (count, weight):
+                    problems.append(("read", cycle, r, got, (count, weight)))
+            reading = []
+            # the next lookup reads the counts, the weights and the full bits in its step 5
             for due, touched in [c for c in pending_check if c[0] == cycle]:
                 ctx.set(dut.rd_real[0], touched[0])
                 ctx.set(dut.rd_real[1], touched[-1])
-                got_counts = [ctx.get(dut.count[0]), ctx.get(dut.count[1])]
                 got_full = ctx.get(dut.full)
                 for k, r in enumerate((touched[0], touched[-1])):
                     if cycle - recent.get(r, -100) <= 8:
                         continue    # a limit write or a scrub of r may still be settling
                     checked["lookups"] += 1
-                    if got_counts[k] != counts[r] or (got_full >> r) & 1 != full(r):
-                        problems.append((cycle, r, got_counts[k], counts[r],
-                                         (got_full >> r) & 1, full(r)))
+                    reading.append((k, r, counts[r], weights[r]))
+                    if (got_full >> r) & 1 != full(r):
+                        problems.append((cycle, r, (got_full >> r) & 1, full(r)))
             # a real that no event has named for 14 cycles shows its full bit (a scrub's
             # decrements go last: behind an increment, a decrement, two refreshes, other ways)
             got_full = ctx.get(dut.full)
