@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,18 +43,30 @@ def pipeline_figures(width: int) -> dict:
     return bench_scenario(Params(width=width), "bench")
 
 
+def _commit() -> str:
+    """The checkout's commit (short), or "unknown" outside a git checkout."""
+    try:
+        run = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return run.stdout.strip() or "unknown"
+
+
 def main(skip_fpga: bool = False) -> int:
     from openslb.sim.fpga import implement
     RESULTS.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    result: dict = {"command": "make bench", "machine": platform.machine(),
+    path = RESULTS / "pipeline.json"
+    last = json.loads(path.read_text()) if path.exists() else {}
+    result: dict = {"command": "make bench", "commit": _commit(), "machine": platform.machine(),
                     "python": platform.python_version()}
     from openslb.sim.bench_management import management_figures
-    management = {"command": "make bench", **management_figures()}
+    management = {"command": "make bench", "commit": result["commit"], **management_figures()}
     (RESULTS / "management.json").write_text(json.dumps(management, indent=2, default=str) + "\n")
     print(json.dumps(management, indent=2, default=str), flush=True)
     from openslb.sim.bench_emulator import emulator_figures
-    emulator = {"command": "make bench", **emulator_figures()}
+    emulator = {"command": "make bench", "commit": result["commit"], **emulator_figures()}
     (RESULTS / "emulator.json").write_text(json.dumps(emulator, indent=2) + "\n")
     print(json.dumps(emulator, indent=2), flush=True)
     result.update(pipeline_figures(64))
@@ -61,17 +74,17 @@ def main(skip_fpga: bool = False) -> int:
     print(json.dumps(result, indent=2), flush=True)
     if not skip_fpga:
         result["ecp5_45k"] = implement(Params(width=64), "ecp5_45k")
+        result["ecp5_45k_commit"] = result["commit"]
         print(json.dumps(result["ecp5_45k"], indent=2), flush=True)
         from openslb.sim.bench_fpga import fpga_figures
         print(json.dumps(fpga_figures(), indent=2), flush=True)
     from openslb.sim.bench_conntable import conntable_figures
-    path = RESULTS / "pipeline.json"
-    if "ecp5_45k" in result:
-        brams = result["ecp5_45k"]["brams"]["used"]
-    else:   # --skip-fpga: the last measured run, if any
-        last = json.loads(path.read_text()) if path.exists() else {}
-        brams = last.get("ecp5_45k", {}).get("brams", {}).get("used")
-    conn = {"command": "make bench", **conntable_figures(brams)}
+    if "ecp5_45k" not in result and "ecp5_45k" in last:
+        # --skip-fpga: the last measured run is kept, with the commit it was made at
+        result["ecp5_45k"] = last["ecp5_45k"]
+        result["ecp5_45k_commit"] = last.get("ecp5_45k_commit", "unknown")
+    brams = result.get("ecp5_45k", {}).get("brams", {}).get("used")
+    conn = {"command": "make bench", "commit": result["commit"], **conntable_figures(brams)}
     (RESULTS / "conntable.json").write_text(json.dumps(conn, indent=2) + "\n")
     print(json.dumps(conn, indent=2), flush=True)
     result["elapsed_s"] = round(time.monotonic() - t0, 1)
