@@ -20,7 +20,8 @@ Ports
 
 Stage 1 registers the fields here (the user's registers also feed the hasher, whose Toeplitz
 terms load every bit 32 times: a private copy keeps the compares' inputs local); stage 2
-compares the fields against every entry (a match per entry); stage 3 registers what the
+compares each field against every entry (whose IP and service it keeps in registers of its
+own); stage 3 combines them and registers what the
 lowest-numbered match says (its index, group, client persistence, NAT mode and VIP_RPORT),
 found by a tree of pairs, so the user (the parser, which completes its record with them in its
 output stage) starts from registers.  The rules are the
@@ -84,23 +85,32 @@ class VipMatcher(wiring.Component):
                          ports_known.eq(self.ports_known), arp_tpa.eq(self.arp_tpa)]
 
         # ---- stage 2: compare the fields against every entry ----------------------------------
+        # (against a copy of each entry's IP and service in registers here: the register bank's
+        # sit across the die, and the entries change only at a COMMIT, when no frame is in the
+        # pipeline)
+        key = data.StructLayout({"ip": 32, "enable": 1, "any_port": 1, "port": 16, "proto": 8})
+        keys = [Signal(key, name=f"key{k}") for k in range(n)]
+        for k, e in enumerate(keys):
+            svc = self.vip_service[k]
+            m.d.sync += [e.ip.eq(self.vip_ip[k]), e.enable.eq(svc[24]), e.any_port.eq(svc[25]),
+                         e.port.eq(svc[0:16]), e.proto.eq(svc[16:24])]
         ip_eq, proto_eq, port_ok, arp_vip = (Signal(n, name=nm) for nm in
                                              ("ip_eq", "proto_eq", "port_ok", "arp_vip"))
-        for k in range(n):
-            svc = self.vip_service[k]
-            enable, any_port = svc[24], svc[25]
-            port, svc_proto = svc[0:16], svc[16:24]
+        for k, e in enumerate(keys):
             m.d.comb += [
-                ip_eq[k].eq(enable & (self.vip_ip[k] == dst)),
-                proto_eq[k].eq(svc_proto == proto),
-                port_ok[k].eq(any_port | ~ports_known | (port == dport)),
-                arp_vip[k].eq(enable & (self.vip_ip[k] == arp_tpa)),
+                ip_eq[k].eq(e.enable & (e.ip == dst)),
+                proto_eq[k].eq(e.proto == proto),
+                port_ok[k].eq(e.any_port | ~ports_known | (e.port == dport)),
+                arp_vip[k].eq(e.enable & (e.ip == arp_tpa)),
             ]
-        s2_match, s2_arp_vip = Signal(n), Signal(n)
+        s2_ip, s2_proto, s2_port, s2_arp_vip = (Signal(n, name=f"s2_{sig.name}")
+                                                for sig in (ip_eq, proto_eq, port_ok, arp_vip))
         s2_arp_own = Signal()
         with m.If(self.en):
-            m.d.sync += [s2_match.eq(ip_eq & proto_eq & port_ok), s2_arp_vip.eq(arp_vip),
-                         s2_arp_own.eq(arp_tpa == self.own_ip)]
+            m.d.sync += [s2_ip.eq(ip_eq), s2_proto.eq(proto_eq), s2_port.eq(port_ok),
+                         s2_arp_vip.eq(arp_vip), s2_arp_own.eq(arp_tpa == self.own_ip)]
+        s2_match = Signal(n)
+        m.d.comb += s2_match.eq(s2_ip & s2_proto & s2_port)
 
         # ---- stage 3: what the lowest-numbered match says, in registers ---------------------
         # Per entry, what the outputs need of its configuration (the entries change only at a
