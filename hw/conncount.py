@@ -241,7 +241,7 @@ class ConnCount(wiring.Component):
         s2, s2_real, s2_down, s2_keep = Signal(), Signal(p.real_bits), Signal(), Signal()
         s2_count, s2_limited, s2_threshold = Signal(cbits), Signal(), Signal(cbits)
         s2_forward1, s2_forward2 = Signal(), Signal()
-        s3, s3_real = Signal(), Signal(p.real_bits)       # the operation a step ahead's
+        s3, s3_real = Signal(), Signal(p.real_bits)       # what was in step 2 a cycle ago
         bank = s1_real[low:]
         m.d.sync += [
             s2.eq(s1), s2_real.eq(s1_real), s2_down.eq(s1_down), s2_keep.eq(s1_keep),
