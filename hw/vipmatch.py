@@ -21,11 +21,10 @@ Ports
 Stage 1 registers the fields here (the user's registers also feed the hasher, whose Toeplitz
 terms load every bit 32 times: a private copy keeps the compares' inputs local); stage 2
 compares each field against every entry (whose IP and service it keeps in registers of its
-own); stage 3 combines them and registers what the
-lowest-numbered match says (its index, group, client persistence, NAT mode and VIP_RPORT),
-found by a tree of pairs, so the user (the parser, which completes its record with them in its
-output stage) starts from registers.  The rules are the
-model's :meth:`~openslb.model.pipeline.Appliance.match_vip`.
+own); stage 3 combines them and registers what the lowest-numbered match says (its index,
+group, client persistence, NAT mode and VIP_RPORT), found by a tree of pairs, so the user (the
+parser, which completes its record with them in its output stage) starts from registers.  The
+rules are the model's :meth:`~openslb.model.pipeline.Appliance.match_vip`.
 
 Latency 3 enabled cycles, one frame per cycle.
 """
@@ -125,7 +124,7 @@ class VipMatcher(wiring.Component):
                          e.nat.eq(self.vip_service[k][26:28] == Mode.NAT),
                          e.rport.eq(self.vip_rport[k][0:16]),
                          e.has_rport.eq(self.vip_rport[k][0:16] != 0)]
-        hit, first = _lowest(m, s2_match, entries)
+        hit, first = _lowest(s2_match, entries)
         chosen = Signal(entry)
         with m.If(self.en):
             m.d.sync += [self.hit.eq(hit), chosen.eq(first),
@@ -137,7 +136,7 @@ class VipMatcher(wiring.Component):
         return m
 
 
-def _lowest(m: Module, match, values: list):
+def _lowest(match, values: list) -> tuple:
     """Whether any bit of ``match`` is set, and the ``values`` entry of the lowest one that is
     (0 if none), as a tree of pairs (each node: the lower half's value if it has a match, else
     the upper half's): log2(n) levels that find the lowest match and pick its value at once,
