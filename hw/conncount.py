@@ -124,18 +124,15 @@ class ConnCount(wiring.Component):
         for b in range(n_banks):
             m.submodules[f"counts{b}"] = counts[b]
             m.submodules[f"maxcons{b}"] = maxcons[b]
-        # The lookup's two reads: a copy of the counts, and the weights (written only by
-        # REAL_LIMIT), in banks of distributed RAM like the engine's, read into the ports'
-        # registers and the bank picked behind them (the lookup reads the counts in its step
+        # The lookup's two reads: the counts (more read ports of the engine's banks), and the
+        # weights (written only by REAL_LIMIT) in banks of distributed RAM like them, read into
+        # the ports' registers and the bank picked behind them (the lookup reads the counts in its step
         # 5, after the last update's decrement, and multiplies in step 6: a block RAM read
         # there would land too far from the multiplier, and a 256-deep read in one cycle is
         # too slow).
-        counts_lookup = [memory.Memory(shape=unsigned(cbits), depth=depth, init=[],
-                                       attrs=distributed) for _ in range(n_banks)]
         weights = [memory.Memory(shape=unsigned(WEIGHT_BITS), depth=depth, init=[],
                                  attrs=distributed) for _ in range(n_banks)]
         for b in range(n_banks):
-            m.submodules[f"counts_lookup{b}"] = counts_lookup[b]
             m.submodules[f"weights{b}"] = weights[b]
             weight_wr = weights[b].write_port()
             m.d.comb += [weight_wr.addr.eq(self.real_sel[0:low]),
@@ -144,7 +141,7 @@ class ConnCount(wiring.Component):
         for k in range(2):
             bank_q = Signal(range(n_banks), name=f"rd_bank{k}")
             m.d.sync += bank_q.eq(self.rd_real[k][low:p.real_bits])
-            for name, mems, out in (("count", counts_lookup, self.count[k]),
+            for name, mems, out in (("count", counts, self.count[k]),
                                     ("weight", weights, self.weight[k])):
                 words = Array(Signal(out.shape(), name=f"{name}{k}_bank{b}")
                               for b in range(n_banks))
@@ -265,10 +262,9 @@ class ConnCount(wiring.Component):
         ]
         m.d.sync += [last_count.eq(new_count), last2_count.eq(last_count)]
         for b in range(n_banks):
-            for mem in (counts[b], counts_lookup[b]):
-                count_wr = mem.write_port()
-                m.d.comb += [count_wr.addr.eq(s2_real[0:low]), count_wr.data.eq(new_count),
-                             count_wr.en.eq(s2 & (s2_real[low:] == b))]
+            count_wr = counts[b].write_port()
+            m.d.comb += [count_wr.addr.eq(s2_real[0:low]), count_wr.data.eq(new_count),
+                         count_wr.en.eq(s2 & (s2_real[low:] == b))]
         op_full = Signal()
         m.d.comb += op_full.eq(s2_limited & Mux(s2_forward1, last_count >= s2_threshold,
                                                 Mux(s2_forward2, last2_count >= s2_threshold,
