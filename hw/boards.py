@@ -85,7 +85,16 @@ def platform_for(name: str):
     platform_cls = getattr(importlib.import_module(module), cls)
     if board.shared_phy_pins:
         platform_cls = _without_shared_phy_pins(platform_cls)
-    return platform_cls()
+    return _without_programmer(platform_cls)()
+
+
+def _without_programmer(cls):
+    """Some amaranth-boards platforms (the 5A-75B's) list openFPGALoader among the tools a
+    *build* needs; ours never programs through the platform (``make flash`` calls openFPGALoader
+    itself and says clearly when it is missing), so a build must not require it."""
+    def required_tools(self):
+        return [tool for tool in cls.required_tools.fget(self) if tool != "openFPGALoader"]
+    return type(cls.__name__, (cls,), {"required_tools": property(required_tools)})
 
 
 def _without_shared_phy_pins(cls):

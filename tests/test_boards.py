@@ -20,6 +20,12 @@ def test_board_top_elaborates(board):
     assert "openslb.il" in plan.files
 
 
+@pytest.mark.parametrize("board", list(BOARDS))
+def test_board_build_needs_no_programmer(board):
+    # make build must run where openFPGALoader is absent (it is not on pip); make flash asks
+    assert "openFPGALoader" not in platform_for(board).required_tools
+
+
 def test_rgmii_adapter_nibbles():
     dut = RgmiiAdapter()
     seen = {}
