@@ -8,6 +8,11 @@ Ports
 ``uart_rx``, ``uart_tx``: the management UART;
 ``eth0_link``, ``eth1_link``: In(1) — the PHY's link status (RGMII in-band status, in the
     port's receive domain; tie high when the PHY does not report it);
+``eth0_rx_ce``/``eth0_tx_ce``, ``eth1_…``: In(1), default high — the cycles that carry a byte
+    (at 10/100 Mb/s every other one: :class:`~openslb.hw.mac.RgmiiAdapter` makes them);
+``eth0_nibble``, ``eth1_nibble``: Out(1), in the port's receive domain — the port's receive
+    clock runs at 10/100 Mb/s speed (measured against the core clock by
+    :class:`~openslb.hw.linkspeed.LinkSpeedMeter`): what the RGMII adapter's ``nibble`` needs;
 ``leds``: Out(6) — port 0 receive activity, port 1 transmit activity, port 0 transmit activity
     (ARP replies), a heartbeat, port 0 link, port 1 link.
 
@@ -29,6 +34,7 @@ from amaranth.lib.cdc import FFSynchronizer, PulseSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw.ingress import IngressMerge
+from openslb.hw.linkspeed import LinkSpeedMeter
 from openslb.hw.mac import MAC_COUNTERS, EthPort
 from openslb.hw.spec import DEFAULT_PARAMS, EgressPort, Params
 from openslb.hw.top import ApplianceTop
@@ -41,14 +47,16 @@ LED_STRETCH_BITS = 22
 
 class EthAppliance(wiring.Component):
     def __init__(self, params: Params = DEFAULT_PARAMS, divisor: int = 868,
-                 led_stretch_bits: int = LED_STRETCH_BITS) -> None:
+                 led_stretch_bits: int = LED_STRETCH_BITS, core_hz: float = 50e6) -> None:
         self.params = params
         self.divisor = divisor
         self.led_stretch_bits = led_stretch_bits
+        self.core_hz = core_hz
         members = {"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "leds": Out(6)}
         for k in range(2):
             members |= {f"eth{k}_rx_dv": In(1), f"eth{k}_rx_er": In(1), f"eth{k}_rxd": In(8),
-                        f"eth{k}_link": In(1, init=1),
+                        f"eth{k}_link": In(1, init=1), f"eth{k}_nibble": Out(1),
+                        f"eth{k}_rx_ce": In(1, init=1), f"eth{k}_tx_ce": In(1, init=1),
                         f"eth{k}_tx_en": Out(1), f"eth{k}_tx_er": Out(1), f"eth{k}_txd": Out(8)}
         super().__init__(members)
 
@@ -69,9 +77,14 @@ class EthAppliance(wiring.Component):
             port = DomainRenamer({"eth_rx": f"eth{k}_rx", "eth_tx": f"eth{k}_tx"})(EthPort(p))
             m.submodules[f"eth{k}"] = port
             ports.append(port)
+            meter = LinkSpeedMeter(self.core_hz, f"eth{k}_rx")
+            m.submodules[f"eth{k}_speed"] = meter
+            m.d.comb += getattr(self, f"eth{k}_nibble").eq(meter.nibble)
             m.d.comb += [port.rx_dv.eq(getattr(self, f"eth{k}_rx_dv")),
                          port.rx_er.eq(getattr(self, f"eth{k}_rx_er")),
                          port.rxd.eq(getattr(self, f"eth{k}_rxd")),
+                         port.rx_ce.eq(getattr(self, f"eth{k}_rx_ce")),
+                         port.tx_ce.eq(getattr(self, f"eth{k}_tx_ce")),
                          getattr(self, f"eth{k}_tx_en").eq(port.tx_en),
                          getattr(self, f"eth{k}_tx_er").eq(port.tx_er),
                          getattr(self, f"eth{k}_txd").eq(port.txd)]

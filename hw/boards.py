@@ -125,7 +125,7 @@ class EthernetBoardTop(_BoardTop):
     def elaborate(self, platform):
         m = Module()
         clk_hz = self._core_clock(m, platform)
-        app = EthAppliance(self.board.params, uart_divisor(clk_hz, self.baud))
+        app = EthAppliance(self.board.params, uart_divisor(clk_hz, self.baud), core_hz=clk_hz)
         m.submodules.app = app
         uart = platform.request("uart", 0)
         m.d.comb += [app.uart_rx.eq(uart.rx.i), uart.tx.o.eq(app.uart_tx)]
@@ -180,7 +180,7 @@ class EthernetBoardTop(_BoardTop):
         rx_clk = Signal(name=f"eth{k}_clk", attrs={"keep": 1})   # named by the constraint
         m.d.comb += [rx_clk.eq(rgmii.rx_clk.i),
                      ClockSignal(rx_dom).eq(rx_clk), ClockSignal(tx_dom).eq(rx_clk)]
-        platform.add_clock_constraint(rx_clk, 125e6)   # 1 Gb/s RGMII
+        platform.add_clock_constraint(rx_clk, 125e6)   # 1 Gb/s RGMII (10/100: 25/2.5 MHz)
         m.submodules[f"rgmii{k}"] = adapter = DomainRenamer(rx_dom)(RgmiiAdapter())
         rx_data, rx_ctl = getattr(rgmii, "rx_data"), getattr(rgmii, ctl_rx)
         tx_data, tx_ctl = getattr(rgmii, "tx_data"), getattr(rgmii, ctl_tx)
@@ -197,6 +197,9 @@ class EthernetBoardTop(_BoardTop):
             getattr(app, f"eth{k}_rx_er").eq(adapter.rx_er),
             getattr(app, f"eth{k}_rxd").eq(adapter.rxd),
             getattr(app, f"eth{k}_link").eq(adapter.link),
+            getattr(app, f"eth{k}_rx_ce").eq(adapter.rx_ce),
+            getattr(app, f"eth{k}_tx_ce").eq(adapter.tx_ce),
+            adapter.nibble.eq(getattr(app, f"eth{k}_nibble")),
             adapter.tx_en.eq(getattr(app, f"eth{k}_tx_en")),
             adapter.tx_er.eq(getattr(app, f"eth{k}_tx_er")),
             adapter.txd.eq(getattr(app, f"eth{k}_txd")),

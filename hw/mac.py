@@ -1,4 +1,5 @@
-"""Ethernet MAC (1 Gb/s, GMII byte interface) with the clock-domain crossing into the core.
+"""Ethernet MAC (GMII byte interface, with a byte enable for 10/100 Mb/s) with the clock-domain
+crossing into the core.
 
 Blocks
 ------
@@ -16,7 +17,9 @@ Blocks
     core's ``sync`` domain, an ``AsyncFIFO`` each way.
 
 RGMII (:class:`RgmiiAdapter`) is GMII with both clock edges used: the board top's DDR buffers
-hand it the rising- and falling-edge halves, and it makes the GMII bytes of this module.
+hand it the rising- and falling-edge halves, and it makes the GMII bytes of this module.  At
+10/100 Mb/s a byte takes two cycles of a slower clock: the adapter raises ``rx_ce``/``tx_ce``
+in the cycles that carry a byte, and the MAC's line side moves only in those.
 
 Model: :mod:`openslb.model.mac` (what goes on the wire and what a received stream yields).
 """
@@ -70,10 +73,15 @@ class FrameFifo(wiring.Component):
         length = Signal(16)
         m.submodules.lengths = lengths = fifo.SyncFIFO(width=16, depth=16)
         m.d.comb += [wr.addr.eq(w_tent[:-1]), wr.data.eq(self.w_data), wr.en.eq(self.w_en)]
-        # room, registered and one byte conservative (a write may land in the same cycle), so
-        # that no subtractor sits in front of the writer's decision to write
-        m.d.sync += self.w_room.eq(Mux(lengths.w_rdy & (w_tent - r_ptr < depth),
-                                       depth - 1 - (w_tent - r_ptr), 0))
+        # room, registered (so that no subtractor sits in front of the writer's decision to
+        # write; the write that may land in the same cycle is allowed for) and one byte short:
+        # the slot of the byte the output shows must stay unwritten while the reader waits, as
+        # the reader reads that slot again (below).  The fill level is modulo the pointers'
+        # width: Amaranth's a - b is signed(bits + 1), negative once the write pointer has
+        # wrapped, and a full FIFO then took more bytes (found at 10/100 Mb/s, where it fills).
+        used = Signal(bits)
+        m.d.comb += used.eq(w_tent - r_ptr)
+        m.d.sync += self.w_room.eq(Mux(lengths.w_rdy & (used < depth - 1), depth - 2 - used, 0))
         with m.If(self.w_en):
             m.d.sync += [w_tent.eq(w_tent + 1), length.eq(length + 1)]
         with m.If(self.commit):
@@ -115,7 +123,7 @@ class MacRx(wiring.Component):
         self.max_frame = max_frame
         self.fifo_depth = fifo_depth
         super().__init__({
-            "rx_dv": In(1), "rx_er": In(1), "rxd": In(8),
+            "rx_dv": In(1), "rx_er": In(1), "rxd": In(8), "rx_ce": In(1, init=1),
             "o": Out(stream.Signature(byte_layout())),
             **{name: Out(32) for name in MAC_COUNTERS},
         })
@@ -125,8 +133,8 @@ class MacRx(wiring.Component):
         m.submodules.frames = frames = FrameFifo(self.fifo_depth)
         wiring.connect(m, frames.o, wiring.flipped(self.o))
         # register the GMII inputs once (they come from pins / DDR buffers)
-        dv, er, d = Signal(), Signal(), Signal(8)
-        m.d.sync += [dv.eq(self.rx_dv), er.eq(self.rx_er), d.eq(self.rxd)]
+        dv, er, d, ce = Signal(), Signal(), Signal(8), Signal()
+        m.d.sync += [dv.eq(self.rx_dv), er.eq(self.rx_er), d.eq(self.rxd), ce.eq(self.rx_ce)]
         crc = Signal(32, init=CRC32_INIT)
         count = Signal(16)                      # bytes after the SFD, FCS included
         delay = Signal(32)                      # the last four bytes: FCS until proven data
@@ -138,7 +146,9 @@ class MacRx(wiring.Component):
             m.d.sync += counters[reason].eq(counters[reason] + 1)
 
         limit = self.max_frame + 4
-        with m.FSM():
+        # everything below moves only in a cycle that carries a byte (rx_ce: every cycle at
+        # 1 Gb/s, every other one at 10/100 Mb/s, where a byte comes as two nibbles)
+        with m.If(ce), m.FSM():
             with m.State("IDLE"):
                 with m.If(dv & (d == PREAMBLE)):
                     m.next = "PREAMBLE"
@@ -193,7 +203,7 @@ class MacTx(wiring.Component):
         self.fifo_depth = fifo_depth
         super().__init__({
             "i": In(stream.Signature(byte_layout())),
-            "tx_en": Out(1), "tx_er": Out(1), "txd": Out(8),
+            "tx_en": Out(1), "tx_er": Out(1), "txd": Out(8), "tx_ce": In(1, init=1),
             "tx_frames": Out(32),
         })
 
@@ -207,52 +217,56 @@ class MacTx(wiring.Component):
             frames.w_data.eq(self.i.payload.data),
             frames.commit.eq(self.i.valid & self.i.ready & self.i.payload.last),
         ]
-        en, d = Signal(), Signal(8)
-        m.d.sync += [self.tx_en.eq(en), self.txd.eq(d), self.tx_er.eq(0)]
-        # The CRC folds each byte in a cycle after it is sent (byte_q): the frame FIFO's RAM
-        # read is then one register away from the CRC logic, not in front of it.  The first
-        # FCS byte folds in the last data byte on the way.
-        crc = Signal(32, init=CRC32_INIT)
-        byte_q = Signal(8)
-        fold = Signal()
-        crc_now = Signal(32)
-        m.d.comb += crc_now.eq(Mux(fold, crc32_update(crc, byte_q), crc))
-        m.d.sync += [crc.eq(crc_now), fold.eq(0)]
-        n = Signal(16)
-        ended = Signal()
-        src = frames.o
-        with m.FSM():
-            with m.State("IDLE"):
-                with m.If(src.valid):
-                    m.d.sync += n.eq(0)
-                    m.next = "PREAMBLE"
-            with m.State("PREAMBLE"):
-                m.d.comb += [en.eq(1), d.eq(Mux(n == 7, SFD, PREAMBLE))]
-                m.d.sync += n.eq(n + 1)
-                with m.If(n == 7):
-                    m.d.sync += [n.eq(0), crc.eq(CRC32_INIT), ended.eq(0)]
-                    m.next = "DATA"
-            with m.State("DATA"):
-                # frame bytes, then zero padding up to 60 bytes
-                byte = Mux(ended, 0, src.payload.data)
-                m.d.comb += [en.eq(1), d.eq(byte), src.ready.eq(~ended)]
-                m.d.sync += [byte_q.eq(byte), fold.eq(1), n.eq(n + 1)]
-                last_now = ~ended & src.payload.last
-                with m.If(last_now):
-                    m.d.sync += ended.eq(1)
-                with m.If((ended | last_now) & (n >= MIN_FRAME - 5)):
-                    m.d.sync += n.eq(0)
-                    m.next = "FCS"
-            with m.State("FCS"):
-                m.d.comb += [en.eq(1), d.eq((~crc_now).word_select(n[0:2], 8))]
-                m.d.sync += n.eq(n + 1)
-                with m.If(n == 3):
-                    m.d.sync += [n.eq(0), self.tx_frames.eq(self.tx_frames + 1)]
-                    m.next = "GAP"
-            with m.State("GAP"):
-                m.d.sync += n.eq(n + 1)
-                with m.If(n == IFG_BYTES - 1):
-                    m.next = "IDLE"
+        # The line side moves only in a cycle with tx_ce (every cycle at 1 Gb/s, every other one
+        # at 10/100 Mb/s, where the adapter sends each byte as two nibbles): tx_en/txd then
+        # hold each byte for both of its cycles.  The frame FIFO's write side is not gated.
+        with m.If(self.tx_ce):
+            en, d = Signal(), Signal(8)
+            m.d.sync += [self.tx_en.eq(en), self.txd.eq(d), self.tx_er.eq(0)]
+            # The CRC folds each byte in a cycle after it is sent (byte_q): the frame FIFO's RAM
+            # read is then one register away from the CRC logic, not in front of it.  The first
+            # FCS byte folds in the last data byte on the way.
+            crc = Signal(32, init=CRC32_INIT)
+            byte_q = Signal(8)
+            fold = Signal()
+            crc_now = Signal(32)
+            m.d.comb += crc_now.eq(Mux(fold, crc32_update(crc, byte_q), crc))
+            m.d.sync += [crc.eq(crc_now), fold.eq(0)]
+            n = Signal(16)
+            ended = Signal()
+            src = frames.o
+            with m.FSM():
+                with m.State("IDLE"):
+                    with m.If(src.valid):
+                        m.d.sync += n.eq(0)
+                        m.next = "PREAMBLE"
+                with m.State("PREAMBLE"):
+                    m.d.comb += [en.eq(1), d.eq(Mux(n == 7, SFD, PREAMBLE))]
+                    m.d.sync += n.eq(n + 1)
+                    with m.If(n == 7):
+                        m.d.sync += [n.eq(0), crc.eq(CRC32_INIT), ended.eq(0)]
+                        m.next = "DATA"
+                with m.State("DATA"):
+                    # frame bytes, then zero padding up to 60 bytes
+                    byte = Mux(ended, 0, src.payload.data)
+                    m.d.comb += [en.eq(1), d.eq(byte), src.ready.eq(~ended)]
+                    m.d.sync += [byte_q.eq(byte), fold.eq(1), n.eq(n + 1)]
+                    last_now = ~ended & src.payload.last
+                    with m.If(last_now):
+                        m.d.sync += ended.eq(1)
+                    with m.If((ended | last_now) & (n >= MIN_FRAME - 5)):
+                        m.d.sync += n.eq(0)
+                        m.next = "FCS"
+                with m.State("FCS"):
+                    m.d.comb += [en.eq(1), d.eq((~crc_now).word_select(n[0:2], 8))]
+                    m.d.sync += n.eq(n + 1)
+                    with m.If(n == 3):
+                        m.d.sync += [n.eq(0), self.tx_frames.eq(self.tx_frames + 1)]
+                        m.next = "GAP"
+                with m.State("GAP"):
+                    m.d.sync += n.eq(n + 1)
+                    with m.If(n == IFG_BYTES - 1):
+                        m.next = "IDLE"
         return m
 
 
@@ -329,8 +343,10 @@ class EthPort(wiring.Component):
     """One Ethernet port: GMII in the ``eth_rx``/``eth_tx`` domains, core beats in ``sync``.
 
     Ports: ``rx_dv``/``rx_er``/``rxd`` (GMII receive), ``tx_en``/``tx_er``/``txd`` (GMII
-    transmit), ``o`` (received frames as core beats), ``i`` (frames to send as core beats),
-    and the receive counters of :class:`MacRx` (in the ``eth_rx`` domain).
+    transmit), ``rx_ce``/``tx_ce`` (the cycles that carry a byte each way: always at 1 Gb/s,
+    every other one at 10/100 Mb/s; see :class:`RgmiiAdapter`), ``o`` (received frames as core
+    beats), ``i`` (frames to send as core beats), and the receive counters of :class:`MacRx` (in
+    the ``eth_rx`` domain).
     """
 
     def __init__(self, params: Params) -> None:
@@ -338,6 +354,7 @@ class EthPort(wiring.Component):
         super().__init__({
             "rx_dv": In(1), "rx_er": In(1), "rxd": In(8),
             "tx_en": Out(1), "tx_er": Out(1), "txd": Out(8),
+            "rx_ce": In(1, init=1), "tx_ce": In(1, init=1),
             "o": Out(stream.Signature(beat_layout(params))),
             "i": In(stream.Signature(beat_layout(params))),
             **{name: Out(32) for name in MAC_COUNTERS},
@@ -357,6 +374,7 @@ class EthPort(wiring.Component):
         m.submodules.up = up = Upsizer(p)
         m.submodules.down = down = Downsizer(p)
         m.d.comb += [rx.rx_dv.eq(self.rx_dv), rx.rx_er.eq(self.rx_er), rx.rxd.eq(self.rxd),
+                     rx.rx_ce.eq(self.rx_ce), tx.tx_ce.eq(self.tx_ce),
                      self.tx_en.eq(tx.tx_en), self.tx_er.eq(tx.tx_er), self.txd.eq(tx.txd),
                      self.tx_frames.eq(tx.tx_frames)]
         for name in MAC_COUNTERS:
@@ -393,29 +411,61 @@ class RgmiiAdapter(wiring.Component):
     ``tx_fall`` go to the DDR output buffers.  On RGMII, ctl carries DV on the rising edge and
     DV xor ER on the falling edge (RGMII 2.0).
 
+    1 Gb/s (``nibble`` low): a byte per cycle, its low nibble on the rising edge and its high
+    nibble on the falling edge; ``rx_ce`` and ``tx_ce`` are always high.
+
+    10/100 Mb/s (``nibble`` high, from :class:`~openslb.hw.linkspeed.LinkSpeedMeter`): the
+    clock runs at 2.5/25 MHz and each cycle carries one nibble, the same on both edges, low
+    nibble first.  Receive pairs the nibbles of a frame (counted from DV's rise) into bytes and
+    raises ``rx_ce`` in the cycle that completes one (and in every cycle without DV, so the MAC
+    sees the gap); transmit sends the low nibble of ``txd`` then the high one, and raises
+    ``tx_ce`` in the second cycle, when the MAC may move on to its next byte.
+
     In-band status (RGMII 2.0, 3.4.1): between frames (ctl low on both edges) a PHY that has it
     enabled shows its link on RXD: bit 0 link up, bits 2:1 speed (0 = 10, 1 = 100, 2 = 1000
-    Mb/s), bit 3 full duplex.  ``link``, ``speed`` and ``duplex`` hold the last status seen, in
-    the receive clock domain (the only registers here; instantiate it renamed to that domain).
+    Mb/s), bit 3 full duplex.  ``link``, ``speed`` and ``duplex`` hold the last status seen.
+
+    Everything is in one domain, the port's receive clock (which also clocks its transmit side
+    on the boards); instantiate it renamed to that domain.  Latency: none at 1 Gb/s (the outputs
+    follow the inputs); at 10/100 Mb/s a received byte comes with its second nibble.
     """
 
     def __init__(self) -> None:
         super().__init__({
             "rx_rise": In(5), "rx_fall": In(5), "tx_rise": Out(5), "tx_fall": Out(5),
-            "rx_dv": Out(1), "rx_er": Out(1), "rxd": Out(8),
-            "tx_en": In(1), "tx_er": In(1), "txd": In(8),
+            "rx_dv": Out(1), "rx_er": Out(1), "rxd": Out(8), "rx_ce": Out(1),
+            "tx_en": In(1), "tx_er": In(1), "txd": In(8), "tx_ce": Out(1),
+            "nibble": In(1),
             "link": Out(1), "speed": Out(2), "duplex": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        m.d.comb += [
-            self.rxd.eq(Cat(self.rx_rise[0:4], self.rx_fall[0:4])),
-            self.rx_dv.eq(self.rx_rise[4]),
-            self.rx_er.eq(self.rx_rise[4] ^ self.rx_fall[4]),
-            self.tx_rise.eq(Cat(self.txd[0:4], self.tx_en)),
-            self.tx_fall.eq(Cat(self.txd[4:8], self.tx_en ^ self.tx_er)),
-        ]
+        dv = self.rx_rise[4]
+        er = self.rx_rise[4] ^ self.rx_fall[4]
+        # receive at 10/100 Mb/s: the frame's first nibble waits in `low` for its second
+        half, low, low_er = Signal(), Signal(4), Signal()
+        with m.If(self.nibble & dv & ~half):
+            m.d.sync += [half.eq(1), low.eq(self.rx_rise[0:4]), low_er.eq(er)]
+        with m.Else():
+            m.d.sync += half.eq(0)
+        with m.If(self.nibble):
+            m.d.comb += [self.rxd.eq(Cat(low, self.rx_rise[0:4])), self.rx_dv.eq(dv),
+                         self.rx_er.eq(er | low_er), self.rx_ce.eq(~dv | half)]
+        with m.Else():
+            m.d.comb += [self.rxd.eq(Cat(self.rx_rise[0:4], self.rx_fall[0:4])),
+                         self.rx_dv.eq(dv), self.rx_er.eq(er), self.rx_ce.eq(1)]
+        # transmit at 10/100 Mb/s: low nibble (phase 0), then high nibble (phase 1)
+        phase = Signal()
+        m.d.sync += phase.eq(self.nibble & ~phase)
+        nib = Mux(phase, self.txd[4:8], self.txd[0:4])
+        ctl_rise, ctl_fall = self.tx_en, self.tx_en ^ self.tx_er
+        with m.If(self.nibble):
+            m.d.comb += [self.tx_rise.eq(Cat(nib, ctl_rise)), self.tx_fall.eq(Cat(nib, ctl_fall)),
+                         self.tx_ce.eq(phase)]
+        with m.Else():
+            m.d.comb += [self.tx_rise.eq(Cat(self.txd[0:4], ctl_rise)),
+                         self.tx_fall.eq(Cat(self.txd[4:8], ctl_fall)), self.tx_ce.eq(1)]
         with m.If(~self.rx_rise[4] & ~self.rx_fall[4]):
             m.d.sync += [self.link.eq(self.rx_rise[0]), self.speed.eq(self.rx_rise[1:3]),
                          self.duplex.eq(self.rx_rise[3])]

@@ -24,9 +24,10 @@ __all__ = ["RgmiiSimTop"]
 
 
 class RgmiiSimTop(wiring.Component):
-    def __init__(self, params: Params, divisor: int) -> None:
+    def __init__(self, params: Params, divisor: int, core_hz: float) -> None:
         self.params = params
         self.divisor = divisor
+        self.core_hz = core_hz
         members = {"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "leds": Out(6)}
         for k in range(2):
             members |= {f"rgmii{k}_rx_clk": In(1), f"rgmii{k}_rx_ctl": In(1),
@@ -36,7 +37,8 @@ class RgmiiSimTop(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.app = app = EthAppliance(self.params, self.divisor, led_stretch_bits=4)
+        m.submodules.app = app = EthAppliance(self.params, self.divisor, led_stretch_bits=4,
+                                                 core_hz=self.core_hz)
         m.d.comb += [app.uart_rx.eq(self.uart_rx), self.uart_tx.eq(app.uart_tx),
                      self.leds.eq(app.leds)]
         for k in range(2):
@@ -62,6 +64,9 @@ class RgmiiSimTop(wiring.Component):
                          getattr(app, f"eth{k}_rx_er").eq(adapter.rx_er),
                          getattr(app, f"eth{k}_rxd").eq(adapter.rxd),
                          getattr(app, f"eth{k}_link").eq(adapter.link),
+                         getattr(app, f"eth{k}_rx_ce").eq(adapter.rx_ce),
+                         getattr(app, f"eth{k}_tx_ce").eq(adapter.tx_ce),
+                         adapter.nibble.eq(getattr(app, f"eth{k}_nibble")),
                          adapter.tx_en.eq(getattr(app, f"eth{k}_tx_en")),
                          adapter.tx_er.eq(getattr(app, f"eth{k}_tx_er")),
                          adapter.txd.eq(getattr(app, f"eth{k}_txd"))]

@@ -101,8 +101,9 @@ def build(params: Params, top: str = "core") -> tuple[Path, str]:
                "appliance": ("appliance_top", lambda: ApplianceTop(params, SIM_UART_DIVISOR)),
                "ethport": ("eth_port", lambda: EthPort(params)),
                "ethappliance": ("eth_appliance",
-                                lambda: EthAppliance(params, SIM_UART_DIVISOR, led_stretch_bits=4)),
-               "rgmii": ("rgmii_top", lambda: RgmiiSimTop(params, SIM_UART_DIVISOR))}
+                                lambda: EthAppliance(params, SIM_UART_DIVISOR, led_stretch_bits=4,
+                                                     core_hz=SIM_CLOCK_HZ)),
+               "rgmii": ("rgmii_top", lambda: RgmiiSimTop(params, SIM_UART_DIVISOR, SIM_CLOCK_HZ))}
     toplevel, factory = designs[top]
     config = f"{top}-w{params.width}-{digest(f'{asdict(params)}|{top}|{simulator()}')[:8]}"
     build_dir = cached_build_dir(BUILD, config, digest("", [*hw_sources(), Path(__file__)]))
@@ -162,6 +163,8 @@ def run_testbench(module: str, params: Params, top: str = "core", env: dict | No
 
 #: UART clock cycles per bit in simulation (a board build uses clk_hz // baud).
 SIM_UART_DIVISOR = 8
+#: The core clock of the testbenches (the designs that measure time against it are built for it).
+SIM_CLOCK_HZ = 156.25e6
 
 SMALL_TABLES = {"width": 64, "conn_buckets": 64, "pbind_buckets": 64}
 
@@ -184,8 +187,10 @@ TESTBENCHES = [
     ("appliance-cli-over-uart", "openslb.sim.tb_appliance", "appliance", 64, "cli"),
     ("ethernet-mac-w64", "openslb.sim.tb_mac", "ethport", 64, "mac"),
     ("ethernet-mac-w8", "openslb.sim.tb_mac", "ethport", 8, "mac"),
+    ("ethernet-mac-w64-half-rate", "openslb.sim.tb_mac", "ethport", 64, "mac-half"),
     ("appliance-with-macs", "openslb.sim.tb_ethappliance", "ethappliance", 64, "macs"),
     ("board-top-rgmii", "openslb.sim.tb_ethappliance", "rgmii", 64, "rgmii"),
+    ("board-top-rgmii-100mbps", "openslb.sim.tb_ethappliance", "rgmii", 64, "rgmii100"),
 ]
 
 

@@ -33,8 +33,9 @@ from openslb.model.config import ApplianceConfig, ip_int
 from openslb.model.device import DeviceModel
 from openslb.model.pipeline import Appliance
 from openslb.sim import traffic
+from openslb.sim.runner import SIM_CLOCK_HZ
 
-CLOCK_NS = 6.4  # 156.25 MHz
+CLOCK_NS = 1e9 / SIM_CLOCK_HZ  # 6.4 ns
 STALL_LIMIT = 20_000  # cycles the input may be refused before the core is declared hung
 
 

@@ -6,7 +6,11 @@ counted in MAC_STAT.
 
 Scenario ``macs``: :class:`~openslb.hw.appliance.EthAppliance` (the common part of every board
 top) at its GMII ports.  Scenario ``rgmii``: :class:`~openslb.sim.rgmii_top.RgmiiSimTop`, the
-same behind RGMII pins with DDR buffers, driven nibble by nibble on both clock edges.
+same behind RGMII pins with DDR buffers, driven nibble by nibble on both clock edges at 1 Gb/s
+(125 MHz).  Scenario ``rgmii100``: the same top at 100 Mb/s: the PHYs' clocks run at 25 MHz,
+each cycle carries one nibble on both edges; the appliance tells the speed from the clock
+(:class:`~openslb.hw.linkspeed.LinkSpeedMeter`) before any frame is sent, and its transmitters
+must send nibbles the same way.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import random
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge, Timer
 
 from openslb.firmware.regs import address
 from openslb.hw.mac import IFG_BYTES, MAC_COUNTERS
@@ -86,6 +90,36 @@ async def _rgmii_monitor(dut, k: int, sink: list[bytes]) -> None:
             burst = bytearray()
 
 
+async def _rgmii100_send(dut, k: int, bursts: list[bytes]) -> None:
+    """RGMII at 10/100 Mb/s: a nibble per cycle, low nibble first, the same on both edges."""
+    clk, ctl, data = (getattr(dut, f"rgmii{k}_{n}") for n in ("rx_clk", "rx_ctl", "rxd"))
+    for burst in bursts:
+        for nibble in [n for b in burst for n in (b & 0xF, b >> 4)]:
+            await FallingEdge(clk)
+            ctl.value, data.value = 1, nibble      # held through the next falling edge
+        for _ in range(2 * IFG_BYTES):
+            await FallingEdge(clk)
+            ctl.value = 0
+
+
+async def _rgmii100_monitor(dut, k: int, sink: list[bytes]) -> None:
+    clk, ctl, data = (getattr(dut, f"rgmii{k}_{n}") for n in ("tx_clk", "tx_ctl", "txd"))
+    nibbles = []
+    while True:
+        await RisingEdge(clk)
+        await ReadOnly()
+        rise = int(ctl.value), int(data.value)
+        await FallingEdge(clk)
+        await ReadOnly()
+        assert (int(ctl.value), int(data.value)) == rise, f"port {k}: the edges differ at 100 Mb/s"
+        if rise[0]:
+            nibbles.append(rise[1])
+        elif nibbles:
+            assert len(nibbles) % 2 == 0, f"port {k}: a burst of {len(nibbles)} nibbles"
+            sink.append(bytes(lo | hi << 4 for lo, hi in zip(nibbles[0::2], nibbles[1::2])))
+            nibbles = []
+
+
 async def _start_gmii(dut):
     for k in range(2):
         for d in ("rx", "tx"):
@@ -94,22 +128,33 @@ async def _start_gmii(dut):
     for k in range(2):
         getattr(dut, f"eth{k}_rx_dv").value = 0
         getattr(dut, f"eth{k}_rx_er").value = 0
+        # 1 Gb/s GMII: every cycle carries a byte (a board's RGMII adapter drives these)
+        getattr(dut, f"eth{k}_rx_ce").value = 1
+        getattr(dut, f"eth{k}_tx_ce").value = 1
     return resets, dut.eth0_rx_clk, _gmii_send, _gmii_monitor
 
 
-async def _start_rgmii(dut):
+async def _start_rgmii(dut, ns: int = 8):
     for k in range(2):
-        Clock(getattr(dut, f"rgmii{k}_rx_clk"), 8, unit="ns").start()
+        Clock(getattr(dut, f"rgmii{k}_rx_clk"), ns, unit="ns").start()
         getattr(dut, f"rgmii{k}_rx_ctl").value = 0
     return [dut.rst], dut.rgmii0_rx_clk, _rgmii_send, _rgmii_monitor
+
+
+async def _start_rgmii100(dut):
+    resets, clk, _, _ = await _start_rgmii(dut, 40)
+    return resets, clk, _rgmii100_send, _rgmii100_monitor
+
+
+STARTS = {"macs": _start_gmii, "rgmii": _start_rgmii, "rgmii100": _start_rgmii100}
 
 
 @cocotb.test()
 async def frames_through_the_macs(dut) -> None:
     p = _params()
     Clock(dut.clk, CLOCK_NS, unit="ns").start()
-    rgmii = os.environ.get("OPENSLB_SCENARIO") == "rgmii"
-    resets, eth_clk, send, monitor = await (_start_rgmii if rgmii else _start_gmii)(dut)
+    scenario = os.environ.get("OPENSLB_SCENARIO", "macs")
+    resets, eth_clk, send, monitor = await STARTS[scenario](dut)
     for r in resets:
         r.value = 1
     dut.uart_rx.value = 1
@@ -120,6 +165,8 @@ async def frames_through_the_macs(dut) -> None:
     cocotb.start_soon(uart.monitor())
     manager = await attach_firmware(dut, uart, p)
     cfg = manager.applied.compile()
+    # the link speed is measured over 128 us windows: two of them before the first frame
+    await Timer(2 * 128, unit="us")
 
     rng = random.Random(3)
     frames = traffic.client_flows(cfg, 40, rng) + [traffic.arp_request(cfg, "10.0.0.100")]

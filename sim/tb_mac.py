@@ -7,6 +7,10 @@ order with random gaps, the core side under random backpressure; every forwarded
 every counter must match the model.  Transmit: frames of every size from the core side; on the
 wire each must be preamble + SFD + the frame padded to 60 bytes + a correct FCS, with at least
 12 idle byte times between frames.
+
+Scenario ``mac`` runs GMII at a byte per cycle (1 Gb/s).  Scenario ``mac-half`` runs it as at
+10/100 Mb/s behind the RGMII adapter: a byte every other cycle, marked by ``rx_ce``/``tx_ce``
+(the testbench toggles both); each transmitted byte must then hold for its two cycles.
 """
 
 from __future__ import annotations
@@ -42,22 +46,36 @@ class PortBench(CoreBench):
         dut.o__ready.value = 0
         dut.rx_dv.value = dut.rx_er.value = 0
         dut.rxd.value = 0
+        dut.rx_ce.value = dut.tx_ce.value = 1      # 1 Gb/s: every cycle carries a byte
         for _ in range(4):
             await RisingEdge(dut.eth_rx_clk)
         dut.rst.value = dut.eth_rx_rst.value = dut.eth_tx_rst.value = 0
+        if self.every == 2:
+            cocotb.start_soon(self._toggle_tx_ce())
+
+    #: cycles per byte: 1 (1 Gb/s) or 2 (10/100 Mb/s behind the RGMII adapter)
+    every = 2 if os.environ.get("OPENSLB_SCENARIO") == "mac-half" else 1
+
+    async def _toggle_tx_ce(self) -> None:
+        while True:
+            await FallingEdge(self.dut.eth_tx_clk)
+            self.dut.tx_ce.value = 1 - int(self.dut.tx_ce.value)
 
     async def gmii_send(self, bursts: list[tuple[bytes, int | None]]) -> None:
         dut = self.dut
         for burst, error_at in bursts:
             for k, b in enumerate(burst):
-                await FallingEdge(dut.eth_rx_clk)
-                dut.rx_dv.value = 1
-                dut.rxd.value = b
-                dut.rx_er.value = int(k == error_at)
+                for ce in (0, 1)[2 - self.every:]:     # the byte's cycles; rx_ce on its last
+                    await FallingEdge(dut.eth_rx_clk)
+                    dut.rx_dv.value = 1
+                    dut.rxd.value = b
+                    dut.rx_er.value = int(k == error_at)
+                    dut.rx_ce.value = ce
             for _ in range(IFG_BYTES + self.rng.randrange(8)):
                 await FallingEdge(dut.eth_rx_clk)
                 dut.rx_dv.value = 0
                 dut.rx_er.value = 0
+                dut.rx_ce.value = 1
 
     async def gmii_monitor(self, sink: list[tuple[int, bytes]]) -> None:
         """Each transmitted burst with the idle cycles before it."""
@@ -70,6 +88,10 @@ class PortBench(CoreBench):
                 burst.append(int(dut.txd.value))
             else:
                 if burst:
+                    if self.every == 2:     # each byte held for its two cycles
+                        assert len(burst) % 2 == 0 and burst[0::2] == burst[1::2], \
+                            f"a byte not held for two cycles: {burst[:16].hex()}..."
+                        burst, idle = burst[0::2], idle // 2
                     sink.append((idle, bytes(burst)))
                     burst, idle = bytearray(), 0
                 idle += 1

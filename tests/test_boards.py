@@ -1,15 +1,20 @@
 """Board tops: every one elaborates for its platform (no toolchain), the RGMII adapter maps
-nibbles the way RGMII does, and one full build (the iCE40 bring-up top, the quickest) runs
-through yosys, nextpnr and the packer from pip."""
+nibbles the way RGMII does at 1 Gb/s and at 10/100 Mb/s (a MAC loopback through it at both),
+the link speed is told from the receive clock, and one full build (the iCE40 bring-up top, the
+quickest) runs through yosys, nextpnr and the packer from pip."""
 
 import json
+import random
 import warnings
 
 import pytest
+from amaranth import ClockDomain, Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from openslb.hw.boards import BOARDS, board_top, platform_for
-from openslb.hw.mac import RgmiiAdapter
+from openslb.hw.mac import MacRx, MacTx, RgmiiAdapter, byte_layout
 
 
 @pytest.mark.parametrize("board", list(BOARDS))
@@ -70,3 +75,157 @@ def test_rgmii_adapter_reads_in_band_link_status():
     sim.add_testbench(bench)
     sim.run()
     assert seen == [(1, 2, 1), (1, 2, 1), (0, 0, 0)]
+
+
+def test_rgmii_adapter_at_100mbps_pairs_nibbles_and_splits_bytes():
+    dut = RgmiiAdapter()
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.nibble, 1)
+        ctx.set(dut.txd, 0xC3)
+        ctx.set(dut.tx_en, 1)
+        # receive: idle, then the byte 0xD5 as nibble 5 then nibble D (same on both edges)
+        for dv, nib in ((0, 0), (1, 0x5), (1, 0xD), (0, 0)):
+            ctx.set(dut.rx_rise, dv << 4 | nib)
+            ctx.set(dut.rx_fall, dv << 4 | nib)
+            seen.append((ctx.get(dut.rx_ce), ctx.get(dut.rx_dv), ctx.get(dut.rxd),
+                         ctx.get(dut.tx_ce), ctx.get(dut.tx_rise), ctx.get(dut.tx_fall)))
+            await ctx.tick()
+    sim = Simulator(dut)
+    sim.add_clock(40e-9)
+    sim.add_testbench(bench)
+    sim.run()
+    rx = [(ce, dv, rxd if ce and dv else None) for ce, dv, rxd, *_ in seen]
+    assert rx == [(1, 0, None), (0, 1, None), (1, 1, 0xD5), (1, 0, None)]
+    # transmit: low nibble then high nibble on both edges; the MAC moves on after the second
+    tx = [(ce, rise, fall) for *_, ce, rise, fall in seen]
+    assert tx[:2] == [(0, 0b1_0011, 0b1_0011), (1, 0b1_1100, 0b1_1100)]
+    assert tx[2:] == tx[:2]
+
+
+class _MacLoopback(wiring.Component):
+    """MacTx → RGMII adapter → (the pins, through a DDR input register) → the same adapter →
+    MacRx, at 1 Gb/s or at 10/100 Mb/s (``nibble``)."""
+
+    def __init__(self):
+        super().__init__({"i": In(stream.Signature(byte_layout())),
+                          "o": Out(stream.Signature(byte_layout())),
+                          "nibble": In(1), "rx_ok": Out(32), "rx_bad_fcs": Out(32),
+                          "tx_en": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.tx = tx = MacTx(max_frame=256, fifo_depth=512)
+        m.submodules.rx = rx = MacRx(max_frame=256, fifo_depth=512)
+        m.submodules.rgmii = rgmii = RgmiiAdapter()
+        wiring.connect(m, wiring.flipped(self.i), tx.i)
+        wiring.connect(m, rx.o, wiring.flipped(self.o))
+        m.d.comb += [rgmii.nibble.eq(self.nibble), rgmii.tx_en.eq(tx.tx_en),
+                     rgmii.tx_er.eq(tx.tx_er), rgmii.txd.eq(tx.txd), tx.tx_ce.eq(rgmii.tx_ce),
+                     rx.rx_dv.eq(rgmii.rx_dv), rx.rx_er.eq(rgmii.rx_er), rx.rxd.eq(rgmii.rxd),
+                     rx.rx_ce.eq(rgmii.rx_ce), self.rx_ok.eq(rx.rx_ok),
+                     self.rx_bad_fcs.eq(rx.rx_bad_fcs), self.tx_en.eq(tx.tx_en)]
+        m.d.sync += [rgmii.rx_rise.eq(rgmii.tx_rise), rgmii.rx_fall.eq(rgmii.tx_fall)]
+        return m
+
+
+@pytest.mark.parametrize("nibble", [0, 1], ids=["1000mbps", "100mbps"])
+def test_mac_loopback_through_rgmii(nibble):
+    frames = [bytes(range(k, k + n)) for k, n in ((1, 60), (7, 61), (3, 200))]
+    dut = _MacLoopback()
+    got, line_cycles = [], [0]
+
+    async def send(ctx):
+        ctx.set(dut.nibble, nibble)
+        for frame in frames:
+            for n, b in enumerate(frame):
+                ctx.set(dut.i.payload, {"data": b, "first": n == 0, "last": n == len(frame) - 1})
+                ctx.set(dut.i.valid, 1)
+                await ctx.tick().until(dut.i.ready)
+            ctx.set(dut.i.valid, 0)
+
+    async def receive(ctx):
+        ctx.set(dut.o.ready, 1)
+        frame = bytearray()
+        for _ in range(20_000):
+            await ctx.tick()
+            line_cycles[0] += ctx.get(dut.tx_en)
+            if ctx.get(dut.o.valid):
+                frame.append(ctx.get(dut.o.payload.data))
+                if ctx.get(dut.o.payload.last):
+                    got.append(bytes(frame))
+                    frame.clear()
+    sim = Simulator(dut)
+    sim.add_clock(8e-9)
+    sim.add_testbench(send)
+    sim.add_testbench(receive, background=True)
+    sim.run_until(20_000 * 8e-9)
+    assert got == frames
+    # every byte on the wire (preamble, SFD, frame, FCS) takes one cycle, or two as nibbles
+    wire = sum(8 + len(f) + 4 for f in frames)
+    assert line_cycles[0] == wire * (2 if nibble else 1)
+
+
+@pytest.mark.parametrize("rx_ns,speed", [(8, 2), (40, 1), (400, 0)])
+def test_link_speed_meter_tells_the_receive_clock(rx_ns, speed):
+    from openslb.hw.linkspeed import LinkSpeedMeter
+    window_us = 32
+    dut = LinkSpeedMeter(156.25e6, "rx", window_us=window_us)
+    m = Module()
+    m.domains.rx = ClockDomain("rx")
+    m.submodules.dut = dut
+    seen = []
+
+    async def bench(ctx):
+        seen.append(ctx.get(dut.speed))          # 1000 Mb/s until the first window
+        await ctx.delay(2.5 * window_us * 1e-6)
+        seen.append(ctx.get(dut.speed))
+        await ctx.tick("rx").repeat(4)
+        seen.append(ctx.get(dut.nibble))
+    sim = Simulator(m)
+    sim.add_clock(6.4e-9)
+    sim.add_clock(rx_ns * 1e-9, domain="rx")
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [2, speed, int(speed != 2)]
+
+
+@pytest.mark.parametrize("every", [1, 2], ids=["every-cycle", "every-other-cycle"])
+def test_mac_tx_sends_every_frame_intact_through_a_full_fifo(every):
+    # frames arrive faster than the line takes them, so the frame FIFO runs full while its
+    # pointers wrap (it once took more bytes than it had room for after a wrap)
+    from openslb.model import mac as model
+    rng = random.Random(5)
+    frames = [rng.randbytes(rng.randrange(14, 250)) for _ in range(40)]
+    dut = MacTx(max_frame=256, fifo_depth=256)
+    wire = []
+
+    async def feed(ctx):
+        for frame in frames:
+            for n, b in enumerate(frame):
+                ctx.set(dut.i.payload, {"data": b, "first": n == 0, "last": n == len(frame) - 1})
+                ctx.set(dut.i.valid, 1)
+                await ctx.tick().until(dut.i.ready)
+        ctx.set(dut.i.valid, 0)
+
+    async def line(ctx):
+        burst, cycle = bytearray(), 0
+        while True:
+            ce = int(cycle % every == every - 1)
+            ctx.set(dut.tx_ce, ce)
+            if ce and ctx.get(dut.tx_en):
+                burst.append(ctx.get(dut.txd))
+            elif ce and burst:
+                wire.append(bytes(burst))
+                burst = bytearray()
+            await ctx.tick()
+            cycle += 1
+    sim = Simulator(dut)
+    sim.add_clock(8e-9)
+    sim.add_testbench(feed)
+    sim.add_testbench(line, background=True)
+    sim.run_until(sum(len(model.on_wire(f)) + 12 for f in frames) * every * 8e-9 * 1.1)
+    assert len(wire) == len(frames)
+    for k, (burst, frame) in enumerate(zip(wire, frames)):
+        assert burst == model.on_wire(frame), f"frame {k}"
