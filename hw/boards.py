@@ -56,7 +56,10 @@ class Board:
 
 BOARDS = {
     "versa_ecp5": Board(
-        "amaranth_boards.versa_ecp5:VersaECP5Platform", Params(width=64), loader="ecp5_evn",
+        # 8 groups, not 16: the default core's 102 block RAMs and the MACs' 8 are more than the
+        # 45F's 108 (each group's two Maglev banks take 4 of them)
+        "amaranth_boards.versa_ecp5:VersaECP5Platform", Params(width=64, n_groups=8),
+        loader="ecp5_evn",
         pll=(2, 1, 12, 5),      # 100 MHz → 50 MHz (ecppll -i 100 -o 50): the core's measured
                                 # fmax is below 100 MHz, and 1 Gb/s needs only 16 MHz
         notes="Lattice Versa ECP5: Ethernet PHY 0 (RGMII 0) is the client side, "
