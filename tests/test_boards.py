@@ -229,3 +229,15 @@ def test_mac_tx_sends_every_frame_intact_through_a_full_fifo(every):
     assert len(wire) == len(frames)
     for k, (burst, frame) in enumerate(zip(wire, frames)):
         assert burst == model.on_wire(frame), f"frame {k}"
+
+
+def test_a_build_that_does_not_fit_names_what_is_short(tmp_path):
+    from openslb.sim.board_build import over_capacity
+    log = tmp_path / "openslb.tim"
+    log.write_text("Info: Device utilisation:\n"
+                   "Info: \t          TRELLIS_IO:      30/    197    15%\n"
+                   "Info: \t              DP16KD:      58/     56   103%\n"
+                   "Info: \t        TRELLIS_COMB:   30669/  24288   126%\n"
+                   "Info: \t          TRELLIS_FF:   20705/  24288    85%\n")
+    assert over_capacity(log) == [("DP16KD", 58, 56), ("TRELLIS_COMB", 30669, 24288)]
+    assert over_capacity(tmp_path / "missing.tim") == []
