@@ -104,6 +104,16 @@ def test_rgmii_adapter_at_100mbps_pairs_nibbles_and_splits_bytes():
     assert tx[2:] == tx[:2]
 
 
+async def _send_bytes(ctx, port, frames: list[bytes]) -> None:
+    """Drive ``frames`` into a byte stream (:func:`~openslb.hw.mac.byte_layout`), back to back."""
+    for frame in frames:
+        for n, b in enumerate(frame):
+            ctx.set(port.payload, {"data": b, "first": n == 0, "last": n == len(frame) - 1})
+            ctx.set(port.valid, 1)
+            await ctx.tick().until(port.ready)
+    ctx.set(port.valid, 0)
+
+
 class _MacLoopback(wiring.Component):
     """MacTx → RGMII adapter → (the pins, through a DDR input register) → the same adapter →
     MacRx, at 1 Gb/s or at 10/100 Mb/s (``nibble``)."""
@@ -138,12 +148,7 @@ def test_mac_loopback_through_rgmii(nibble):
 
     async def send(ctx):
         ctx.set(dut.nibble, nibble)
-        for frame in frames:
-            for n, b in enumerate(frame):
-                ctx.set(dut.i.payload, {"data": b, "first": n == 0, "last": n == len(frame) - 1})
-                ctx.set(dut.i.valid, 1)
-                await ctx.tick().until(dut.i.ready)
-            ctx.set(dut.i.valid, 0)
+        await _send_bytes(ctx, dut.i, frames)
 
     async def receive(ctx):
         ctx.set(dut.o.ready, 1)
@@ -202,12 +207,7 @@ def test_mac_tx_sends_every_frame_intact_through_a_full_fifo(every):
     wire = []
 
     async def feed(ctx):
-        for frame in frames:
-            for n, b in enumerate(frame):
-                ctx.set(dut.i.payload, {"data": b, "first": n == 0, "last": n == len(frame) - 1})
-                ctx.set(dut.i.valid, 1)
-                await ctx.tick().until(dut.i.ready)
-        ctx.set(dut.i.valid, 0)
+        await _send_bytes(ctx, dut.i, frames)
 
     async def line(ctx):
         burst, cycle = bytearray(), 0
