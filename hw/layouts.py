@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from amaranth.lib import data
 
-from openslb.hw.spec import HEADER_WINDOW, REASON_BITS, Params
+from openslb.hw.spec import HEADER_WINDOW, REASON_BITS, Params, registers
 
 __all__ = ["beat_layout", "stored_beat_layout", "egress_beat_layout", "capture_layout",
-           "tuple_layout", "meta_layout", "Action"]
+           "tuple_layout", "meta_layout", "register_layout", "Action"]
+
+
+def register_layout(name: str) -> data.FlexibleLayout:
+    """The fields of register ``name`` as the register map describes them (``spec``), so that
+    the gateware reads ``View(register_layout("VIP_SERVICE"), word).any_port`` rather than bit
+    positions copied by hand."""
+    reg = next(r for r in registers() if r.name == name)
+    return data.FlexibleLayout(32, {field: data.Field(width, lsb)
+                                    for field, lsb, width in reg.fields})
 
 
 class Action:

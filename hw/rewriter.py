@@ -47,7 +47,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw.bram import BlockRam
-from openslb.hw.layouts import Action, decision_layout, egress_beat_layout, stored_beat_layout
+from openslb.hw.layouts import (Action, decision_layout, egress_beat_layout, register_layout,
+                                stored_beat_layout)
 from openslb.hw.spec import ETH_HEADER, HEADER_WINDOW, VLAN_TAG, EgressPort, Params
 
 __all__ = ["Rewriter"]
@@ -115,8 +116,9 @@ class Rewriter(wiring.Component):
         entry = data.StructLayout({"ip": 32, "port": 16, "any_port": 1})
         entries = [Signal(entry, name=f"vip_entry{k}") for k in range(p.n_vips)]
         for k, e in enumerate(entries):
-            m.d.sync += [e.ip.eq(self.vip_ip[k]), e.port.eq(self.vip_service[k][0:16]),
-                         e.any_port.eq(self.vip_service[k][25])]
+            svc = data.View(register_layout("VIP_SERVICE"), self.vip_service[k])
+            m.d.sync += [e.ip.eq(self.vip_ip[k]), e.port.eq(svc.port),
+                         e.any_port.eq(svc.any_port)]
         vip = Signal(entry)
         m.d.sync += vip.eq(Array(entries)[d.vip])
         # cycle 2: the real's IP is read; the new words are added to the parser's halves (the

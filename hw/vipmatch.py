@@ -35,6 +35,7 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from openslb.hw.layouts import register_layout
 from openslb.hw.spec import Mode, Params
 
 __all__ = ["VipMatcher"]
@@ -90,9 +91,9 @@ class VipMatcher(wiring.Component):
         key = data.StructLayout({"ip": 32, "enable": 1, "any_port": 1, "port": 16, "proto": 8})
         keys = [Signal(key, name=f"key{k}") for k in range(n)]
         for k, e in enumerate(keys):
-            svc = self.vip_service[k]
-            m.d.sync += [e.ip.eq(self.vip_ip[k]), e.enable.eq(svc[24]), e.any_port.eq(svc[25]),
-                         e.port.eq(svc[0:16]), e.proto.eq(svc[16:24])]
+            svc = data.View(register_layout("VIP_SERVICE"), self.vip_service[k])
+            m.d.sync += [e.ip.eq(self.vip_ip[k]), e.enable.eq(svc.enable),
+                         e.any_port.eq(svc.any_port), e.port.eq(svc.port), e.proto.eq(svc.proto)]
         ip_eq, proto_eq, port_ok, arp_vip = (Signal(n, name=nm) for nm in
                                              ("ip_eq", "proto_eq", "port_ok", "arp_vip"))
         for k, e in enumerate(keys):
@@ -121,7 +122,8 @@ class VipMatcher(wiring.Component):
             m.d.sync += [e.vip.eq(k), e.group.eq(self.vip_group[k][0:p.group_bits]),
                          e.pbind.eq(self.vip_pbind[k][0]),
                          e.pbind_port.eq(self.vip_pbind[k][1]),
-                         e.nat.eq(self.vip_service[k][26:28] == Mode.NAT),
+                         e.nat.eq(data.View(register_layout("VIP_SERVICE"),
+                                            self.vip_service[k]).mode == Mode.NAT),
                          e.rport.eq(self.vip_rport[k][0:16]),
                          e.has_rport.eq(self.vip_rport[k][0:16] != 0)]
         hit, first = _lowest(s2_match, entries)
