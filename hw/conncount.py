@@ -49,7 +49,8 @@ from amaranth import Array, C, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from openslb.hw.spec import MAXCON_BITS, WEIGHT_BITS, Params
+from openslb.hw.layouts import register_view
+from openslb.hw.spec import WEIGHT_BITS, Params
 
 __all__ = ["ConnCount"]
 
@@ -136,7 +137,7 @@ class ConnCount(wiring.Component):
             m.submodules[f"weights{b}"] = weights[b]
             weight_wr = weights[b].write_port()
             m.d.comb += [weight_wr.addr.eq(self.real_sel[0:low]),
-                         weight_wr.data.eq(self.w_data[MAXCON_BITS:MAXCON_BITS + WEIGHT_BITS]),
+                         weight_wr.data.eq(register_view("REAL_LIMIT", self.w_data).weight),
                          weight_wr.en.eq(self.limit_stb & (self.real_sel[low:p.real_bits] == b))]
         for k in range(2):
             bank_q = Signal(range(n_banks), name=f"rd_bank{k}")
@@ -278,7 +279,7 @@ class ConnCount(wiring.Component):
 
         # ---- REAL_LIMIT and REAL_CONNS: the real REAL_SEL names --------------------------------
         # (the limit is kept in the counts' width, saturated)
-        written = self.w_data[0:MAXCON_BITS]
+        written = register_view("REAL_LIMIT", self.w_data).maxcon
         new_limit = Signal(cbits)
         m.d.comb += new_limit.eq(Mux(written >= (1 << cbits) - 1, (1 << cbits) - 1, written))
         stored = Signal(thresholds)

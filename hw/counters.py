@@ -30,7 +30,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw.bram import BlockRam
-from openslb.hw.layouts import Action, meta_layout
+from openslb.hw.layouts import Action, meta_layout, register_view
 from openslb.hw.spec import COUNTERS, DropReason, Params
 
 __all__ = ["Counters"]
@@ -116,7 +116,8 @@ class Counters(wiring.Component):
         m.d.comb += stat_issue.eq(stat_pending & ~forwarded)
         m.d.sync += stat_stage.eq(Cat(stat_issue, stat_stage))
         with m.If(self.stat_sel):
-            m.d.sync += [stat_real.eq(self.w_data[15]), stat_index.eq(self.w_data[0:8]),
+            stat_sel = register_view("STAT_SEL", self.w_data)
+            m.d.sync += [stat_real.eq(stat_sel.real), stat_index.eq(stat_sel.index),
                          stat_pending.eq(1)]
         with m.Elif(stat_issue):
             m.d.sync += stat_pending.eq(0)

@@ -8,19 +8,25 @@ from __future__ import annotations
 
 from amaranth.lib import data
 
-from openslb.hw.spec import HEADER_WINDOW, REASON_BITS, Params, registers
+from openslb.hw.spec import DEFAULT_PARAMS, HEADER_WINDOW, REASON_BITS, Params, registers
 
 __all__ = ["beat_layout", "stored_beat_layout", "egress_beat_layout", "capture_layout",
-           "tuple_layout", "meta_layout", "register_layout", "Action"]
+           "tuple_layout", "meta_layout", "register_layout", "register_view", "Action"]
 
 
-def register_layout(name: str) -> data.FlexibleLayout:
-    """The fields of register ``name`` as the register map describes them (``spec``), so that
-    the gateware reads ``View(register_layout("VIP_SERVICE"), word).any_port`` rather than bit
-    positions copied by hand."""
-    reg = next(r for r in registers() if r.name == name)
+def register_layout(name: str, p: Params = DEFAULT_PARAMS) -> data.FlexibleLayout:
+    """The fields of register ``name`` as the register map for ``p`` describes them (``spec``),
+    so that the gateware reads ``View(register_layout("VIP_SERVICE"), word).any_port`` rather
+    than bit positions copied by hand.  (Some fields' widths depend on ``p``: VIP_GROUP's.)"""
+    reg = next(r for r in registers(p) if r.name == name)
     return data.FlexibleLayout(32, {field: data.Field(width, lsb)
                                     for field, lsb, width in reg.fields})
+
+
+def register_view(name: str, word, p: Params = DEFAULT_PARAMS) -> data.View:
+    """``word`` (a register's value) seen through its fields: ``register_view("CONN_CTRL",
+    regs.conn_ctrl).enable``."""
+    return data.View(register_layout(name, p), word)
 
 
 class Action:

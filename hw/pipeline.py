@@ -27,7 +27,7 @@ from amaranth.lib.wiring import In, Out, connect
 from openslb.hw.capture import Capture
 from openslb.hw.counters import Counters
 from openslb.hw.layouts import (DECISION_FIELDS, beat_layout, decision_layout, egress_beat_layout,
-                                meta_layout)
+                                meta_layout, register_view)
 from openslb.hw.packetbuf import PacketBuffer
 from openslb.hw.parser import Parser
 from openslb.hw.regbank import BusSignature, RegBank
@@ -140,8 +140,9 @@ class DispatchCore(wiring.Component):
         # (each record marked on its way in: a new flow, and its group's metric)
         marked = Signal(meta)
         m.d.comb += marked.eq(parser.o.payload)
-        mark_new_flow(m, marked, regs.conn_ctrl[0],
-                      [regs.group_metric[g][0:2] for g in range(p.n_groups)])
+        mark_new_flow(m, marked, register_view("CONN_CTRL", regs.conn_ctrl).enable,
+                      [register_view("GROUP_METRIC", regs.group_metric[g]).metric
+                       for g in range(p.n_groups)])
         _through_queue(m, parser.o, lookups, selector.i, meta, room=1, w_data=marked)
         # The selector sees the decision queue's room as a register (two places of margin: a
         # write may be under way and the register lags a cycle), so no handshake path runs
@@ -159,7 +160,7 @@ class DispatchCore(wiring.Component):
         # configuration
         m.d.comb += [
             parser.own_ip.eq(regs.own_ip),
-            parser.miss_to_host.eq(regs.ctrl[0]),
+            parser.miss_to_host.eq(register_view("CTRL", regs.ctrl).miss_to_host),
             parser.key.eq(Cat(*reversed([getattr(regs, f"rss_key{k}") for k in range(10)]))),
             parser.table_size.eq(regs.table_size),
             selector.health.eq(Cat(*regs.health) if isinstance(regs.health, list)
@@ -180,21 +181,25 @@ class DispatchCore(wiring.Component):
             selector.member_data_stb.eq(regs.member_data_stb),
             regs.real_conns.eq(selector.real_conns),
             selector.table_size.eq(regs.table_size),
-            rewriter.own_mac.eq(Cat(regs.own_mac_lo, regs.own_mac_hi[0:16])),
-            rewriter.gw_mac.eq(Cat(regs.client_gw_mac_lo, regs.client_gw_mac_hi[0:16])),
+            rewriter.own_mac.eq(Cat(regs.own_mac_lo,
+                                    register_view("OWN_MAC_HI", regs.own_mac_hi).mac_hi)),
+            rewriter.gw_mac.eq(Cat(regs.client_gw_mac_lo,
+                                   register_view("CLIENT_GW_MAC_HI",
+                                                 regs.client_gw_mac_hi).mac_hi)),
             rewriter.real_ip_stb.eq(regs.real_ip_stb),
             rewriter.real_sel.eq(regs.real_sel),
             rewriter.w_data.eq(regs.w_data),
-            selector.conn_enable.eq(regs.conn_ctrl[0]),
+            selector.conn_enable.eq(register_view("CONN_CTRL", regs.conn_ctrl).enable),
             selector.conn_tick_cycles.eq(regs.conn_tick_cycles),
             selector.conn_tick.eq(regs.conn_tick_stb),
             selector.conn_flush.eq(regs.conn_flush_stb),
             regs.conn_now.eq(selector.conn_now),
             regs.conn_status.eq(selector.conn_flushing),
-            selector.pbind_timeout.eq(regs.pbind_timeout[0:11]),
-            parser.pbind_prefix.eq(regs.pbind_prefix[0:3]),
+            selector.pbind_timeout.eq(register_view("PBIND_TIMEOUT", regs.pbind_timeout).ticks),
+            parser.pbind_prefix.eq(register_view("PBIND_PREFIX", regs.pbind_prefix).bytes),
         ]
-        m.d.comb += [selector.conn_timeouts[k].eq(regs.conn_timeout[k][0:11])
+        m.d.comb += [selector.conn_timeouts[k].eq(register_view("CONN_TIMEOUT",
+                                                                regs.conn_timeout[k]).ticks)
                      for k in range(len(regs.conn_timeout))]
         for k in range(p.n_vips):
             m.d.comb += [parser.vip_ip[k].eq(regs.vip_ip[k]),

@@ -47,7 +47,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw.bram import BlockRam
-from openslb.hw.layouts import (Action, decision_layout, egress_beat_layout, register_layout,
+from openslb.hw.layouts import (Action, decision_layout, egress_beat_layout, register_view,
                                 stored_beat_layout)
 from openslb.hw.spec import ETH_HEADER, HEADER_WINDOW, VLAN_TAG, EgressPort, Params
 
@@ -116,7 +116,7 @@ class Rewriter(wiring.Component):
         entry = data.StructLayout({"ip": 32, "port": 16, "any_port": 1})
         entries = [Signal(entry, name=f"vip_entry{k}") for k in range(p.n_vips)]
         for k, e in enumerate(entries):
-            svc = data.View(register_layout("VIP_SERVICE"), self.vip_service[k])
+            svc = register_view("VIP_SERVICE", self.vip_service[k])
             m.d.sync += [e.ip.eq(self.vip_ip[k]), e.port.eq(svc.port),
                          e.any_port.eq(svc.any_port)]
         vip = Signal(entry)

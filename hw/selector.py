@@ -91,7 +91,7 @@ from openslb.hw.bram import BlockRam
 from openslb.hw.conncount import ConnCount
 from openslb.hw.conntable import ConnTable, opens_connection
 from openslb.hw.roundrobin import RoundRobin
-from openslb.hw.layouts import Action, meta_layout
+from openslb.hw.layouts import Action, meta_layout, register_view
 from openslb.hw.spec import (PROTO_TCP, PROTO_UDP, ConnTimeout, DropReason,
                              Metric, Params, member_words)
 from openslb.hw.ticker import Ticker
@@ -204,8 +204,8 @@ class Selector(wiring.Component):
         with m.Elif(self.table_data_stb):
             m.d.sync += wr_ptr.eq(wr_ptr + 1)
         # a TABLE_DATA write goes to the pointer, a TABLE_ENTRY write to the slot it names
-        entry_index = self.w_data[8:8 + p.index_bits]
-        entry_group = self.w_data[8 + p.index_bits:8 + p.index_bits + p.group_bits]
+        table_entry = register_view("TABLE_ENTRY", self.w_data, p)
+        entry_index, entry_group = table_entry.index, table_entry.group
         wr_any = Signal()
         wr_group = Signal(p.group_bits)
         wr_index = Signal(p.index_bits)
@@ -335,12 +335,13 @@ class Selector(wiring.Component):
         m.d.comb += steal.eq(rd_pending & idle & ~rd_stage.any() & ~self.i.valid)
         with m.If(self.table_raddr_stb):
             m.d.sync += [rd_req.eq(self.w_data), rd_pending.eq(1), self.table_rdata.eq(0)]
-        rd_group = rd_req[p.index_bits:p.index_bits + p.group_bits]
-        rd_word, rd_slice = slot(rd_req[0:p.index_bits], rd_group)
+        raddr = register_view("TABLE_RADDR", rd_req, p)
+        rd_group = raddr.group
+        rd_word, rd_slice = slot(raddr.index, rd_group)
         with m.If(steal):
             m.d.comb += next_b.eq(rd_word)
             # bank 1 = the active one, 0 = the shadow
-            m.d.sync += [rd_bank.eq(rd_req[24] ^ ~bank), rd_pending.eq(0)]
+            m.d.sync += [rd_bank.eq(raddr.bank ^ ~bank), rd_pending.eq(0)]
         m.d.sync += rd_stage.eq(Cat(steal, rd_stage[0:3]))
         with m.If(rd_stage[3] & ~self.table_raddr_stb):
             m.d.sync += self.table_rdata.eq(
@@ -508,9 +509,10 @@ class Selector(wiring.Component):
             m.submodules[f"members{k}"] = mem
             wr = mem.write_port()
             rd = mem.read_port(domain="comb")
-            m.d.comb += [wr.addr.eq(Cat(self.member_sel[8:8 + p.group_bits], ~bank)),
+            member_sel = register_view("MEMBER_SEL", self.member_sel, p)
+            m.d.comb += [wr.addr.eq(Cat(member_sel.group, ~bank)),
                          wr.data.eq(self.w_data),
-                         wr.en.eq(self.member_data_stb & (self.member_sel[0:3] == k)),
+                         wr.en.eq(self.member_data_stb & (member_sel.word == k)),
                          rd.addr.eq(Cat(cur.group, cur_bank))]
             with m.If(at(1)):
                 m.d.sync += member_vec[32 * k:32 * k + 32].eq(rd.data)

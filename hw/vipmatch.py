@@ -35,7 +35,7 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from openslb.hw.layouts import register_layout
+from openslb.hw.layouts import register_view
 from openslb.hw.spec import Mode, Params
 
 __all__ = ["VipMatcher"]
@@ -91,7 +91,7 @@ class VipMatcher(wiring.Component):
         key = data.StructLayout({"ip": 32, "enable": 1, "any_port": 1, "port": 16, "proto": 8})
         keys = [Signal(key, name=f"key{k}") for k in range(n)]
         for k, e in enumerate(keys):
-            svc = data.View(register_layout("VIP_SERVICE"), self.vip_service[k])
+            svc = register_view("VIP_SERVICE", self.vip_service[k])
             m.d.sync += [e.ip.eq(self.vip_ip[k]), e.enable.eq(svc.enable),
                          e.any_port.eq(svc.any_port), e.port.eq(svc.port), e.proto.eq(svc.proto)]
         ip_eq, proto_eq, port_ok, arp_vip = (Signal(n, name=nm) for nm in
@@ -119,13 +119,14 @@ class VipMatcher(wiring.Component):
                                    "pbind_port": 1, "nat": 1, "rport": 16, "has_rport": 1})
         entries = [Signal(entry, name=f"entry{k}") for k in range(n)]
         for k, e in enumerate(entries):
-            m.d.sync += [e.vip.eq(k), e.group.eq(self.vip_group[k][0:p.group_bits]),
-                         e.pbind.eq(self.vip_pbind[k][0]),
-                         e.pbind_port.eq(self.vip_pbind[k][1]),
-                         e.nat.eq(data.View(register_layout("VIP_SERVICE"),
-                                            self.vip_service[k]).mode == Mode.NAT),
-                         e.rport.eq(self.vip_rport[k][0:16]),
-                         e.has_rport.eq(self.vip_rport[k][0:16] != 0)]
+            pbind = register_view("VIP_PBIND", self.vip_pbind[k])
+            rport = register_view("VIP_RPORT", self.vip_rport[k]).rport
+            group = register_view("VIP_GROUP", self.vip_group[k], p).group
+            mode = register_view("VIP_SERVICE", self.vip_service[k]).mode
+            m.d.sync += [e.vip.eq(k), e.group.eq(group),
+                         e.pbind.eq(pbind.enable), e.pbind_port.eq(pbind.per_port),
+                         e.nat.eq(mode == Mode.NAT),
+                         e.rport.eq(rport), e.has_rport.eq(rport != 0)]
         hit, first = _lowest(s2_match, entries)
         chosen = Signal(entry)
         with m.If(self.en):
