@@ -143,8 +143,7 @@ class Emulator:
             ("emu_set_backpressure", None, [vp, ctypes.c_uint32]),
             ("emu_push", None, [vp, ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint32), i32]),
             ("emu_run", u64, [vp, u64, u64]), ("emu_run_uart", u64, [vp, u64, i32]),
-            ("emu_out_count", i32, [vp]), ("emu_out_len", i32, [vp]),
-            ("emu_out_pop", i32, [vp, ctypes.c_char_p]),
+            ("emu_out_drain", i32, [vp, ctypes.c_char_p, i32, ctypes.POINTER(ctypes.c_uint32), i32]),
             ("emu_uart_write", None, [vp, ctypes.c_char_p, i32]),
             ("emu_uart_read", i32, [vp, ctypes.c_char_p, i32]),
             ("emu_uart_pending", i32, [vp]),
@@ -153,6 +152,8 @@ class Emulator:
             fn = getattr(L, name)
             fn.restype, fn.argtypes = res, args
         self.handle = L.emu_new()
+        self._drain_buf = ctypes.create_string_buffer(self.DRAIN_BYTES)
+        self._drain_lens = (ctypes.c_uint32 * self.DRAIN_FRAMES)()
         L.emu_reset(self.handle, POWER_ON_RESET_CYCLES + 2)
 
     def __del__(self) -> None:
@@ -187,13 +188,21 @@ class Emulator:
     def run(self, max_cycles: int = 1 << 62, quiet: int = 2000) -> int:
         return self.lib.emu_run(self.handle, max_cycles, quiet)
 
+    #: Frames (and bytes) one :meth:`pop_outputs` call to the harness copies at most.
+    DRAIN_FRAMES, DRAIN_BYTES = 4096, 4 << 20
+
     def pop_outputs(self) -> list[tuple[EgressPort, bytes]]:
+        """Every frame that has left the core since the last call, with its egress port."""
         out = []
-        buf = ctypes.create_string_buffer(self.params.max_frame + 64)
-        while self.lib.emu_out_count(self.handle):
-            n = self.lib.emu_out_len(self.handle)
-            port = self.lib.emu_out_pop(self.handle, buf)
-            out.append((EgressPort(port), buf.raw[:n]))
+        buf, lens = self._drain_buf, self._drain_lens
+        ports = {int(p): p for p in EgressPort}
+        while n := self.lib.emu_out_drain(self.handle, buf, self.DRAIN_BYTES, lens,
+                                          self.DRAIN_FRAMES):
+            sizes = [word & 0x3FFFFFFF for word in lens[:n]]
+            raw, at = ctypes.string_at(buf, sum(sizes)), 0
+            for word, size in zip(lens[:n], sizes):
+                out.append((ports[word >> 30], raw[at:at + size]))
+                at += size
         return out
 
     def process(self, frames: list[bytes], quiet: int = 2000,

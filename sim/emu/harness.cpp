@@ -204,16 +204,22 @@ uint64_t emu_run_uart(void* p, uint64_t max_cycles, int want) {
     while (e->cycles - start < max_cycles && (int)e->uart_out.size() < want) e->step();
     return e->cycles - start;
 }
-int emu_out_count(void* p) { return (int)((Emu*)p)->out_q.size(); }
-int emu_out_len(void* p) { Emu* e = (Emu*)p; return e->out_q.empty() ? -1 : (int)e->out_q.front().data.size(); }
-int emu_out_pop(void* p, uint8_t* buf) {
+// Copy queued output frames into buf (cap bytes) back to back, frame k's length into lens[k]
+// bits 29:0 and its egress port into bits 31:30, at most max_frames; returns how many were
+// copied.  One call per batch, not three per frame: each ctypes call costs about a microsecond.
+int emu_out_drain(void* p, uint8_t* buf, int cap, uint32_t* lens, int max_frames) {
     Emu* e = (Emu*)p;
-    if (e->out_q.empty()) return -1;
-    Frame& f = e->out_q.front();
-    memcpy(buf, f.data.data(), f.data.size());
-    int port = f.port;
-    e->out_q.pop_front();
-    return port;
+    int n = 0, used = 0;
+    while (n < max_frames && !e->out_q.empty()) {
+        Frame& f = e->out_q.front();
+        int len = (int)f.data.size();
+        if (used + len > cap) break;
+        memcpy(buf + used, f.data.data(), len);
+        used += len;
+        lens[n++] = (uint32_t)len | (uint32_t)(f.port & 3) << 30;
+        e->out_q.pop_front();
+    }
+    return n;
 }
 void emu_uart_write(void* p, const uint8_t* data, int n) { Emu* e = (Emu*)p; e->uart_in.insert(e->uart_in.end(), data, data + n); }
 int emu_uart_read(void* p, uint8_t* buf, int max) {
