@@ -22,7 +22,7 @@ output in phase with the data, for a PHY that adds the RGMII delay itself (RGMII
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from amaranth import (Cat, ClockDomain, ClockSignal, DomainRenamer, Instance, Module,
                       ResetSignal, Signal)
@@ -51,15 +51,22 @@ class Board:
     #: ECP5 PLL for the core clock: (CLKI_DIV, CLKFB_DIV, CLKOP_DIV, CLKOP_CPHASE) as computed by
     #: ecppll; None runs the core on the board oscillator
     pll: tuple[int, int, int, int] | None = None
-    toolchain: dict = field(default_factory=dict)
+    #: extra nextpnr options for this board's build
+    nextpnr_opts: str = ""
 
 
 BOARDS = {
     "versa_ecp5": Board(
-        # 8 groups, not 16: the default core's 102 block RAMs and the MACs' 8 are more than the
-        # 45F's 108 (each group's two Maglev banks take 4 of them)
-        "amaranth_boards.versa_ecp5:VersaECP5Platform", Params(width=64, n_groups=8),
+        # A smaller table set than the default core's: with 16 VIPs, 8 groups and 256 reals the
+        # design took 88 % of the 45F's logic cells and neither router could route it (router1
+        # still had 92,000 overused wires after 20 minutes, router2 about 20,000 after 12
+        # iterations); the default core's 16 groups would also need more block RAM than the 45F
+        # has (each group's two Maglev banks take 4).  With 8 VIPs, 8 groups and 128 reals it
+        # takes 74 % of the LUT4s.  (64 reals made yosys 0.70's abc9 fail an internal assertion.)
+        "amaranth_boards.versa_ecp5:VersaECP5Platform",
+        Params(width=64, n_vips=8, n_groups=8, n_reals=128),
         loader="ecp5_evn",
+        nextpnr_opts="--router router2",
         pll=(2, 1, 12, 5),      # 100 MHz → 50 MHz (ecppll -i 100 -o 50): the core's measured
                                 # fmax is below 100 MHz, and 1 Gb/s needs only 16 MHz
         notes="Lattice Versa ECP5: Ethernet PHY 0 (RGMII 0) is the client side, "
