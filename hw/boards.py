@@ -51,8 +51,6 @@ class Board:
     #: ECP5 PLL for the core clock: (CLKI_DIV, CLKFB_DIV, CLKOP_DIV, CLKOP_CPHASE) as computed by
     #: ecppll; None runs the core on the board oscillator
     pll: tuple[int, int, int, int] | None = None
-    #: extra nextpnr options for this board's build
-    nextpnr_opts: str = ""
 
 
 BOARDS = {
@@ -62,11 +60,12 @@ BOARDS = {
         # still had 92,000 overused wires after 20 minutes, router2 about 20,000 after 12
         # iterations); the default core's 16 groups would also need more block RAM than the 45F
         # has (each group's two Maglev banks take 4).  With 8 VIPs, 8 groups and 128 reals it
-        # takes 74 % of the LUT4s.  (64 reals made yosys 0.70's abc9 fail an internal assertion.)
+        # takes 74 % of the LUT4s (64 reals made yosys 0.70's abc9 fail an internal assertion).
+        # nextpnr's default router1 is used: router2 stalled on it at about 2,800 overused
+        # wires after 26 iterations.
         "amaranth_boards.versa_ecp5:VersaECP5Platform",
         Params(width=64, n_vips=8, n_groups=8, n_reals=128),
         loader="ecp5_evn",
-        nextpnr_opts="--router router2",
         pll=(2, 1, 12, 5),      # 100 MHz → 50 MHz (ecppll -i 100 -o 50): the core's measured
                                 # fmax is below 100 MHz, and 1 Gb/s needs only 16 MHz
         notes="Lattice Versa ECP5: Ethernet PHY 0 (RGMII 0) is the client side, "

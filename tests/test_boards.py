@@ -31,17 +31,6 @@ def test_board_build_needs_no_programmer(board):
     assert "openFPGALoader" not in platform_for(board).required_tools
 
 
-def test_board_build_script_carries_the_boards_nextpnr_options():
-    # the Versa design routes with router2 (router1 did not finish); the report must stay
-    from openslb.sim.board_build import nextpnr_options
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        plan = platform_for("versa_ecp5").prepare(board_top("versa_ecp5"), name="openslb",
-                                                  nextpnr_opts=nextpnr_options("versa_ecp5"))
-    script = plan.files["build_openslb.sh"]
-    assert "--router router2" in script and "--report report.json" in script
-
-
 def test_rgmii_adapter_nibbles():
     dut = RgmiiAdapter()
     seen = {}
