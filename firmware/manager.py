@@ -59,11 +59,11 @@ class Manager:
                  initial: SlbConfig | None = None, minimal_disruption: bool = False) -> None:
         self.lock = threading.RLock()
         self.bus = bus
-        self.regs = Registers(bus)
         self.programmer = Programmer(bus)
         self.saved_path = Path(saved_path) if saved_path else None
         self.minimal_disruption = minimal_disruption
         self.applied = initial.copy() if initial else SlbConfig()
+        self.regs = Registers(bus, self.applied.params)
         self.pending = self.applied.copy()
         self.up: dict[int, bool] = {}
         self.oper_disabled: set[int] = set()

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from openslb.hw.spec import COUNTERS, DEFAULT_PARAMS, REG, Access, Params, Register, registers
+from openslb.hw.spec import (COUNTERS, DEFAULT_PARAMS, ID_MAGIC, REG, Access, Params,
+                             pack_register, params_from_word, registers)
 
-__all__ = ["RegisterBus", "Registers", "address", "pack_fields"]
+__all__ = ["RegisterBus", "Registers", "address", "pack_fields", "device_params", "NotACore"]
 
 
 class RegisterBus(Protocol):
@@ -29,19 +30,32 @@ def address(name: str, index: int = 0) -> int:
     return reg.address(index)
 
 
-def pack_fields(name: str, **values: int) -> int:
-    """Pack named fields of register ``name`` into a word (unknown or too-wide fields refused)."""
-    reg: Register = REG[name]
-    fields = {f[0]: f for f in reg.fields}
-    word = 0
-    for fname, value in values.items():
-        if fname not in fields:
-            raise KeyError(f"{name} has no field {fname!r}")
-        _, lsb, width = fields[fname]
-        if not 0 <= value < 1 << width:
-            raise ValueError(f"{name}.{fname} = {value} does not fit in {width} bits")
-        word |= value << lsb
-    return word
+#: Pack named fields of a register into a word (unknown or too-wide fields refused).
+pack_fields = pack_register
+
+
+class NotACore(IOError):
+    """What answers on the bus is not an openslb dispatch core (its ID or PARAMS is wrong)."""
+
+
+def device_params(bus: RegisterBus) -> Params:
+    """The parameters of the core behind ``bus``, from its ID and PARAMS registers: table sizes
+    and profile differ from board to board, and the firmware must program the core it has.
+
+    Raises
+    ------
+    NotACore
+        When ID is not the openslb magic number, or PARAMS describes no possible core.
+    """
+    ident = bus.read(address("ID"))
+    if ident != ID_MAGIC:
+        raise NotACore(f"ID reads {ident:#010x}, not {ID_MAGIC:#010x} ('SLB1'): no openslb "
+                       "core answers on this link")
+    word = bus.read(address("PARAMS"))
+    try:
+        return params_from_word(word)
+    except ValueError as e:
+        raise NotACore(f"PARAMS reads {word:#010x}, which describes no core: {e}") from None
 
 
 class Registers:

@@ -281,7 +281,11 @@ def _miss(sh, ctx, args):
 
 
 def _conn(sh, ctx, args):
-    sh.cfg.conn.enabled = _choice(("ena", "dis"))(_one(args, "conn", "conn ena|dis"), "conn") == "ena"
+    enable = _choice(("ena", "dis"))(_one(args, "conn", "conn ena|dis"), "conn") == "ena"
+    if enable and not sh.cfg.params.stateful:
+        raise CliError("conn ena: this appliance's core is the stateless profile (no "
+                       "connection table)")
+    sh.cfg.conn.enabled = enable
     return ""
 
 

@@ -135,6 +135,11 @@ class SlbConfig:
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first bad object and field."""
         p = self.params
+        if self.conn.enabled and not p.stateful:
+            raise ConfigError("/cfg/slb/adv/conn ena: this appliance's core is the stateless "
+                              "profile (no connection table; see PARAMS): connection tracking, "
+                              "pbind, the leastconns and roundrobin metrics, maxcon and NAT "
+                              "are not available")
         _ip(self.if_ip, "/cfg/l3/if addr")
         _mac(self.if_mac, "/cfg/l3/if mac")
         if self.client_gw_mac is not None:
@@ -320,10 +325,12 @@ class SlbConfig:
         return "\n".join(lines) + "\n"
 
 
-def default_slb_config(n_reals: int = 4) -> SlbConfig:
+def default_slb_config(n_reals: int = 4, params: Params = DEFAULT_PARAMS) -> SlbConfig:
     """The built-in configuration: VIP 10.0.0.100 TCP 80 → group 1 of ``n_reals`` reals, the
-    same appliance as :func:`openslb.model.config.default_config`."""
-    cfg = SlbConfig(password_hash=hash_password("admin", salt=b"openslb-default!"))
+    same appliance as :func:`openslb.model.config.default_config`, for a core with ``params``."""
+    cfg = SlbConfig(password_hash=hash_password("admin", salt=b"openslb-default!"),
+                    params=params)
+    cfg.conn.enabled = params.stateful     # (a stateless core has no connection table)
     for n in range(1, n_reals + 1):
         cfg.reals[n] = Real(n, rip=f"10.0.1.{10 + n}", mac=f"02:00:00:00:01:{n:02x}")
     cfg.groups[1] = Group(1, reals=list(range(1, n_reals + 1)), health="http")

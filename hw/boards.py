@@ -71,8 +71,11 @@ BOARDS = {
         notes="Lattice Versa ECP5: Ethernet PHY 0 (RGMII 0) is the client side, "
               "PHY 1 (RGMII 1) the server side; UART over the FTDI USB port."),
     "colorlight_5a75b": Board(
+        # The stateless profile (Params.stateful): the full core with these tables needed
+        # 30669 of the LFE5U-25F's 24288 logic cells and 58 of its 56 block RAMs (8679e8f);
+        # the connection table, the client bindings and the connection counts were most of it.
         "amaranth_boards.colorlight_5a75b_r7_0:Colorlight_5A75B_R70Platform",
-        Params(width=64, n_groups=4, n_reals=64, n_vips=8), loader="colorlight",
+        Params(width=64, n_groups=4, n_reals=64, n_vips=8, stateful=False), loader="colorlight",
         shared_phy_pins=True,
         notes="Colorlight 5A-75B r7.0: Ethernet port J1 (RGMII 0) client side, J2 (RGMII 1) "
               "server side; UART on J19 (DATA_LED- = TX, KEY+ = RX), 3.3 V."),

@@ -84,8 +84,15 @@ def _lowest_set(m: Module, bits, name: str) -> Signal:
 
 class ConnCount(wiring.Component):
     def __init__(self, params: Params) -> None:
-        self.params = p = params
-        super().__init__({
+        self.params = params
+        super().__init__(self.ports(params))
+
+    @staticmethod
+    def ports(params: Params) -> wiring.Signature:
+        """The block's ports for ``params`` (also what stands in for the block where a
+        profile leaves it out: :meth:`wiring.Signature.create` gives undriven signals)."""
+        p = params
+        return wiring.Signature({
             "inc": In(1), "inc_real": In(p.real_bits),
             "dec": In(1), "dec_real": In(p.real_bits),
             "scrub": In(p.conn_ways), "scrub_reals": In(p.real_bits).array(p.conn_ways),

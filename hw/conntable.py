@@ -85,8 +85,14 @@ class ConnTable(wiring.Component):
 
     def __init__(self, params: Params) -> None:
         self.params = params
+        super().__init__(self.ports(params))
+
+    @staticmethod
+    def ports(params: Params) -> wiring.Signature:
+        """The block's ports for ``params`` (also what stands in for the block where a
+        profile leaves it out: :meth:`wiring.Signature.create` gives undriven signals)."""
         p = params
-        super().__init__({
+        return wiring.Signature({
             "key_hash": In(32),
             "start": In(1),
             "cur_hash": In(32),

@@ -20,7 +20,7 @@ cycle with no bubble between frames at any size.  First-beat-in to first-beat-ou
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal
+from amaranth import C, Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
@@ -140,7 +140,10 @@ class DispatchCore(wiring.Component):
         # (each record marked on its way in: a new flow, and its group's metric)
         marked = Signal(meta)
         m.d.comb += marked.eq(parser.o.payload)
-        mark_new_flow(m, marked, register_view("CONN_CTRL", regs.conn_ctrl).enable,
+        # the stateless profile tracks nothing, whatever CONN_CTRL holds
+        conn_enable = (register_view("CONN_CTRL", regs.conn_ctrl).enable if p.stateful
+                       else C(0, 1))
+        mark_new_flow(m, marked, conn_enable,
                       [register_view("GROUP_METRIC", regs.group_metric[g]).metric
                        for g in range(p.n_groups)])
         _through_queue(m, parser.o, lookups, selector.i, meta, room=1, w_data=marked)
@@ -189,7 +192,7 @@ class DispatchCore(wiring.Component):
             rewriter.real_ip_stb.eq(regs.real_ip_stb),
             rewriter.real_sel.eq(regs.real_sel),
             rewriter.w_data.eq(regs.w_data),
-            selector.conn_enable.eq(register_view("CONN_CTRL", regs.conn_ctrl).enable),
+            selector.conn_enable.eq(conn_enable),
             selector.conn_tick_cycles.eq(regs.conn_tick_cycles),
             selector.conn_tick.eq(regs.conn_tick_stb),
             selector.conn_flush.eq(regs.conn_flush_stb),

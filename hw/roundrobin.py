@@ -32,8 +32,15 @@ __all__ = ["RoundRobin"]
 
 class RoundRobin(wiring.Component):
     def __init__(self, params: Params) -> None:
-        self.params = p = params
-        super().__init__({
+        self.params = params
+        super().__init__(self.ports(params))
+
+    @staticmethod
+    def ports(params: Params) -> wiring.Signature:
+        """The block's ports for ``params`` (also what stands in for the block where a
+        profile leaves it out: :meth:`wiring.Signature.create` gives undriven signals)."""
+        p = params
+        return wiring.Signature({
             "group": In(p.group_bits),
             "ptr": Out(p.index_bits),
             "nxt": Out(p.index_bits),

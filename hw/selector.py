@@ -163,15 +163,15 @@ class Selector(wiring.Component):
         m.submodules.ticker = ticker = Ticker()
         m.d.comb += [ticker.tick_cycles.eq(self.conn_tick_cycles), ticker.tick.eq(self.conn_tick),
                      ticker.w_data.eq(self.w_data), self.conn_now.eq(ticker.now)]
-        m.submodules.conn = conn = ConnTable(p)
-        m.submodules.persist = persist = ConnTable(replace(p, conn_buckets=p.pbind_buckets))
+        conn = _block(m, "conn", ConnTable, p)
+        persist = _block(m, "persist", ConnTable, replace(p, conn_buckets=p.pbind_buckets))
         for table in (conn, persist):
             m.d.comb += [table.now.eq(ticker.now), table.flush.eq(self.conn_flush)]
         m.d.comb += self.conn_flushing.eq(conn.flushing | persist.flushing)
         m.d.comb += [conn.timeouts[k].eq(self.conn_timeouts[k]) for k in range(len(ConnTimeout))]
         m.d.comb += [persist.timeouts[k].eq(self.pbind_timeout) for k in range(len(ConnTimeout))]
         # the connection counts per real (leastconns, maxcon), moved by the connection table
-        m.submodules.count = count = ConnCount(p)
+        count = _block(m, "count", ConnCount, p)
         m.d.comb += [
             count.inc.eq(conn.count_inc), count.inc_real.eq(conn.count_inc_real),
             count.dec.eq(conn.count_dec), count.dec_real.eq(conn.count_dec_real),
@@ -183,8 +183,8 @@ class Selector(wiring.Component):
         m.d.comb += [count.scrub_reals[w].eq(conn.count_scrub_reals[w])
                      for w in range(p.conn_ways)]
         # five copies of the real → MAC RAM: slot 1's, slot 2's, the backup's, the connection's
-        # and the binding's real's MAC in parallel
-        macs = [BlockRam(48, p.n_reals) for _ in range(5)]
+        # and the binding's real's MAC in parallel (the stateless profile has no last two)
+        macs = [BlockRam(48, p.n_reals) for _ in range(5 if p.stateful else 3)]
         for k, ram in enumerate(macs):
             m.submodules[f"macs{k}"] = ram
 
@@ -194,7 +194,7 @@ class Selector(wiring.Component):
 
         # round robin: per group, the slot the next new flow takes and the one after it (both
         # back to 0 and 1 at every commit: a new table starts from its first slot)
-        m.submodules.rr = rr = RoundRobin(p)
+        rr = _block(m, "rr", RoundRobin, p)
         m.d.comb += [rr.commit.eq(self.commit), rr.table_size.eq(self.table_size)]
 
         # ---- management writes, registered before they reach the RAMs ----------------------
@@ -280,9 +280,9 @@ class Selector(wiring.Component):
             macs[0].r_addr.eq(real1),
             macs[1].r_addr.eq(real2),
             macs[2].r_addr.eq(Mux(spilling, spill_real, backup_real)),
-            macs[3].r_addr.eq(conn.real),
-            macs[4].r_addr.eq(persist.real),
         ]
+        if p.stateful:
+            m.d.comb += [macs[3].r_addr.eq(conn.real), macs[4].r_addr.eq(persist.real)]
         mac_regs = [Signal(48, name=f"mac{k}") for k in range(5)]
         with m.If(at(7)):
             m.d.sync += [reg.eq(ram.r_data) for reg, ram in zip(mac_regs, macs)]
@@ -544,6 +544,16 @@ class Selector(wiring.Component):
                                     & spill_any)
         return m
 
+
+
+def _block(m: Module, name: str, cls, p: Params):
+    """Block ``cls`` as submodule ``name``; in the stateless profile only its ports, which
+    nothing drives: they keep their reset values (0, no hit, no count), so every path that
+    reads them folds away in synthesis."""
+    if p.stateful:
+        block = m.submodules[name] = cls(p)
+        return block
+    return cls.ports(p).create(path=(name,))
 
 
 def mark_new_flow(m: Module, record, conn_enable, group_metric) -> None:

@@ -20,6 +20,7 @@ __all__ = [
     "ConnState", "ConnTimeout", "conn_entry_fields", "conn_split", "CONN_STAMP_BITS",
     "IngressPort", "nat_digest", "nat_checksum", "nat_checksum_part", "ones_fold",
     "Metric", "MAXCON_BITS", "WEIGHT_BITS", "rr_advance", "member_words",
+    "params_word", "params_from_word", "pack_register", "unpack_register",
 ]
 
 
@@ -55,6 +56,13 @@ class Params:
     max_frame:
         Longest frame (bytes, without FCS) that is forwarded; longer frames are dropped as
         ``OVERSIZE``.  The packet buffer holds two such frames.
+    stateful:
+        ``False`` builds the stateless profile: no connection table, client bindings, connection
+        counts or round-robin pointers in the gateware.  Such a core behaves as a full one whose
+        CONN_CTRL.enable is 0 (whatever the register holds), so the metrics, maxcon, pbind and
+        NAT's return traffic, which all need the connection table, are not available; PARAMS
+        says so (``stateless``) and the firmware refuses ``/cfg/slb/adv/conn ena``.  For small
+        FPGAs (the Colorlight's LFE5U-25F).
     """
 
     width: int = 64
@@ -66,6 +74,7 @@ class Params:
     conn_ways: int = 4
     pbind_buckets: int = 256
     max_frame: int = 2048
+    stateful: bool = True
 
     def __post_init__(self) -> None:
         if self.width not in (8, 16, 32, 64, 128):
@@ -448,7 +457,8 @@ def _registers(p: Params) -> tuple[Register, ...]:
         Register("PARAMS", 0x001, Access.RO, "Elaboration parameters.",
                  fields=(("width", 0, 8), ("vip_bits", 8, 4), ("group_bits", 12, 4),
                          ("real_bits", 16, 4), ("index_bits", 20, 5),
-                         ("conn_bucket_bits", 25, 4), ("conn_ways_log2", 29, 2))),
+                         ("conn_bucket_bits", 25, 4), ("conn_ways_log2", 29, 2),
+                         ("stateless", 31, 1))),
         Register("CTRL", 0x002, Access.RW, "Global control.", committed=C,
                  fields=(("miss_to_host", 0, 1),)),
         Register("COMMIT", 0x003, Access.STROBE,
@@ -614,9 +624,48 @@ ADDR_BITS = 10
 
 def params_word(p: Params) -> int:
     """Value of the PARAMS register for ``p``."""
-    return (p.width | p.vip_bits << 8 | p.group_bits << 12 | p.real_bits << 16
-            | p.index_bits << 20 | p.conn_bucket_bits << 25
-            | (p.conn_ways.bit_length() - 1) << 29)
+    return pack_register("PARAMS", width=p.width, vip_bits=p.vip_bits, group_bits=p.group_bits,
+                         real_bits=p.real_bits, index_bits=p.index_bits,
+                         conn_bucket_bits=p.conn_bucket_bits,
+                         conn_ways_log2=p.conn_ways.bit_length() - 1,
+                         stateless=int(not p.stateful))
+
+
+def params_from_word(word: int) -> Params:
+    """The parameters a device reports in its PARAMS register (what the firmware must manage
+    it with).  A table of one entry reads as two (its index has one bit either way);
+    ``pbind_buckets`` and ``max_frame`` are not in the word and keep their defaults.
+
+    Raises
+    ------
+    ValueError
+        When the word cannot come from a dispatch core (a width or size out of range).
+    """
+    f = unpack_register("PARAMS", word)
+    return Params(width=f["width"], n_vips=1 << f["vip_bits"], n_groups=1 << f["group_bits"],
+                  n_reals=1 << f["real_bits"], table_stride=1 << f["index_bits"],
+                  conn_buckets=1 << f["conn_bucket_bits"], conn_ways=1 << f["conn_ways_log2"],
+                  stateful=not f["stateless"])
+
+
+def pack_register(name: str, **values: int) -> int:
+    """Pack named fields of register ``name`` into a word (unknown or too-wide fields refused)."""
+    reg = REG[name]
+    fields = {f[0]: f for f in reg.fields}
+    word = 0
+    for fname, value in values.items():
+        if fname not in fields:
+            raise KeyError(f"{name} has no field {fname!r}")
+        _, lsb, width = fields[fname]
+        if not 0 <= value < 1 << width:
+            raise ValueError(f"{name}.{fname} = {value} does not fit in {width} bits")
+        word |= value << lsb
+    return word
+
+
+def unpack_register(name: str, word: int) -> dict[str, int]:
+    """The fields of register ``name`` in ``word``, by name."""
+    return {fname: word >> lsb & (1 << width) - 1 for fname, lsb, width in REG[name].fields}
 
 
 # --------------------------------------------------------------------------------------------

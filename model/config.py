@@ -133,6 +133,9 @@ class ApplianceConfig:
         """Raise :class:`ConfigError` naming the first bad object and field."""
         p = self.params
         self.conn.validate()
+        if self.conn.enabled and not p.stateful:
+            raise ConfigError("conn: this core is the stateless profile (no connection table); "
+                              "conn ena is not available")
         mac_bytes(self.own_mac)
         mac_bytes(self.client_gw_mac)
         ip_int(self.own_ip)

@@ -233,7 +233,8 @@ class Appliance:
         self.arp_targets = {self.own_ip} | {ip for _, ip, _, _ in self.vip_table}
         if getattr(self, "conn", None) is None or self.conn.params != params:
             self.conn = ConnTable(params)
-        self.conn.enabled = conn_enabled
+        # (a stateless core tracks nothing, whatever CONN_CTRL holds)
+        self.conn.enabled = conn_enabled and params.stateful
         if conn_timeouts is not None:
             self.conn.timeouts = dict(conn_timeouts)
         # client bindings: a table like the connection table, every entry a "UDP" one

@@ -68,14 +68,16 @@ def _manager(args: argparse.Namespace):
     from pathlib import Path
 
     from openslb.firmware.manager import Manager
+    from openslb.firmware.regs import device_params
     from openslb.firmware.shell import run_script_config
     from openslb.firmware.slb import default_slb_config
-    from openslb.hw.spec import DEFAULT_PARAMS
 
     bus = _open_device(args)
+    # the core's own table sizes and profile (a board's core is smaller than the default)
+    params = device_params(bus)
     saved = Path(args.config)
-    initial = (run_script_config(saved.read_text(), str(saved), DEFAULT_PARAMS)
-               if saved.exists() else default_slb_config())
+    initial = (run_script_config(saved.read_text(), str(saved), params)
+               if saved.exists() else default_slb_config(params=params))
     manager = Manager(bus, saved, initial, minimal_disruption=args.minimal_disruption)
     manager.program_applied()
     if args.health:

@@ -183,6 +183,9 @@ TESTBENCHES = [
     ("core-w64-metrics", "openslb.sim.tb_core", "core", SMALL_TABLES, "metrics"),
     ("core-w128-nat", "openslb.sim.tb_core", "core", 128, "nat"),
     ("core-w64-default-config", "openslb.sim.tb_core", "core", 64, "run"),
+    # the stateless profile (the Colorlight's), programmed with every stateful feature on
+    ("core-w64-stateless", "openslb.sim.tb_core", "core", {"width": 64, "stateful": False},
+     "stateless"),
     ("appliance-uart-bridge", "openslb.sim.tb_appliance", "appliance", 64, "bridge"),
     ("appliance-cli-over-uart", "openslb.sim.tb_appliance", "appliance", 64, "cli"),
     ("ethernet-mac-w64", "openslb.sim.tb_mac", "ethport", 64, "mac"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import dataclasses
 import ipaddress
 import json
 import os
@@ -877,5 +878,66 @@ async def metrics(dut) -> None:
     await _check_conns(tb, model, "at the end")
 
 
-SCENARIOS = {"metrics": metrics, "mixed": mixed, "health": health, "commit": commit, "run": run, "bench": bench,
+def _every_feature(params: Params) -> ApplianceConfig:
+    """:func:`traffic.nat_config` with every feature that needs the connection table switched
+    on: the table, pbind (per service and per VIP), leastconns and roundrobin, maxcon, NAT."""
+    cfg = traffic.nat_config()
+    cfg.params = params
+    cfg.conn.enabled = True
+    cfg.conn.tick_cycles = 0
+    cfg.reals[3].up = True
+    cfg.groups[1].metric = Metric.LEASTCONNS
+    cfg.groups[2].metric = Metric.ROUNDROBIN
+    cfg.reals[4].maxcon = 3
+    cfg.reals[5].maxcon = 2
+    cfg.virts[0].pbind = True
+    cfg.virts[2].pbind, cfg.virts[2].pbind_per_port = True, False
+    cfg.conn.pmask = 24
+    return cfg
+
+
+async def stateless(dut) -> None:
+    """The stateless profile (no connection table in the gateware), programmed as if it had one:
+    every stateful feature switched on by its registers (what a firmware that ignored PARAMS
+    would write).  The core must track nothing, and do what the register-level model of a
+    stateless core does with the same writes: new flows hashed, no binding, no count, no limit,
+    NAT return traffic dropped as NO_CONN; every frame, counter and REAL_CONNS compared."""
+    p = _params()
+    assert not p.stateful, "the stateless scenario needs OPENSLB_PARAMS with stateful False"
+    cfg = _every_feature(p)
+    # (the writes a stateful core would get: a stateless configuration refuses conn ena)
+    full = copy.deepcopy(cfg)
+    full.params = dataclasses.replace(p, stateful=True)
+    writes = program(full)
+    tb = CoreBench(dut, p, _seed())
+    await tb.start()
+    cocotb.start_soon(tb.monitor())
+    await tb.write_many(writes)
+    word = await tb.read(address("PARAMS"))
+    assert word == params_word(p) and word >> 31 == 1, f"PARAMS {word:#x}: not stateless"
+    device = DeviceModel(p)
+    for addr, value in writes:
+        device.write(addr, value)
+    model = device.appliance
+    model.config = cfg      # (the reals whose statistics are compared)
+    await _compare_rw_registers(tb, device, "programmed as stateful")
+    rng = random.Random(_seed())
+    conns = _connections(rng, 200)
+    frames = (_conn_frames(cfg, conns, "S", 10) + _conn_frames(cfg, conns, "A")
+              + traffic.mixed_traffic(cfg, _flows(400), _seed()))
+    await send_and_check(tb, model, frames, "stateful registers, stateless core")
+    nat_frames, ports = traffic.nat_traffic(full, _flows(200), _seed() + 1, Appliance(full))
+    await send_and_check(tb, model, nat_frames, "NAT on a stateless core", ports=ports)
+    c = model.counters
+    assert c["CONN_NEW"] == c["CONN_HIT"] == c["PBIND_NEW"] == c["PBIND_HIT"] == 0, \
+        "the stateless model tracked a flow"
+    assert c["DROP_NO_CONN"] > 0 and c["DROP_MAXCON"] == 0
+    # the limits were written, and no real counts a connection or is full
+    await _check_conns(tb, model, "stateless")
+    # both maxcon reals took more new flows than their limits would have allowed
+    taken = _reals_of(copy.deepcopy(model), _conn_frames(cfg, conns, "S"))
+    assert taken.count(4) > 3 and taken.count(5) > 2, taken
+
+
+SCENARIOS = {"stateless": stateless, "metrics": metrics, "mixed": mixed, "health": health, "commit": commit, "run": run, "bench": bench,
              "conn": conn, "pbind": pbind, "conn_bench": conn_bench, "nat": nat}
