@@ -5,16 +5,30 @@ Ports
 ``ev_valid``, ``ev`` : In — one event per frame: the selector's decision as it is handed on.
 ``stat_ev_valid``    : In — ``ev`` is a newly made decision (per-VIP / per-real statistics
                        count these; they come at least 8 cycles apart).
-``snapshot``         : In(1) strobe — copy all global counters into their snapshots at once.
-``counter``          : Out(32) array — snapshot words (2n low, 2n+1 high) of counter n.
+``snapshot``         : In(1) strobe — take a snapshot of every global counter at the same moment.
+``counter_index``    : In — a snapshot word (2n low, 2n+1 high half of counter n) …
+``counter``          : Out(32) — … and its value (combinational: a LUT RAM read), valid from
+                       :data:`~openslb.hw.spec.SNAPSHOT_CYCLES` cycles after the strobe.
 ``stat_sel``         : In(1) strobe, with ``w_data`` — latch one VIP (bit 15 = 0) or real
                        (bit 15 = 1) entry into ``stat`` (valid at most
                        :data:`~openslb.hw.spec.STAT_LATCH_CYCLES` cycles after the strobe).
 ``stat``             : Out(32) array of 4 — packets lo/hi, bytes lo/hi.
 
-All counters are 64 bits.  The global counters live in flip-flops and count an event one cycle
-after it (its amounts are registered first); a read of the snapshot is consistent across all
-of them.  The per-VIP and per-real counters live in block RAM
+All counters are 64 bits.  The global counters are kept in two parts: a small accumulator per
+counter in flip-flops (an event's amount is registered first, then added there), and the
+64-bit totals in a LUT RAM.  One shared 64-bit adder moves one accumulator a cycle into its
+total, round robin, so an accumulator only needs room for ``len(COUNTERS) + 2`` events (6 bits,
+22 for the byte count).  This replaces a 64-bit adder and 128 flip-flops per counter (a live
+value and its snapshot) by a few.  A total is its RAM word plus its accumulator.
+
+Snapshot: the strobe copies every accumulator's next value at once (the moment of the
+snapshot, the same for all); in the ``len(COUNTERS)`` cycles after it, as the round robin
+reaches each counter, its RAM word (which then holds every move made before the snapshot,
+and none after) plus the copied accumulator is written into a second LUT RAM, which the
+COUNTER words read.  So a read after ``SNAPSHOT_CYCLES`` is consistent across all counters.
+After a reset, the first round clears both RAMs.
+
+The per-VIP and per-real counters live in block RAM
 (:class:`~openslb.hw.bram.BlockRam`, ``{bytes, packets}`` per entry), updated
 read-modify-write; a STAT_SEL latch is consistent for one entry.  Events that update the RAM
 (forwarded frames, counted when the selector makes the decision) come at most once every 8
@@ -25,8 +39,8 @@ The counting rules are :meth:`openslb.model.pipeline.Appliance.decide`'s.
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, Value
-from amaranth.lib import wiring
+from amaranth import Array, Cat, Module, Mux, Signal, Value, unsigned
+from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw.bram import BlockRam
@@ -44,7 +58,8 @@ class Counters(wiring.Component):
             "ev": In(meta_layout(params)),
             "stat_ev_valid": In(1),
             "snapshot": In(1),
-            "counter": Out(32).array(2 * len(COUNTERS)),
+            "counter_index": In(range(2 * len(COUNTERS))),
+            "counter": Out(32),
             "stat_sel": In(1),
             "w_data": In(32),
             "stat": Out(32).array(4),
@@ -84,24 +99,78 @@ class Counters(wiring.Component):
         assert list(inc) == list(COUNTERS)
         return inc
 
+    def _global_counters(self, m: Module) -> None:
+        n = len(COUNTERS)
+        room = (n + 2).bit_length()      # an accumulator holds n + 2 events' amounts
+        pending, acc, nxt = [], [], []
+        for name, amount in self._increments(m).items():
+            # each event's amount is registered first, so the decode of the selector's record
+            # (which comes across the die) and the sum are in different cycles
+            width = len(Value.cast(amount))
+            add = Signal(width, name=f"add_{name.lower()}")
+            m.d.sync += add.eq(Mux(self.ev_valid, amount, 0))
+            pending.append(add)
+            acc.append(Signal(width + room, name=f"acc_{name.lower()}"))
+            nxt.append(Signal(width + room, name=f"next_{name.lower()}"))
+        # the round robin: the counter whose accumulator moves into its total this cycle
+        turn = Signal(range(n))
+        m.d.sync += turn.eq(Mux(turn == n - 1, 0, turn + 1))
+        # (an accumulator starts again from this cycle's amount when its turn comes: the value
+        # it had is taken into step 1)
+        for k in range(n):
+            m.d.comb += nxt[k].eq(Mux(turn == k, pending[k], acc[k] + pending[k]))
+            m.d.sync += acc[k].eq(nxt[k])
+        # the snapshot: the accumulators' next values, then a round of RAM words (the round
+        # starts with the move taken in the cycle after the strobe)
+        snap_acc = [Signal(len(a), name=f"snap_{name.lower()}") for a, name in zip(acc, COUNTERS)]
+        with m.If(self.snapshot):
+            m.d.sync += [s.eq(v) for s, v in zip(snap_acc, nxt)]
+        totals = memory.Memory(shape=unsigned(64), depth=n, init=[])
+        snaps = memory.Memory(shape=unsigned(64), depth=n, init=[])
+        m.submodules.totals, m.submodules.snaps = totals, snaps
+        total = totals.read_port(domain="comb")
+        update = totals.write_port()
+        snap_wr = snaps.write_port()
+        snap_rd = snaps.read_port(domain="comb")
+        # step 1: the turn's accumulator, its snapshot copy and its total into registers (the
+        # total written in step 2 is another counter's: the turn has moved on)
+        moved = Signal(max(len(a) for a in acc))
+        moved_snap = Signal(len(moved))
+        moved_total = Signal(64)
+        moved_k = Signal(range(n))
+        m.d.comb += total.addr.eq(turn)
+        m.d.sync += [moved.eq(Array(acc)[turn]), moved_snap.eq(Array(snap_acc)[turn]),
+                     moved_total.eq(total.data), moved_k.eq(turn)]
+        # step 2: the new total, and in a snapshot round the snapshot's; the first round after
+        # a reset takes the totals as 0 and clears the snapshots
+        sweep = Signal(range(n + 2))        # the round is on while 1 <= sweep <= n
+        clear = Signal(range(n + 2), init=n + 1)
+        for countdown in (sweep, clear):
+            with m.If(countdown != 0):
+                m.d.sync += countdown.eq(countdown - 1)
+        with m.If(self.snapshot):
+            m.d.sync += sweep.eq(n + 1)
+        clearing = Signal()
+        sweeping = Signal()
+        base = Signal(64)
+        m.d.comb += [
+            clearing.eq((clear != 0) & (clear <= n)),
+            sweeping.eq((sweep != 0) & (sweep <= n)),
+            base.eq(Mux(clearing, 0, moved_total)),
+            update.addr.eq(moved_k), update.en.eq(1), update.data.eq(base + moved),
+            snap_wr.addr.eq(moved_k),
+            snap_wr.en.eq(clearing | sweeping),
+            snap_wr.data.eq(Mux(sweeping, base + moved_snap, 0)),
+            snap_rd.addr.eq(self.counter_index[1:]),
+            self.counter.eq(Mux(self.counter_index[0], snap_rd.data[32:64],
+                                snap_rd.data[0:32])),
+        ]
+
     def elaborate(self, platform):
         m = Module()
         p = self.params
 
-        # ---- global counters --------------------------------------------------------------
-        live = {name: Signal(64, name=f"c_{name.lower()}") for name in COUNTERS}
-        snap = {name: Signal(64, name=f"s_{name.lower()}") for name in COUNTERS}
-        for name, amount in self._increments(m).items():
-            # each event's amount is registered first, so the decode of the selector's record
-            # (which comes across the die) and the 64-bit sum are in different cycles
-            pending = Signal(len(Value.cast(amount)), name=f"add_{name.lower()}")
-            m.d.sync += [pending.eq(Mux(self.ev_valid, amount, 0)),
-                         live[name].eq(live[name] + pending)]
-            with m.If(self.snapshot):
-                m.d.sync += snap[name].eq(live[name])
-        for n, name in enumerate(COUNTERS):
-            m.d.comb += [self.counter[2 * n].eq(snap[name][0:32]),
-                         self.counter[2 * n + 1].eq(snap[name][32:64])]
+        self._global_counters(m)
 
         # ---- per-VIP and per-real counters in RAM --------------------------------------------
         # One read port per RAM serves both the read-modify-write of an event and a STAT_SEL

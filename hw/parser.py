@@ -46,6 +46,10 @@ __all__ = ["Parser"]
 
 L3_SPAN = 60 + 14 + 4   # the longest IPv4 header plus the L4 bytes the parser reads
 #: Record fields that the blocks beside the parser fill in stage 5.
+#: Record fields only the connection table, the bindings and NAT read (0 in the stateless
+#: profile).
+STATEFUL_ONLY = ("nat", "ckey", "pkey", "new_port", "ip_part", "l4_part", "l4_word", "l4_fix",
+                 "udp")
 BESIDE = ("vip_hit", "vip", "group", "arp_ours", "hash", "idx1", "idx2", "pbind", "pkey", "nat",
           "ckey", "new_port")
 
@@ -417,6 +421,10 @@ class Parser(wiring.Component):
                                    Mux(vipmatch.has_rport, vipmatch.rport, s4.dport))),
             classifier.i.eq(record), classifier.miss_to_host.eq(self.miss_to_host),
         ]
+        if not p.stateful:
+            # no connection table, no bindings and no NAT: their keys, the NAT mark and the
+            # rewriter's NAT values are never read (the logic that makes them is trimmed)
+            m.d.comb += [getattr(record, name).eq(0) for name in STATEFUL_ONLY]
         with m.If(s5_free):
             m.d.sync += [self.o.valid.eq(s4_valid), self.o.payload.eq(classifier.o)]
         return m

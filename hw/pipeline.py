@@ -224,8 +224,8 @@ class DispatchCore(wiring.Component):
             counters.stat_sel.eq(regs.stat_sel_stb),
             counters.w_data.eq(regs.w_data),
         ]
-        for k in range(len(regs.counter)):
-            m.d.comb += regs.counter[k].eq(counters.counter[k])
+        m.d.comb += [counters.counter_index.eq(regs.counter_index),
+                     regs.counter.eq(counters.counter)]
         for k in range(4):
             m.d.comb += regs.stat[k].eq(counters.stat[k])
         for k, word in enumerate(self.mac_stat):

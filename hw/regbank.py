@@ -7,7 +7,9 @@ For each register ``NAME`` of the map (lower-cased, arrays as port arrays):
 - ``rw``: ``Out(32)`` — the stored value (reset value from the spec); for a *committed*
   register this is the active value, which takes the staged (written, read-back) value in the
   cycle ``commit`` is high;
-- ``ro``: ``In(32)`` — the value the design presents;
+- ``ro``: ``In(32)`` — the value the design presents; an *indexed* array presents one word,
+  ``In(32)``, the one its ``<name>_index`` port (``Out``, the bus address less the array's
+  offset) names: the design reads it from a RAM (the counter snapshots);
 - ``strobe``: ``Out(1)`` named ``<name>_stb``, one cycle per write; the value is on ``w_data``.
 
 ``commit`` : In(1) — applies every committed register's staged value.
@@ -56,7 +58,7 @@ def port_name(reg: Register) -> str:
 def _member(reg: Register):
     kind = {Access.RW: Out(32, init=reg.reset), Access.RO: In(32), Access.STROBE: Out(1)}
     member = kind[reg.access]
-    return member.array(reg.count) if reg.count > 1 else member
+    return member.array(reg.count) if reg.count > 1 and not reg.indexed else member
 
 
 @dataclass
@@ -80,16 +82,25 @@ class RegBank(wiring.Component):
         members = {"bus": In(BusSignature()), "w_data": Out(32), "commit": In(1)}
         for reg in self.regs:
             members[port_name(reg)] = _member(reg)
+            if reg.indexed:
+                members[f"{port_name(reg)}_index"] = Out(range(reg.count))
         super().__init__(members)
 
     def _ports(self, reg: Register) -> list:
+        """The signal of each word of ``reg`` (an indexed array's one port for all of them)."""
         port = getattr(self, port_name(reg))
+        if reg.indexed:
+            return [port] * reg.count
         return list(port) if reg.count > 1 else [port]
 
     def elaborate(self, platform):
         m = Module()
         bus = self.bus
         m.d.comb += self.w_data.eq(bus.w_data)
+        for reg in self.regs:
+            if reg.indexed:
+                index = getattr(self, f"{port_name(reg)}_index")
+                m.d.comb += index.eq((bus.addr - reg.offset)[0:len(index)])
         rw_words = {}      # address -> (register, its written value: staged if committed)
         ro_words = {}      # address -> the value the design presents
         for reg in self.regs:

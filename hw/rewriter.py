@@ -175,16 +175,21 @@ class Rewriter(wiring.Component):
                             with m.Else():
                                 put(l4 + 16, _bytes_be(l4_csum, 2))
 
+        # (the stateless profile has no NAT: without the connection table its return traffic
+        # could not be found, so neither rewrite is built)
+        stateful = self.params.stateful
         with m.Switch(d.action):
             with m.Case(Action.VIP):
                 put(0, _bytes_be(d.real_mac, 6))
                 put(6, own)
-                with m.If(d.nat):
-                    put_nat(reverse=False)
-            with m.Case(Action.RNAT):
-                put(0, _bytes_be(self.gw_mac, 6))
-                put(6, own)
-                put_nat(reverse=True)
+                if stateful:
+                    with m.If(d.nat):
+                        put_nat(reverse=False)
+            if stateful:
+                with m.Case(Action.RNAT):
+                    put(0, _bytes_be(self.gw_mac, 6))
+                    put(6, own)
+                    put_nat(reverse=True)
             with m.Case(Action.ARP):
                 put(0, _bytes_be(d.eth_src, 6))
                 put(6, own)
@@ -225,8 +230,9 @@ class Rewriter(wiring.Component):
             lanes_out.append(Mux(in_window & lane_en, lane_over, byte))
 
         rewrites_nat = Signal()
-        m.d.comb += rewrites_nat.eq(((d.action == Action.VIP) & d.nat)
-                                    | (d.action == Action.RNAT))
+        if p.stateful:
+            m.d.comb += rewrites_nat.eq(((d.action == Action.VIP) & d.nat)
+                                        | (d.action == Action.RNAT))
         # a beat with NAT bytes waits for the NAT values (never at 64 bits and below: beat k
         # leaves k cycles after the decision reached the head at the earliest; at 128 bits the
         # IPv4 checksum's wait already puts the L4 checksum's beat at cycle 4)

@@ -21,6 +21,7 @@ __all__ = [
     "IngressPort", "nat_digest", "nat_checksum", "nat_checksum_part", "ones_fold",
     "Metric", "MAXCON_BITS", "WEIGHT_BITS", "rr_advance", "member_words",
     "params_word", "params_from_word", "pack_register", "unpack_register",
+    "STAT_LATCH_CYCLES", "SNAPSHOT_CYCLES",
 ]
 
 
@@ -425,6 +426,10 @@ class Register:
     #: RW only: writes are staged and reach the design at the next COMMIT, together with the
     #: shadow Maglev bank, so an apply is seen by traffic all at once or not at all.
     committed: bool = False
+    #: RO arrays only: the design presents one word at a time, the one named by the register
+    #: bank's ``<name>_index`` port (which follows the bus address), so the words can live in
+    #: a RAM instead of a multiplexer over all of them.
+    indexed: bool = False
 
     @property
     def mask(self) -> int:
@@ -447,6 +452,11 @@ class Register:
 #: counter update may delay it by one cycle), the RAM's two cycles and the latch, with a spare.
 STAT_LATCH_CYCLES = 6
 
+#: Cycles after a SNAPSHOT write by which every COUNTER word holds the snapshot: the counters
+#: are copied one per cycle (:class:`~openslb.hw.counters.Counters`), after two pipeline steps,
+#: with a spare.
+SNAPSHOT_CYCLES = len(COUNTERS) + 3
+
 
 def _registers(p: Params) -> tuple[Register, ...]:
     mac = int.from_bytes(b"\x02\x00\x5e\x00\x00\x01", "big")
@@ -467,7 +477,8 @@ def _registers(p: Params) -> tuple[Register, ...]:
                  "takes its staged value (ACTIVE_BANK flips when done)."),
         Register("ACTIVE_BANK", 0x004, Access.RO, "Maglev bank the selector reads (0/1)."),
         Register("SNAPSHOT", 0x005, Access.STROBE,
-                 "Write 1: copy every global counter into its readable snapshot at once."),
+                 "Write 1: take a snapshot of every global counter at the same moment; the "
+                 f"COUNTER words hold it at most {SNAPSHOT_CYCLES} cycles later."),
         Register("OWN_MAC_HI", 0x008, Access.RW, "Appliance MAC, bytes 0-1.",
                  reset=mac >> 32, committed=C, fields=(("mac_hi", 0, 16),)),
         Register("OWN_MAC_LO", 0x009, Access.RW, "Appliance MAC, bytes 2-5.",
@@ -551,7 +562,7 @@ def _registers(p: Params) -> tuple[Register, ...]:
                  committed=C, fields=(("metric", 0, 2),)),
         Register("COUNTER", 0x100, Access.RO,
                  "Global counter snapshots: word 2n = low, 2n+1 = high half of counter n.",
-                 count=2 * len(COUNTERS)),
+                 count=2 * len(COUNTERS), indexed=True),
         Register("STAT_SEL", 0x140, Access.STROBE,
                  "Write: latch packets/bytes of one VIP (bit 15 = 0) or real (bit 15 = 1); "
                  f"STAT holds them at most {STAT_LATCH_CYCLES} cycles later.",
@@ -608,6 +619,8 @@ def registers(p: Params = DEFAULT_PARAMS) -> tuple[Register, ...]:
     for reg in regs:
         if reg.reset & ~reg.mask:
             raise AssertionError(f"register {reg.name}: reset {reg.reset:#x} outside its fields")
+        if reg.indexed and reg.access is not Access.RO:
+            raise AssertionError(f"register {reg.name}: only read-only registers are indexed")
         for i in range(reg.count):
             addr = reg.offset + i
             if addr in used:

@@ -244,7 +244,8 @@ class Appliance:
         self.vip_pbind = dict(vip_pbind or {})
         self.pbind_prefix = pbind_prefix
         self.real_ips = dict(real_ips or {})
-        self.vip_nat = dict(vip_nat or {})
+        # (a stateless core has no NAT: a NAT service is forwarded as DSR)
+        self.vip_nat = dict(vip_nat or {}) if params.stateful else {}
         self.vip_addr = dict(vip_addr or {})
         self.client_gw_mac = client_gw_mac
         self.group_metric = dict(group_metric or {})

@@ -22,7 +22,7 @@ import time
 import warnings
 from pathlib import Path
 
-from openslb.hw.boards import BOARDS, board_top, platform_for
+from openslb.hw.boards import BOARDS, board_top, platform_for, yosys_overrides
 from openslb.sim.runner import REPO
 
 __all__ = ["build", "flash", "summarise", "over_capacity"]
@@ -83,6 +83,17 @@ def _required(board: str, platform) -> dict[str, float]:
     return {"eth": 125.0, "": core / 1e6}
 
 
+def _first_error(build_dir: Path) -> str:
+    """The first ERROR line of yosys's or nextpnr's log, as ``: <line>`` (empty if none)."""
+    for log in ("openslb.rpt", "openslb.tim"):
+        path = build_dir / log
+        if path.exists():
+            for line in path.read_text(errors="replace").splitlines():
+                if line.startswith("ERROR"):
+                    return f": {log}: {line.strip()}"
+    return ""
+
+
 def build(board: str, baud: int = 115200) -> int:
     if board not in BOARDS:
         print(f"error: unknown board {board!r}; boards: {', '.join(BOARDS)}")
@@ -92,11 +103,16 @@ def build(board: str, baud: int = 115200) -> int:
     platform = platform_for(board)
     print(f"building {board}: {BOARDS[board].notes}", flush=True)
     t0 = time.monotonic()
+    # a previous build's logs and results must not speak for this one
+    for stale in ("openslb.rpt", "openslb.tim", "report.json", "summary.json", "openslb.config",
+                  "openslb.bit", "openslb.svf", "openslb.bin"):
+        (build_dir / stale).unlink(missing_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
             platform.build(board_top(board, baud), name="openslb", build_dir=str(build_dir),
-                           do_program=False, nextpnr_opts="--report report.json")
+                           do_program=False, nextpnr_opts="--report report.json",
+                           **yosys_overrides(BOARDS[board]))
         except subprocess.CalledProcessError as e:
             over = over_capacity(build_dir / "openslb.tim")
             if over:
@@ -104,8 +120,8 @@ def build(board: str, baud: int = 115200) -> int:
                       + ", ".join(f"{bel} {used}/{available}" for bel, used, available in over)
                       + f" (used/available); logs in {build_dir}")
             else:
-                print(f"error: the toolchain failed ({e.cmd[0] if e.cmd else e}); "
-                      f"logs in {build_dir}")
+                print(f"error: the toolchain failed ({e.cmd[0] if e.cmd else e})"
+                      + _first_error(build_dir) + f"; logs in {build_dir}")
             return 1
     report_path = build_dir / "report.json"
     if not report_path.exists():

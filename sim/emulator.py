@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out, connect
 from openslb.hw.layouts import beat_layout, egress_beat_layout
 from openslb.hw.spec import DEFAULT_PARAMS, EgressPort, Params
 from openslb.sim.runner import (REPO, _setup_verilator, build_verilog, cached_build_dir,
-                                digest, hw_sources)
+                                digest, sources_digest)
 
 __all__ = ["Emulator", "PassThrough", "UART_DIVISOR", "CLOCK_HZ"]
 
@@ -100,11 +100,12 @@ class PowerOnReset(wiring.Component):
 def _build_dir(params: Params, design: str) -> Path:
     """The cache directory of ``design``'s library for ``params`` from the current sources."""
     config = f"{design}-w{params.width}-{digest(f'{asdict(params)}|{design}|{UART_DIVISOR}')[:8]}"
-    return cached_build_dir(BUILD, config, digest("", [*hw_sources(), HARNESS, Path(__file__)]))
+    return cached_build_dir(BUILD, config, sources_digest([HARNESS, Path(__file__)]))
 
 
 def build(params: Params = DEFAULT_PARAMS, design: str = "appliance") -> Path:
     """Build the shared library (cached); returns its path."""
+    sources_digest()        # (the sources as the gateware about to be imported is)
     from openslb.hw.top import ApplianceTop
     _setup_verilator()
     out = _build_dir(params, design)

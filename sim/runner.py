@@ -77,6 +77,27 @@ def hw_sources() -> list[Path]:
     return sorted(HW_DIR.glob("*.py"))
 
 
+_SOURCES_AT_IMPORT: dict[Path, bytes] = {}
+
+
+def sources_digest(extra: list[Path] = ()) -> str:
+    """The digest of the gateware's sources (and ``extra``) as this process first read them.
+
+    A process keeps the gateware modules it imported, so a build it makes is of the sources as
+    they were then, whatever the files say now: keying the build by the files' current contents
+    would file the old design under the new sources' digest, and every later run would reuse it.
+    The first call reads every file once; the builders call it before they import the
+    gateware, so the two agree (but for an edit in between)."""
+    if not _SOURCES_AT_IMPORT:
+        _SOURCES_AT_IMPORT.update((path, path.read_bytes()) for path in hw_sources())
+    h = hashlib.sha256()
+    for path in sorted(_SOURCES_AT_IMPORT):
+        h.update(_SOURCES_AT_IMPORT[path])
+    for path in extra:
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def build_verilog(elaboratable, name: str, path: Path) -> Path:
     """Convert an Amaranth design to Verilog (Amaranth's bundled Yosys)."""
     from amaranth.back import verilog
@@ -87,6 +108,7 @@ def build_verilog(elaboratable, name: str, path: Path) -> Path:
 
 def build(params: Params, top: str = "core") -> tuple[Path, str]:
     """Build (or reuse) the simulator model of ``top`` for ``params``; returns (dir, toplevel)."""
+    sources_digest()        # (the sources as the gateware about to be imported is)
     from cocotb_tools.runner import get_runner
 
     from openslb.hw.hasher import Hasher
@@ -106,7 +128,7 @@ def build(params: Params, top: str = "core") -> tuple[Path, str]:
                "rgmii": ("rgmii_top", lambda: RgmiiSimTop(params, SIM_UART_DIVISOR, SIM_CLOCK_HZ))}
     toplevel, factory = designs[top]
     config = f"{top}-w{params.width}-{digest(f'{asdict(params)}|{top}|{simulator()}')[:8]}"
-    build_dir = cached_build_dir(BUILD, config, digest("", [*hw_sources(), Path(__file__)]))
+    build_dir = cached_build_dir(BUILD, config, sources_digest([Path(__file__)]))
     marker = build_dir / ".built"
     if simulator() == "verilator":
         _setup_verilator()

@@ -27,7 +27,8 @@ from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
 from openslb.firmware.program import health_writes, program, table_writes
 from openslb.firmware.regs import address, pack_fields
-from openslb.hw.spec import (COUNTERS, ID_MAGIC, PROTO_TCP, PROTO_UDP, STAT_LATCH_CYCLES, Access,
+from openslb.hw.spec import (COUNTERS, ID_MAGIC, PROTO_TCP, PROTO_UDP, SNAPSHOT_CYCLES,
+                             STAT_LATCH_CYCLES, Access,
                              EgressPort, IngressPort, Metric, Mode, Params, params_word,
                              pbind_prefix_mask, registers)
 from openslb.model.config import ApplianceConfig, ip_int
@@ -99,6 +100,7 @@ class CoreBench:
 
     async def counters(self) -> dict[str, int]:
         await self.write_many([(address("SNAPSHOT"), 1)])
+        await ClockCycles(self.dut.clk, SNAPSHOT_CYCLES)
         out = {}
         for n, name in enumerate(COUNTERS):
             lo = await self.read(address("COUNTER", 2 * n))
@@ -901,7 +903,8 @@ async def stateless(dut) -> None:
     every stateful feature switched on by its registers (what a firmware that ignored PARAMS
     would write).  The core must track nothing, and do what the register-level model of a
     stateless core does with the same writes: new flows hashed, no binding, no count, no limit,
-    NAT return traffic dropped as NO_CONN; every frame, counter and REAL_CONNS compared."""
+    NAT services forwarded as DSR and their return traffic dropped as NO_CONN; every frame,
+    counter and REAL_CONNS compared."""
     p = _params()
     assert not p.stateful, "the stateless scenario needs OPENSLB_PARAMS with stateful False"
     cfg = _every_feature(p)

@@ -241,3 +241,23 @@ def test_a_build_that_does_not_fit_names_what_is_short(tmp_path):
                    "Info: \t          TRELLIS_FF:   20705/  24288    85%\n")
     assert over_capacity(log) == [("DP16KD", 58, 56), ("TRELLIS_COMB", 30669, 24288)]
     assert over_capacity(tmp_path / "missing.tim") == []
+
+
+def test_a_failed_synthesis_names_its_error(tmp_path):
+    from openslb.sim.board_build import _first_error
+    (tmp_path / "openslb.rpt").write_text(
+        "2.46.24.7. Executing ABC_OPS_REINTEGRATE pass\n"
+        "ERROR: Assert `GetSize(conn.first) == GetSize(conn.second)' failed in rtlil.cc:3091.\n")
+    assert _first_error(tmp_path) == (": openslb.rpt: ERROR: Assert `GetSize(conn.first) == "
+                                      "GetSize(conn.second)' failed in rtlil.cc:3091.")
+    assert _first_error(tmp_path / "nothing") == ""
+
+
+
+def test_lut_mapper_work_around_maps_with_abc_between_synth_ecp5_steps():
+    from openslb.hw.boards import yosys_overrides
+    assert yosys_overrides(BOARDS["versa_ecp5"]) == {}
+    over = yosys_overrides(BOARDS["colorlight_5a75b"])
+    steps = over["script_after_synth"].splitlines()
+    assert over["synth_opts"] == "-run :map_luts"
+    assert steps.index("abc -lut 4 -dress") < steps.index("synth_ecp5 -run map_cells: -top openslb")

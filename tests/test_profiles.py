@@ -131,7 +131,7 @@ def test_stateless_device_model_tracks_nothing_whatever_its_registers_say():
     stateless = dataclasses.replace(full_params, stateful=False)
     writes = program(_every_feature(full_params))
     frames = traffic.client_flows(_every_feature(full_params), 300, random.Random(3))
-    counts, full = {}, {}
+    counts, full, nat = {}, {}, {}
     for params in (full_params, stateless):
         device = DeviceModel(params)
         for addr, value in writes:
@@ -139,8 +139,11 @@ def test_stateless_device_model_tracks_nothing_whatever_its_registers_say():
         device.process(frames)
         counts[params.stateful] = device.appliance.counters
         full[params.stateful] = device.appliance.full(4)
+        nat[params.stateful] = device.appliance.vip_nat
     assert counts[True]["CONN_NEW"] > 0 and counts[True]["PBIND_NEW"] > 0
     assert full[True], "real 4 (maxcon 1) never reached its limit on the full core"
     assert counts[False]["CONN_NEW"] == counts[False]["PBIND_NEW"] == 0
     assert not full[False]
+    # the NAT services (entries 3 and 4) are forwarded as DSR by a stateless core
+    assert set(nat[True]) == {3, 4} and nat[False] == {}
     assert counts[False]["RX_FRAMES"] == counts[True]["RX_FRAMES"] == len(frames)

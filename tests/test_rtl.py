@@ -28,3 +28,18 @@ def test_build_cache_keeps_one_build_per_configuration(tmp_path):
     assert not old.exists() and other.exists()
     new.mkdir()
     assert cached_build_dir(tmp_path, "core-w64-aaaaaaaa", "2222") == new and new.exists()
+
+
+def test_sources_digest_is_the_sources_this_process_read(tmp_path, monkeypatch):
+    """A source edited after the process read the gateware does not change the digest its
+    builds are filed under (the old design must not be cached as the new sources')."""
+    from openslb.sim import runner
+    src = tmp_path / "block.py"
+    src.write_text("A = 1\n")
+    monkeypatch.setattr(runner, "_SOURCES_AT_IMPORT", {})
+    monkeypatch.setattr(runner, "hw_sources", lambda: [src])
+    first = runner.sources_digest()
+    src.write_text("A = 2\n")
+    assert runner.sources_digest() == first
+    monkeypatch.setattr(runner, "_SOURCES_AT_IMPORT", {})     # a new process
+    assert runner.sources_digest() != first
