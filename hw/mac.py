@@ -59,7 +59,7 @@ class FrameFifo(wiring.Component):
         self.depth = depth
         super().__init__({
             "w_data": In(8), "w_en": In(1), "commit": In(1), "rollback": In(1),
-            "w_room": Out(range(depth + 1)),   # bytes that may still be written (registered)
+            "w_any": Out(1),      # a byte may be written (registered)
             "o": Out(stream.Signature(byte_layout())),
         })
 
@@ -73,15 +73,16 @@ class FrameFifo(wiring.Component):
         length = Signal(16)
         m.submodules.lengths = lengths = fifo.SyncFIFO(width=16, depth=16)
         m.d.comb += [wr.addr.eq(w_tent[:-1]), wr.data.eq(self.w_data), wr.en.eq(self.w_en)]
-        # room, registered (so that no subtractor sits in front of the writer's decision to
-        # write; the write that may land in the same cycle is allowed for) and one byte short:
-        # the slot of the byte the output shows must stay unwritten while the reader waits, as
-        # the reader reads that slot again (below).  The fill level is modulo the pointers'
+        # room for a byte, registered (so that no subtractor or compare sits in front of the
+        # writer's decision to write; at 125 MHz one did, the longest path of a port's transmit
+        # side) and one byte short: the write that may land in the same cycle is allowed for,
+        # and the slot of the byte the output shows must stay unwritten while the reader waits,
+        # as the reader reads that slot again (below).  The fill level is modulo the pointers'
         # width: Amaranth's a - b is signed(bits + 1), negative once the write pointer has
         # wrapped, and a full FIFO then took more bytes (found at 10/100 Mb/s, where it fills).
         used = Signal(bits)
         m.d.comb += used.eq(w_tent - r_ptr)
-        m.d.sync += self.w_room.eq(Mux(lengths.w_rdy & (used < depth - 1), depth - 2 - used, 0))
+        m.d.sync += self.w_any.eq(lengths.w_rdy & (used < depth - 2))
         with m.If(self.w_en):
             m.d.sync += [w_tent.eq(w_tent + 1), length.eq(length + 1)]
         with m.If(self.commit):
@@ -166,7 +167,7 @@ class MacRx(wiring.Component):
                                  count.eq(count + (count != 0xFFFF))]
                     # a byte is data once four more have followed it
                     with m.If((count >= 4) & ~bad):
-                        with m.If(frames.w_room == 0):
+                        with m.If(~frames.w_any):
                             m.d.sync += [bad.eq(1), why.eq(MAC_COUNTERS.index("rx_overflow"))]
                         with m.Elif(count >= limit):
                             m.d.sync += [bad.eq(1), why.eq(MAC_COUNTERS.index("rx_oversize"))]
@@ -198,6 +199,10 @@ class MacRx(wiring.Component):
 
 
 class MacTx(wiring.Component):
+    #: Bytes between the frame FIFO and the line: the FIFO's block RAM output (about 5.8 ns from
+    #: clock to data on a speed-6 ECP5) lands in registers before the line logic reads it.
+    LINE_BUFFER = 4
+
     def __init__(self, max_frame: int, fifo_depth: int = 4096) -> None:
         self.max_frame = max_frame
         self.fifo_depth = fifo_depth
@@ -207,12 +212,26 @@ class MacTx(wiring.Component):
             "tx_frames": Out(32),
         })
 
+    def _registered(self, m: Module, frames_o):
+        """``frames_o`` through a small FIFO whose output is a register: a stream the line side
+        reads at one byte per cycle once a frame has started (the frame FIFO holds the whole
+        frame, and the buffer, full by the end of the preamble, takes a byte each cycle it
+        gives one)."""
+        m.submodules.line_buffer = buf = fifo.SyncFIFOBuffered(width=byte_layout().size,
+                                                               depth=self.LINE_BUFFER)
+        out = stream.Signature(byte_layout()).create()
+        m.d.comb += [buf.w_data.eq(frames_o.payload.as_value()), buf.w_en.eq(frames_o.valid),
+                     frames_o.ready.eq(buf.w_rdy),
+                     out.payload.eq(data.View(byte_layout(), buf.r_data)),
+                     out.valid.eq(buf.r_rdy), buf.r_en.eq(out.ready)]
+        return out
+
     def elaborate(self, platform):
         m = Module()
         m.submodules.frames = frames = FrameFifo(self.fifo_depth)
         # store and forward: a frame is committed to the FIFO at its last byte
         m.d.comb += [
-            self.i.ready.eq(frames.w_room != 0),
+            self.i.ready.eq(frames.w_any),
             frames.w_en.eq(self.i.valid & self.i.ready),
             frames.w_data.eq(self.i.payload.data),
             frames.commit.eq(self.i.valid & self.i.ready & self.i.payload.last),
@@ -234,7 +253,7 @@ class MacTx(wiring.Component):
             m.d.sync += [crc.eq(crc_now), fold.eq(0)]
             n = Signal(16)
             ended = Signal()
-            src = frames.o
+            src = self._registered(m, frames.o)
             with m.FSM():
                 with m.State("IDLE"):
                     with m.If(src.valid):
