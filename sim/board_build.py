@@ -111,7 +111,10 @@ def build(board: str, baud: int = 115200) -> int:
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
             platform.build(board_top(board, baud), name="openslb", build_dir=str(build_dir),
-                           do_program=False, nextpnr_opts="--report report.json",
+                           do_program=False,
+                           # (timing is judged below, against each clock's constraint, with
+                           # the resource table printed either way)
+                           nextpnr_opts="--report report.json --timing-allow-fail",
                            **yosys_overrides(BOARDS[board]))
         except subprocess.CalledProcessError as e:
             over = over_capacity(build_dir / "openslb.tim")
