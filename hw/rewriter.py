@@ -26,6 +26,8 @@ Rewrites (the first :data:`~openslb.hw.spec.HEADER_WINDOW` bytes of the frame, a
 - ARP reply (action ARP): Ethernet addresses swapped to the requester, opcode 2, sender = the
   appliance MAC + the asked-for IP, target = the requester; VLAN tag kept.  Leaves on the port
   the request came from.
+- Stateless profile (``Params.stateful`` false): neither NAT rewrite is built (a VIP frame is
+  rewritten as DSR; the selector never hands on RNAT there).
 - HOST: unchanged, HOST port.  DROP: the buffered beats are read and discarded at one beat per
   cycle.
 

@@ -67,6 +67,11 @@ has room, then goes to the backup, and is dropped as MAXCON when none can take i
 :class:`~openslb.hw.conncount.ConnCount` keeps the counts, moved by the connection table's
 writes; :class:`~openslb.hw.roundrobin.RoundRobin` the pointers.
 
+Stateless profile (``Params.stateful`` false): the connection table, the client bindings, the
+connection counts and the round-robin pointers are left out, with the two MAC RAMs that serve
+the table's and the bindings' reals; their ports stay undriven and read as 0 (no hit, no count,
+not full), so everything that reads them folds away, and ``conn_enable`` is 0.
+
 Fallback rule (model: :meth:`Appliance.select`): the slot ``idx1`` gives the real; if it is down,
 slot ``idx2`` (from the other half of the hash) is tried; if that is down too, the group's
 backup real (when enabled and up); otherwise the frame is dropped as NO_REAL.  A real marked
