@@ -83,13 +83,22 @@ class FrameFifo(wiring.Component):
         used = Signal(bits)
         m.d.comb += used.eq(w_tent - r_ptr)
         m.d.sync += self.w_any.eq(lengths.w_rdy & (used < depth - 2))
+        # the write pointer and the frame's length, each kept with its successor, so that a
+        # commit in the cycle of a write picks (a multiplexer) instead of adding (a carry chain
+        # behind the writer's decision)
+        w_tent_p1 = Signal(bits, init=1)
+        length_p1 = Signal(16, init=1)
         with m.If(self.w_en):
-            m.d.sync += [w_tent.eq(w_tent + 1), length.eq(length + 1)]
+            m.d.sync += [w_tent.eq(w_tent_p1), w_tent_p1.eq(w_tent_p1 + 1),
+                         length.eq(length_p1), length_p1.eq(length_p1 + 1)]
         with m.If(self.commit):
-            m.d.comb += [lengths.w_en.eq(1), lengths.w_data.eq(length + self.w_en)]
-            m.d.sync += [w_done.eq(w_tent + self.w_en), length.eq(0)]
+            m.d.comb += [lengths.w_en.eq(1),
+                         lengths.w_data.eq(Mux(self.w_en, length_p1, length))]
+            m.d.sync += [w_done.eq(Mux(self.w_en, w_tent_p1, w_tent)),
+                         length.eq(0), length_p1.eq(1)]
         with m.Elif(self.rollback):
-            m.d.sync += [w_tent.eq(w_done), length.eq(0)]
+            m.d.sync += [w_tent.eq(w_done), w_tent_p1.eq(w_done + 1),
+                         length.eq(0), length_p1.eq(1)]
 
         # read side: one committed frame at a time, one byte per cycle
         left = Signal(16)
@@ -147,6 +156,12 @@ class MacRx(wiring.Component):
             m.d.sync += counters[reason].eq(counters[reason] + 1)
 
         limit = self.max_frame + 4
+        # what the byte count and the CRC say, registered with them (each compare of the count
+        # or the CRC would otherwise sit in front of the frame FIFO's write and commit, the
+        # longest paths of a port's receive side at 125 MHz): four bytes have followed the
+        # oldest one in ``delay`` (it is data), the count is at the limit, at the minimum frame,
+        # and the CRC register holds the residue
+        is_data, at_limit, long_enough, crc_ok = Signal(), Signal(), Signal(), Signal()
         # everything below moves only in a cycle that carries a byte (rx_ce: every cycle at
         # 1 Gb/s, every other one at 10/100 Mb/s, where a byte comes as two nibbles)
         with m.If(ce), m.FSM():
@@ -157,19 +172,24 @@ class MacRx(wiring.Component):
                 with m.If(~dv):
                     m.next = "IDLE"
                 with m.Elif(d == SFD):
-                    m.d.sync += [crc.eq(CRC32_INIT), count.eq(0), bad.eq(0)]
+                    m.d.sync += [crc.eq(CRC32_INIT), count.eq(0), bad.eq(0), is_data.eq(0),
+                                 at_limit.eq(0), long_enough.eq(0), crc_ok.eq(0)]
                     m.next = "DATA"
                 with m.Elif(d != PREAMBLE):
                     m.next = "SKIP"
             with m.State("DATA"):
                 with m.If(dv):
-                    m.d.sync += [crc.eq(crc32_update(crc, d)), delay.eq(Cat(delay[8:], d)),
-                                 count.eq(count + (count != 0xFFFF))]
+                    new_crc = crc32_update(crc, d)
+                    m.d.sync += [crc.eq(new_crc), delay.eq(Cat(delay[8:], d)),
+                                 count.eq(count + (count != 0xFFFF)),
+                                 is_data.eq(count >= 3), at_limit.eq(count >= limit - 1),
+                                 long_enough.eq(count >= MIN_FRAME - 1),
+                                 crc_ok.eq(new_crc == CRC_RESIDUE)]
                     # a byte is data once four more have followed it
-                    with m.If((count >= 4) & ~bad):
+                    with m.If(is_data & ~bad):
                         with m.If(~frames.w_any):
                             m.d.sync += [bad.eq(1), why.eq(MAC_COUNTERS.index("rx_overflow"))]
-                        with m.Elif(count >= limit):
+                        with m.Elif(at_limit):
                             m.d.sync += [bad.eq(1), why.eq(MAC_COUNTERS.index("rx_oversize"))]
                         with m.Else():
                             m.d.comb += [frames.w_en.eq(1), frames.w_data.eq(delay[0:8])]
@@ -183,10 +203,10 @@ class MacRx(wiring.Component):
                             for k, name in enumerate(MAC_COUNTERS):
                                 with m.Case(k):
                                     count_drop(name)
-                    with m.Elif(count < MIN_FRAME):
+                    with m.Elif(~long_enough):
                         m.d.comb += frames.rollback.eq(1)
                         count_drop("rx_runt")
-                    with m.Elif(crc != CRC_RESIDUE):
+                    with m.Elif(~crc_ok):
                         m.d.comb += frames.rollback.eq(1)
                         count_drop("rx_bad_fcs")
                     with m.Else():
