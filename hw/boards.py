@@ -56,6 +56,10 @@ class Board:
     lut_mapper: str = "abc9"
 
 
+#: Longest frame an Ethernet board forwards (bytes without FCS): room for baby giants, and the
+#: MAC's frame FIFOs are then one block RAM each (:func:`~openslb.hw.mac.frame_fifo_depth`).
+BOARD_MAX_FRAME = 2032
+
 BOARDS = {
     "versa_ecp5": Board(
         # A smaller table set than the default core's: with 16 VIPs, 8 groups and 256 reals the
@@ -67,7 +71,7 @@ BOARDS = {
         # nextpnr's default router1 is used: router2 stalled on it at about 2,800 overused
         # wires after 26 iterations.
         "amaranth_boards.versa_ecp5:VersaECP5Platform",
-        Params(width=64, n_vips=8, n_groups=8, n_reals=128),
+        Params(width=64, n_vips=8, n_groups=8, n_reals=128, max_frame=BOARD_MAX_FRAME),
         loader="ecp5_evn",
         pll=(2, 1, 12, 5),      # 100 MHz → 50 MHz (ecppll -i 100 -o 50): the core's measured
                                 # fmax is below 100 MHz, and 1 Gb/s needs only 16 MHz
@@ -82,7 +86,8 @@ BOARDS = {
         # internal assertion on this board top (ABC_OPS_REINTEGRATE: GetSize(conn.first) ==
         # GetSize(conn.second)), as on every 64-real board top tried; the core alone, and
         # each block alone, map fine.  The older abc mapper is used instead.
-        Params(width=64, n_groups=4, n_reals=64, n_vips=8, stateful=False), loader="colorlight",
+        Params(width=64, n_groups=4, n_reals=64, n_vips=8, stateful=False,
+               max_frame=BOARD_MAX_FRAME), loader="colorlight",
         lut_mapper="abc",
         shared_phy_pins=True,
         notes="Colorlight 5A-75B r7.0: Ethernet port J1 (RGMII 0) client side, J2 (RGMII 1) "

@@ -35,7 +35,8 @@ from openslb.hw.layouts import beat_layout
 from openslb.hw.spec import MAC_COUNTER_NAMES, Params
 
 __all__ = ["MacRx", "MacTx", "FrameFifo", "Upsizer", "Downsizer", "EthPort", "RgmiiAdapter",
-           "byte_layout", "MAC_COUNTERS", "MIN_FRAME", "PREAMBLE", "SFD", "IFG_BYTES"]
+           "byte_layout", "frame_fifo_depth", "MAC_COUNTERS", "MIN_FRAME", "PREAMBLE", "SFD",
+           "IFG_BYTES"]
 
 #: Shortest frame on the wire, with its FCS.
 MIN_FRAME = 64
@@ -46,6 +47,14 @@ IFG_BYTES = 12
 CRC_RESIDUE = 0xDEBB20E3
 #: Receive counters of :class:`MacRx`, in port order (the MAC_STAT registers).
 MAC_COUNTERS = MAC_COUNTER_NAMES
+
+
+def frame_fifo_depth(max_frame: int) -> int:
+    """The smallest frame FIFO (a power of two) that holds a ``max_frame``-byte frame (it keeps
+    two bytes back, :class:`FrameFifo`).  2048 bytes is one ECP5 block RAM: a deeper FIFO reads
+    through a multiplexer behind two block RAMs, whose 5.8 ns from clock to data (speed 6)
+    then leave too little of a 125 MHz cycle for it."""
+    return 1 << (max_frame + 2 - 1).bit_length()
 
 
 def byte_layout() -> data.StructLayout:
@@ -404,8 +413,9 @@ class EthPort(wiring.Component):
         m = Module()
         p = self.params
         width = byte_layout().size
-        m.submodules.rx = rx = DomainRenamer("eth_rx")(MacRx(p.max_frame))
-        m.submodules.tx = tx = DomainRenamer("eth_tx")(MacTx(p.max_frame))
+        depth = frame_fifo_depth(p.max_frame)
+        m.submodules.rx = rx = DomainRenamer("eth_rx")(MacRx(p.max_frame, depth))
+        m.submodules.tx = tx = DomainRenamer("eth_tx")(MacTx(p.max_frame, depth))
         m.submodules.rx_cdc = rx_cdc = fifo.AsyncFIFO(width=width, depth=16,
                                                       r_domain="sync", w_domain="eth_rx")
         m.submodules.tx_cdc = tx_cdc = fifo.AsyncFIFO(width=width, depth=16,

@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from openslb.hw.boards import BOARDS, board_top, platform_for
-from openslb.hw.mac import MacRx, MacTx, RgmiiAdapter, byte_layout
+from openslb.hw.mac import MacRx, MacTx, RgmiiAdapter, byte_layout, frame_fifo_depth
 
 
 @pytest.mark.parametrize("board", list(BOARDS))
@@ -118,7 +118,8 @@ class _MacLoopback(wiring.Component):
     """MacTx → RGMII adapter → (the pins, through a DDR input register) → the same adapter →
     MacRx, at 1 Gb/s or at 10/100 Mb/s (``nibble``)."""
 
-    def __init__(self):
+    def __init__(self, max_frame: int = 256, fifo_depth: int = 512):
+        self.max_frame, self.fifo_depth = max_frame, fifo_depth
         super().__init__({"i": In(stream.Signature(byte_layout())),
                           "o": Out(stream.Signature(byte_layout())),
                           "nibble": In(1), "rx_ok": Out(32), "rx_bad_fcs": Out(32),
@@ -126,8 +127,8 @@ class _MacLoopback(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.tx = tx = MacTx(max_frame=256, fifo_depth=512)
-        m.submodules.rx = rx = MacRx(max_frame=256, fifo_depth=512)
+        m.submodules.tx = tx = MacTx(self.max_frame, self.fifo_depth)
+        m.submodules.rx = rx = MacRx(self.max_frame, self.fifo_depth)
         m.submodules.rgmii = rgmii = RgmiiAdapter()
         wiring.connect(m, wiring.flipped(self.i), tx.i)
         wiring.connect(m, rx.o, wiring.flipped(self.o))
@@ -140,10 +141,18 @@ class _MacLoopback(wiring.Component):
         return m
 
 
-@pytest.mark.parametrize("nibble", [0, 1], ids=["1000mbps", "100mbps"])
-def test_mac_loopback_through_rgmii(nibble):
+@pytest.mark.parametrize("nibble,longest", [(0, False), (1, False), (0, True)],
+                         ids=["1000mbps", "100mbps", "longest-frame-in-smallest-fifo"])
+def test_mac_loopback_through_rgmii(nibble, longest):
     frames = [bytes(range(k, k + n)) for k, n in ((1, 60), (7, 61), (3, 200))]
-    dut = _MacLoopback()
+    if longest:
+        # frames of max_frame bytes, back to back, through the FIFOs frame_fifo_depth sizes
+        # for it (256 bytes for 254: the depth a board's 2032 gets is 2048, one block RAM)
+        frames = [bytes((k * 7 + j) & 0xFF for j in range(254)) for k in range(3)]
+        dut = _MacLoopback(max_frame=254, fifo_depth=frame_fifo_depth(254))
+        assert frame_fifo_depth(254) == 256 and frame_fifo_depth(2032) == 2048
+    else:
+        dut = _MacLoopback()
     got, line_cycles = [], [0]
 
     async def send(ctx):
