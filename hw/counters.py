@@ -17,7 +17,7 @@ Ports
 All counters are 64 bits.  The global counters are kept in two parts: a small accumulator per
 counter in flip-flops (an event's amount is registered first, then added there), and the
 64-bit totals in a LUT RAM.  One shared 64-bit adder moves one accumulator a cycle into its
-total, round robin, so an accumulator only needs room for ``len(COUNTERS) + 2`` events (6 bits,
+total, round robin, so an accumulator only needs room for ``len(COUNTERS) + 2`` events (7 bits,
 22 for the byte count).  This replaces a 64-bit adder and 128 flip-flops per counter (a live
 value and its snapshot) by a few.  A total is its RAM word plus its accumulator.
 
