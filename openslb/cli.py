@@ -114,8 +114,14 @@ def _cmd_cli(args: argparse.Namespace) -> int:
 
 
 def _cmd_exporter(args: argparse.Namespace) -> int:
+    from openslb.firmware.bus import BusError
     from openslb.firmware.exporter import serve
-    manager = _manager(args)
+    from openslb.firmware.slb import ConfigError
+    try:
+        manager = _manager(args)
+    except (BusError, ConfigError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     host, _, port = args.listen.rpartition(":")
     serve(manager, host or "0.0.0.0", int(port), once=args.once)
     return 0

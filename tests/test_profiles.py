@@ -147,3 +147,9 @@ def test_stateless_device_model_tracks_nothing_whatever_its_registers_say():
     # the NAT services (entries 3 and 4) are forwarded as DSR by a stateless core
     assert set(nat[True]) == {3, 4} and nat[False] == {}
     assert counts[False]["RX_FRAMES"] == counts[True]["RX_FRAMES"] == len(frames)
+
+
+def test_exporter_refuses_a_link_without_a_core(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "_open_device", lambda args: _Silent())
+    assert cli.main(["exporter", "--listen", "127.0.0.1:0", "--once"]) == 1
+    assert "no openslb core answers" in capsys.readouterr().err
