@@ -50,6 +50,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw.layouts import register_view
+from openslb.hw.optional import OptionalBlock
 from openslb.hw.spec import WEIGHT_BITS, Params
 
 __all__ = ["ConnCount"]
@@ -82,15 +83,9 @@ def _lowest_set(m: Module, bits, name: str) -> Signal:
     return index
 
 
-class ConnCount(wiring.Component):
-    def __init__(self, params: Params) -> None:
-        self.params = params
-        super().__init__(self.ports(params))
-
+class ConnCount(OptionalBlock):
     @staticmethod
     def ports(params: Params) -> wiring.Signature:
-        """The block's ports for ``params`` (also what stands in for the block where a
-        profile leaves it out: :meth:`wiring.Signature.create` gives undriven signals)."""
         p = params
         return wiring.Signature({
             "inc": In(1), "inc_real": In(p.real_bits),

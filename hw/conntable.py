@@ -68,6 +68,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw.bram import BlockRam
+from openslb.hw.optional import OptionalBlock
 from openslb.hw.spec import (CONN_STAMP_BITS, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, ConnState,
                              ConnTimeout, Params, conn_entry_fields)
 
@@ -79,18 +80,12 @@ def entry_layout(p: Params) -> data.StructLayout:
     return data.StructLayout(dict(conn_entry_fields(p)))
 
 
-class ConnTable(wiring.Component):
+class ConnTable(OptionalBlock):
     #: Cycles from ``start`` to ``hit``/``real``.
     LATENCY = 5
 
-    def __init__(self, params: Params) -> None:
-        self.params = params
-        super().__init__(self.ports(params))
-
     @staticmethod
     def ports(params: Params) -> wiring.Signature:
-        """The block's ports for ``params`` (also what stands in for the block where a
-        profile leaves it out: :meth:`wiring.Signature.create` gives undriven signals)."""
         p = params
         return wiring.Signature({
             "key_hash": In(32),

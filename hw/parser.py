@@ -45,11 +45,11 @@ from openslb.hw.vipmatch import VipMatcher
 __all__ = ["Parser"]
 
 L3_SPAN = 60 + 14 + 4   # the longest IPv4 header plus the L4 bytes the parser reads
-#: Record fields that the blocks beside the parser fill in stage 5.
 #: Record fields only the connection table, the bindings and NAT read (0 in the stateless
 #: profile).
 STATEFUL_ONLY = ("nat", "ckey", "pkey", "new_port", "ip_part", "l4_part", "l4_word", "l4_fix",
                  "udp")
+#: Record fields that the blocks beside the parser fill in stage 5.
 BESIDE = ("vip_hit", "vip", "group", "arp_ours", "hash", "idx1", "idx2", "pbind", "pkey", "nat",
           "ckey", "new_port")
 

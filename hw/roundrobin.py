@@ -25,20 +25,15 @@ from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from openslb.hw.optional import OptionalBlock
 from openslb.hw.spec import Params
 
 __all__ = ["RoundRobin"]
 
 
-class RoundRobin(wiring.Component):
-    def __init__(self, params: Params) -> None:
-        self.params = params
-        super().__init__(self.ports(params))
-
+class RoundRobin(OptionalBlock):
     @staticmethod
     def ports(params: Params) -> wiring.Signature:
-        """The block's ports for ``params`` (also what stands in for the block where a
-        profile leaves it out: :meth:`wiring.Signature.create` gives undriven signals)."""
         p = params
         return wiring.Signature({
             "group": In(p.group_bits),

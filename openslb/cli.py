@@ -133,11 +133,11 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
     from openslb.firmware.bus import BusError, open_serial
     from openslb.firmware.regs import address
-    from openslb.hw.spec import REG
+    from openslb.hw.spec import unpack_register
     try:
         bus = open_serial(args.port, args.baud)
         params = bus.read(address("PARAMS"))
-        fields = {name: params >> lsb & ((1 << width) - 1) for name, lsb, width in REG["PARAMS"].fields}
+        fields = unpack_register("PARAMS", params)
         print(f"openslb bridge on {args.port}: " + ", ".join(f"{k} {v}" for k, v in fields.items()))
         rng = random.Random()
         # OWN_IP is staged (traffic sees it only at a COMMIT), and is written back as it was,

@@ -880,24 +880,6 @@ async def metrics(dut) -> None:
     await _check_conns(tb, model, "at the end")
 
 
-def _every_feature(params: Params) -> ApplianceConfig:
-    """:func:`traffic.nat_config` with every feature that needs the connection table switched
-    on: the table, pbind (per service and per VIP), leastconns and roundrobin, maxcon, NAT."""
-    cfg = traffic.nat_config()
-    cfg.params = params
-    cfg.conn.enabled = True
-    cfg.conn.tick_cycles = 0
-    cfg.reals[3].up = True
-    cfg.groups[1].metric = Metric.LEASTCONNS
-    cfg.groups[2].metric = Metric.ROUNDROBIN
-    cfg.reals[4].maxcon = 3
-    cfg.reals[5].maxcon = 2
-    cfg.virts[0].pbind = True
-    cfg.virts[2].pbind, cfg.virts[2].pbind_per_port = True, False
-    cfg.conn.pmask = 24
-    return cfg
-
-
 async def stateless(dut) -> None:
     """The stateless profile (no connection table in the gateware), programmed as if it had one:
     every stateful feature switched on by its registers (what a firmware that ignored PARAMS
@@ -907,7 +889,7 @@ async def stateless(dut) -> None:
     counter and REAL_CONNS compared."""
     p = _params()
     assert not p.stateful, "the stateless scenario needs OPENSLB_PARAMS with stateful False"
-    cfg = _every_feature(p)
+    cfg = traffic.every_feature_config(p)
     # (the writes a stateful core would get: a stateless configuration refuses conn ena)
     full = copy.deepcopy(cfg)
     full.params = dataclasses.replace(p, stateful=True)

@@ -12,7 +12,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
-from openslb.hw.spec import PROTO_TCP, PROTO_UDP, IngressPort, Mode
+from openslb.hw.spec import PROTO_TCP, PROTO_UDP, IngressPort, Metric, Mode, Params
 from openslb.model.config import ApplianceConfig, Group, RealServer, VirtualService, default_config
 
 __all__ = ["test_config", "client_flows", "mixed_traffic", "hostile_frames", "CLIENT_MAC",
@@ -189,6 +189,26 @@ def nat_config() -> ApplianceConfig:
     cfg.virts[3] = VirtualService(3, "10.0.0.102", PROTO_TCP, 80, group=1, mode=Mode.NAT,
                                   rport=8080)
     cfg.virts[4] = VirtualService(4, "10.0.0.102", PROTO_UDP, None, group=2, mode=Mode.NAT)
+    return cfg
+
+
+def every_feature_config(params: Params) -> ApplianceConfig:
+    """:func:`nat_config` with every feature that needs the connection table switched on: the
+    table, pbind (per service and per VIP, /24), leastconns and roundrobin, maxcon (reals 4
+    and 5), NAT; every real up.  Not valid for a stateless ``params`` (the profile refuses the
+    table): a test writes it to such a core as a stateful core's registers."""
+    cfg = nat_config()
+    cfg.params = params
+    cfg.conn.enabled = True
+    cfg.conn.tick_cycles = 0
+    cfg.reals[3].up = True
+    cfg.groups[1].metric = Metric.LEASTCONNS
+    cfg.groups[2].metric = Metric.ROUNDROBIN
+    cfg.reals[4].maxcon = 3
+    cfg.reals[5].maxcon = 2
+    cfg.virts[0].pbind = True
+    cfg.virts[2].pbind, cfg.virts[2].pbind_per_port = True, False
+    cfg.conn.pmask = 24
     return cfg
 
 

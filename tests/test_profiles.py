@@ -14,7 +14,7 @@ from openslb.firmware.shell import CliError, Shell
 from openslb.firmware.slb import ConfigError, SlbConfig, default_slb_config
 from openslb.firmware.manager import Manager
 from openslb.hw.boards import BOARDS
-from openslb.hw.spec import DEFAULT_PARAMS, Metric, Params, params_from_word, params_word
+from openslb.hw.spec import DEFAULT_PARAMS, Params, params_from_word, params_word
 from openslb.model.config import ConfigError as ModelConfigError
 from openslb.model.device import DeviceModel
 from openslb.model.pipeline import Appliance
@@ -114,23 +114,13 @@ def test_stateless_configuration_refuses_the_connection_table():
         Appliance(model_cfg)
 
 
-def _every_feature(params: Params):
-    cfg = traffic.nat_config()
-    cfg.params = params
-    cfg.conn.enabled = True
-    cfg.groups[1].metric = Metric.LEASTCONNS
-    cfg.groups[2].metric = Metric.ROUNDROBIN
-    cfg.reals[4].maxcon = 1
-    cfg.virts[0].pbind = True
-    return cfg
-
-
 def test_stateless_device_model_tracks_nothing_whatever_its_registers_say():
     import random
     full_params = Params(n_vips=8, n_groups=4, n_reals=64)
     stateless = dataclasses.replace(full_params, stateful=False)
-    writes = program(_every_feature(full_params))
-    frames = traffic.client_flows(_every_feature(full_params), 300, random.Random(3))
+    writes = program(traffic.every_feature_config(full_params))
+    frames = traffic.client_flows(traffic.every_feature_config(full_params), 300,
+                                   random.Random(3))
     counts, full, nat = {}, {}, {}
     for params in (full_params, stateless):
         device = DeviceModel(params)
