@@ -17,6 +17,7 @@ import numpy as np
 
 from openslb.firmware.program import REAL_SELECTED, health_writes, member_writes, program
 from openslb.firmware.regs import address, pack_fields
+from openslb.hw.spec import DEFAULT_PARAMS, Params, unpack_register
 from openslb.model.config import ApplianceConfig
 from openslb.model.maglev import EMPTY, rebalance
 
@@ -117,7 +118,8 @@ class Programmer:
             # TABLE_ENTRY names its slot, so every table word is idempotent: a burst that is
             # resent or split after a noisy-line failure can never shift the table
             writes += [(address("TABLE_ENTRY"), pack_fields(
-                "TABLE_ENTRY", real=int(table[i]), index=int(i), group=g)) for i in changed]
+                "TABLE_ENTRY", cfg.params, real=int(table[i]), index=int(i), group=g))
+                for i in changed]
             report.table_words += len(changed)
         return writes
 
@@ -155,20 +157,21 @@ class Programmer:
         self.bus.write_many(writes)
         self.health = mask
 
-    def read_back_tables(self, groups, table_size: int, index_bits: int) -> dict[int, np.ndarray]:
+    def read_back_tables(self, groups, table_size: int,
+                         params: Params = DEFAULT_PARAMS) -> dict[int, np.ndarray]:
         """Read the active Maglev table of each group back through TABLE_RADDR/TABLE_RDATA."""
         out = {}
         for g in groups:
             slots = np.zeros(table_size, dtype=np.int16)
             for i in range(table_size):
                 self.bus.write(address("TABLE_RADDR"), pack_fields(
-                    "TABLE_RADDR", index=i, group=g, bank=1))
+                    "TABLE_RADDR", params, index=i, group=g, bank=1))
                 for _ in range(100):
                     word = self.bus.read(address("TABLE_RDATA"))
-                    if word >> 31:
+                    if unpack_register("TABLE_RDATA", word, params)["valid"]:
                         break
                 else:
                     raise IOError(f"TABLE_RDATA not valid for group {g} slot {i}")
-                slots[i] = word & 0xFF
+                slots[i] = unpack_register("TABLE_RDATA", word, params)["real"]
             out[g] = slots
         return out

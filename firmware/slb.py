@@ -19,8 +19,8 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
-from openslb.hw.spec import (DEFAULT_PARAMS, DEFAULT_TABLE_SIZE, PROTO_TCP, PROTO_UDP, Metric,
-                             Mode, Params, UART_DEFAULT_BAUD)
+from openslb.hw.spec import (DEFAULT_PARAMS, PROTO_TCP, PROTO_UDP, UART_DEFAULT_BAUD, Metric,
+                             Mode, Params, default_table_size)
 from openslb.model import maglev
 from openslb.model.config import (ApplianceConfig, ConfigError, ConnConfig, Group as HwGroup, RealServer,
                                   VirtualService)
@@ -121,12 +121,17 @@ class SlbConfig:
     if_mac: str = "02:00:5e:00:00:01"
     password_hash: str = ""
     baud: int = UART_DEFAULT_BAUD
-    table_size: int = DEFAULT_TABLE_SIZE
+    #: Maglev table size M; None: the core's default (:func:`default_table_size` of ``params``)
+    table_size: int | None = None
     miss: str = "drop"          #: what happens to traffic for no VIP: drop | host
     params: Params = DEFAULT_PARAMS
     conn: ConnConfig = field(default_factory=ConnConfig)   #: connection table (/cfg/slb/adv)
     #: the next hop towards the clients (/cfg/slb/adv/clntgw): where NAT return traffic goes
     client_gw_mac: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.table_size is None:
+            self.table_size = default_table_size(self.params)
 
     def copy(self) -> "SlbConfig":
         return copy.deepcopy(self)

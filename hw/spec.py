@@ -11,6 +11,7 @@ this module.  It is pure Python (no Amaranth import) so that every layer can use
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -142,6 +143,15 @@ DEFAULT_PARAMS = Params()
 HEADER_WINDOW = 96
 #: Default Maglev table size: a prime below the 4096-word stride.
 DEFAULT_TABLE_SIZE = 4093
+
+
+def default_table_size(p: Params) -> int:
+    """The Maglev table size a core with ``p`` starts with: :data:`DEFAULT_TABLE_SIZE`, or the
+    largest prime that fits a smaller table stride (251 for the iCEBreaker's 256)."""
+    n = min(DEFAULT_TABLE_SIZE, p.table_stride)
+    while any(n % d == 0 for d in range(2, int(n ** 0.5) + 1)):
+        n -= 1
+    return n
 
 # Packet format constants (Ethernet / IEEE 802.1Q / ARP / IPv4).
 ETH_HEADER = 14
@@ -491,7 +501,7 @@ def _registers(p: Params) -> tuple[Register, ...]:
         Register("CLIENT_GW_MAC_LO", 0x00D, Access.RW, "Next hop towards the clients, bytes 2-5.",
                  committed=C),
         Register("TABLE_SIZE", 0x00B, Access.RW,
-                 f"Maglev table size M (prime, <= {p.table_stride}).", reset=DEFAULT_TABLE_SIZE,
+                 f"Maglev table size M (prime, <= {p.table_stride}).", reset=default_table_size(p),
                  committed=C),
         Register("RSS_KEY", 0x010, Access.RW,
                  "Toeplitz key, 40 bytes, word 0 holds key bytes 0-3 (big-endian).",
@@ -661,9 +671,18 @@ def params_from_word(word: int) -> Params:
                   stateful=not f["stateless"])
 
 
-def pack_register(name: str, **values: int) -> int:
-    """Pack named fields of register ``name`` into a word (unknown or too-wide fields refused)."""
-    reg = REG[name]
+@functools.lru_cache(maxsize=None)
+def _register_map(p: Params) -> dict[str, Register]:
+    return {r.name: r for r in registers(p)}
+
+
+def pack_register(name: str, params: Params = DEFAULT_PARAMS, **values: int) -> int:
+    """Pack named fields of register ``name`` into a word (unknown or too-wide fields refused).
+
+    Some fields sit where ``params`` puts them (TABLE_ENTRY's group follows the table index,
+    whose width is the table's): pass the parameters of the core the word is for.
+    """
+    reg = _register_map(params)[name]
     fields = {f[0]: f for f in reg.fields}
     word = 0
     for fname, value in values.items():
@@ -676,9 +695,10 @@ def pack_register(name: str, **values: int) -> int:
     return word
 
 
-def unpack_register(name: str, word: int) -> dict[str, int]:
-    """The fields of register ``name`` in ``word``, by name."""
-    return {fname: word >> lsb & (1 << width) - 1 for fname, lsb, width in REG[name].fields}
+def unpack_register(name: str, word: int, params: Params = DEFAULT_PARAMS) -> dict[str, int]:
+    """The fields of register ``name`` in ``word``, by name (as laid out for ``params``)."""
+    return {fname: word >> lsb & (1 << width) - 1
+            for fname, lsb, width in _register_map(params)[name].fields}
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,16 +13,15 @@ from __future__ import annotations
 import numpy as np
 
 from openslb.hw import spec
-from openslb.hw.spec import (CONN_TIMEOUT_MAX, COUNTERS, ID_MAGIC, Access, ConnTimeout, Params,
-                             params_word, registers)
+from openslb.hw.spec import (COUNTERS, ID_MAGIC, Access, ConnTimeout, Params, pack_register,
+                             params_word, registers, unpack_register)
 from openslb.model.pipeline import Appliance, Result
 
 __all__ = ["DeviceModel"]
 
 
-def _metric(word: int) -> spec.Metric:
+def _metric(value: int) -> spec.Metric:
     """GROUP_METRIC.metric as the selector reads it (the unused code 3 acts as hash)."""
-    value = word & 3
     return spec.Metric(value) if value in spec.Metric._value2member_map_ else spec.Metric.HASH
 
 
@@ -91,15 +90,13 @@ class DeviceModel:
             getattr(self, f"_strobe_{reg.name.lower()}")(value)
 
     # -- strobes ------------------------------------------------------------------------------
-    def _slot_fields(self, value: int, real_field: bool) -> tuple[int, int]:
-        p = self.params
-        base = 8 if real_field else 0
-        index = value >> base & (1 << p.index_bits) - 1
-        group = value >> (base + p.index_bits) & (1 << p.group_bits) - 1
-        return group, index
+    def _fields(self, name: str, value: int) -> dict[str, int]:
+        """The fields of a word written to register ``name`` (laid out for this core)."""
+        return unpack_register(name, value, self.params)
 
     def _strobe_table_addr(self, value: int) -> None:
-        self.wr_ptr = value & (1 << (self.params.index_bits + self.params.group_bits)) - 1
+        f = self._fields("TABLE_ADDR", value)
+        self.wr_ptr = f["group"] << self.params.index_bits | f["index"]
 
     def _strobe_table_data(self, value: int) -> None:
         p = self.params
@@ -108,13 +105,14 @@ class DeviceModel:
         self.wr_ptr = (self.wr_ptr + 1) & (1 << (p.index_bits + p.group_bits)) - 1
 
     def _strobe_table_entry(self, value: int) -> None:
-        group, index = self._slot_fields(value, real_field=True)
-        self.banks[1 - self.bank, group, index] = value & (1 << self.params.real_bits) - 1
+        f = self._fields("TABLE_ENTRY", value)
+        self.banks[1 - self.bank, f["group"], f["index"]] = f["real"]
 
     def _strobe_table_raddr(self, value: int) -> None:
-        group, index = self._slot_fields(value, real_field=False)
-        bank = self.bank if value >> 24 & 1 else 1 - self.bank
-        self.table_rdata = 1 << 31 | int(self.banks[bank, group, index])
+        f = self._fields("TABLE_RADDR", value)
+        bank = self.bank if f["bank"] else 1 - self.bank
+        self.table_rdata = pack_register("TABLE_RDATA", self.params, valid=1,
+                                         real=int(self.banks[bank, f["group"], f["index"]]))
 
     def _strobe_commit(self, value: int) -> None:
         self.bank ^= 1
@@ -123,6 +121,7 @@ class DeviceModel:
 
     def _strobe_real_mac_lo(self, value: int) -> None:
         real = self._selected_real()
+        # MAC bytes 0-1, the low half of REAL_MAC_HI (as the selector takes them)
         hi = self.staged[self.regs["REAL_MAC_HI"].offset] & 0xFFFF
         self.macs[real] = hi << 32 | value
         self.appliance.real_macs = self._real_macs()
@@ -136,8 +135,8 @@ class DeviceModel:
         return self.staged[self.regs["REAL_SEL"].offset] & (1 << self.params.real_bits) - 1
 
     def _strobe_member_data(self, value: int) -> None:
-        sel = self.staged[self.regs["MEMBER_SEL"].offset]
-        word, group = sel & 7, sel >> 8 & (1 << self.params.group_bits) - 1
+        f = self._fields("MEMBER_SEL", self.staged[self.regs["MEMBER_SEL"].offset])
+        word, group = f["word"], f["group"]
         if word < spec.member_words(self.params):
             self.members[1 - self.bank, group, word] = value
 
@@ -148,14 +147,14 @@ class DeviceModel:
                 for g in range(p.n_groups)}
 
     def _strobe_real_limit(self, value: int) -> None:
-        maxcon = value & (1 << spec.MAXCON_BITS) - 1
-        weight = value >> spec.MAXCON_BITS & (1 << spec.WEIGHT_BITS) - 1
-        self.appliance.real_limits[self._selected_real()] = (maxcon, weight)
+        f = self._fields("REAL_LIMIT", value)
+        self.appliance.real_limits[self._selected_real()] = (f["maxcon"], f["weight"])
 
     def _real_conns(self) -> int:
         real = self._selected_real()
-        return (self.appliance.conn.conns(real) & (1 << spec.MAXCON_BITS) - 1
-                | int(self.appliance.full(real)) << 31)
+        return pack_register("REAL_CONNS", self.params,
+                             conns=self.appliance.conn.conns(real) & (1 << spec.MAXCON_BITS) - 1,
+                             full=int(self.appliance.full(real)))
 
     def _strobe_conn_tick(self, value: int) -> None:
         self.appliance.advance(value)
@@ -169,14 +168,23 @@ class DeviceModel:
             self.snapshot[2 * n], self.snapshot[2 * n + 1] = v & 0xFFFFFFFF, v >> 32
 
     def _strobe_stat_sel(self, value: int) -> None:
-        stats = self.appliance.real_stats if value >> 15 & 1 else self.appliance.vip_stats
-        packets, nbytes = stats.get(value & 0xFF, (0, 0))
+        f = self._fields("STAT_SEL", value)
+        stats = self.appliance.real_stats if f["real"] else self.appliance.vip_stats
+        packets, nbytes = stats.get(f["index"], (0, 0))
         self.stat = [packets & 0xFFFFFFFF, packets >> 32 & 0xFFFFFFFF,
                      nbytes & 0xFFFFFFFF, nbytes >> 32 & 0xFFFFFFFF]
 
     # -- the data plane -----------------------------------------------------------------------
     def _reg(self, name: str, index: int = 0) -> int:
         return self.active[self.regs[name].offset + index]
+
+    def _active_fields(self, name: str, index: int = 0) -> dict[str, int]:
+        return self._fields(name, self._reg(name, index))
+
+    def _mac(self, name: str) -> bytes:
+        """A MAC address held in registers ``name``_HI (its top two bytes) and ``name``_LO."""
+        hi = self._active_fields(f"{name}_HI")["mac_hi"]
+        return (hi << 32 | self._reg(f"{name}_LO")).to_bytes(6, "big")
 
     def _health(self) -> int:
         words = self.regs["HEALTH"].count
@@ -189,38 +197,38 @@ class DeviceModel:
         p = self.params
         vips = []
         vip_addr = {}
+        nat = {}
         for k in range(p.n_vips):
-            service = self._reg("VIP_SERVICE", k)
-            vip_addr[k] = (self._reg("VIP_IP", k),
-                           None if service >> 25 & 1 else service & 0xFFFF)
-            if service >> 24 & 1:
-                port = None if service >> 25 & 1 else service & 0xFFFF
-                vips.append((k, self._reg("VIP_IP", k), service >> 16 & 0xFF, port,
-                             self._reg("VIP_GROUP", k) & (1 << p.group_bits) - 1))
-        backups = {g: self._reg("GROUP_BACKUP", g) & 0xFF for g in range(p.n_groups)
-                   if self._reg("GROUP_BACKUP", g) >> 8 & 1}
+            service = self._active_fields("VIP_SERVICE", k)
+            port = None if service["any_port"] else service["port"]
+            vip_addr[k] = (self._reg("VIP_IP", k), port)
+            if service["enable"]:
+                vips.append((k, self._reg("VIP_IP", k), service["proto"], port,
+                             self._active_fields("VIP_GROUP", k)["group"]))
+                if service["mode"] == spec.Mode.NAT:
+                    nat[k] = self._active_fields("VIP_RPORT", k)["rport"]
+        backups = {g: backup["real"] for g in range(p.n_groups)
+                   if (backup := self._active_fields("GROUP_BACKUP", g))["enable"]}
+        pbind = {k: self._active_fields("VIP_PBIND", k) for k, *_ in vips}
         key = b"".join(self._reg(f"RSS_KEY{k}").to_bytes(4, "big") for k in range(10))
         self.appliance.load(
-            params=p, own_mac=(self._reg("OWN_MAC_HI") << 32 & 0xFFFF00000000
-                               | self._reg("OWN_MAC_LO")).to_bytes(6, "big"),
+            params=p, own_mac=self._mac("OWN_MAC"),
             own_ip=self._reg("OWN_IP"), rss_key=key, table_size=self._reg("TABLE_SIZE"),
             tables={g: self.banks[self.bank, g] for g in range(p.n_groups)},
             health=self._health(), real_macs=self._real_macs(), vip_table=vips, backups=backups,
-            miss_to_host=bool(self._reg("CTRL") & 1),
-            conn_enabled=bool(self._reg("CONN_CTRL") & 1),
-            conn_timeouts={kind: self._reg("CONN_TIMEOUT", int(kind)) & CONN_TIMEOUT_MAX
+            miss_to_host=bool(self._active_fields("CTRL")["miss_to_host"]),
+            conn_enabled=bool(self._active_fields("CONN_CTRL")["enable"]),
+            conn_timeouts={kind: self._active_fields("CONN_TIMEOUT", int(kind))["ticks"]
                            for kind in ConnTimeout},
-            pbind_timeout=self._reg("PBIND_TIMEOUT") & CONN_TIMEOUT_MAX,
-            pbind_prefix=self._reg("PBIND_PREFIX") & 7,
-            vip_pbind={k: bool(self._reg("VIP_PBIND", k) >> 1 & 1)
-                       for k, *_ in vips if self._reg("VIP_PBIND", k) & 1},
+            pbind_timeout=self._active_fields("PBIND_TIMEOUT")["ticks"],
+            pbind_prefix=self._active_fields("PBIND_PREFIX")["bytes"],
+            vip_pbind={k: bool(f["per_port"]) for k, f in pbind.items() if f["enable"]},
             real_ips=dict(enumerate(self.real_ips)),
-            vip_nat={k: self._reg("VIP_RPORT", k) & 0xFFFF for k, *_ in vips
-                     if (self._reg("VIP_SERVICE", k) >> 26 & 3) == spec.Mode.NAT},
+            vip_nat=nat,
             vip_addr=vip_addr,
-            client_gw_mac=(self._reg("CLIENT_GW_MAC_HI") << 32 & 0xFFFF00000000
-                           | self._reg("CLIENT_GW_MAC_LO")).to_bytes(6, "big"),
-            group_metric={g: _metric(self._reg("GROUP_METRIC", g)) for g in range(p.n_groups)},
+            client_gw_mac=self._mac("CLIENT_GW_MAC"),
+            group_metric={g: _metric(self._active_fields("GROUP_METRIC", g)["metric"])
+                          for g in range(p.n_groups)},
             members=self._members())
 
     def process(self, frames: list[bytes], ports=None) -> Result:

@@ -91,7 +91,7 @@ async def bridge(dut) -> None:
         encode_request(2, BridgeCmd.WRITE, address("VIP_IP", 0), 3, [0x0A000064, 7, 9]),
         encode_request(3, BridgeCmd.READ, address("VIP_IP", 0), 3),
         encode_request(4, BridgeCmd.WRITE_SAME, entry, 5, [pack_fields(
-            "TABLE_ENTRY", real=r, index=k, group=1) for k, r in enumerate([3, 1, 4, 1, 5])]),
+            "TABLE_ENTRY", p, real=r, index=k, group=1) for k, r in enumerate([3, 1, 4, 1, 5])]),
     ]
     cases = list(good)
     cases.append(good[3])                                          # repeated: REPEAT
@@ -104,7 +104,8 @@ async def bridge(dut) -> None:
     cases.append(bytes([0x00, 0x13, 0x37]) + encode_request(9, BridgeCmd.READ, 0x3FF, 1))
     for k in range(4):   # table read-back through the bridge
         cases.append(encode_request(10 + 2 * k, BridgeCmd.WRITE, address("TABLE_RADDR"), 1,
-                                    [pack_fields("TABLE_RADDR", index=k, group=1, bank=0)]))
+                                    [pack_fields("TABLE_RADDR", p, index=k, group=1,
+                                                 bank=0)]))
         cases.append(encode_request(11 + 2 * k, BridgeCmd.READ, address("TABLE_RDATA"), 1))
     for n, request in enumerate(cases):
         start = len(uart.received)

@@ -373,7 +373,7 @@ async def commit(dut) -> None:
     group = 1
     delta = {k: rng.choice(new.groups[group].reals) for k in rng.sample(range(new.table_size), 20)}
     await tb.write_many([(address("TABLE_ENTRY"), pack_fields(
-        "TABLE_ENTRY", real=real, index=k, group=group)) for k, real in delta.items()])
+        "TABLE_ENTRY", cfg.params, real=real, index=k, group=group)) for k, real in delta.items()])
     shadow = model.tables[group].copy()   # the shadow bank now holds the pre-commit tables...
     old_active = _config().table(group)
     shadow[:] = old_active                # ...of the first configuration, plus the delta
@@ -383,7 +383,7 @@ async def commit(dut) -> None:
         for k in list(delta)[:8] + [0, new.table_size - 1]:
             for bank, want in ((0, shadow[k]), (1, model.tables[group][k])):
                 await tb.write_many([(address("TABLE_RADDR"), pack_fields(
-                    "TABLE_RADDR", index=k, group=group, bank=bank))])
+                    "TABLE_RADDR", cfg.params, index=k, group=group, bank=bank))])
                 for _ in range(200):
                     word = await tb.read(address("TABLE_RDATA"))
                     if word >> 31:

@@ -103,7 +103,7 @@ def test_noisy_link_table_upload_ends_exactly_at_the_config(seed):
     prog.apply(second)
     assert bus.stats.retries > 0, "the noise should have forced some resends"
     # read everything back over the same noisy link
-    back = prog.read_back_tables([1], second.table_size, second.params.index_bits)
+    back = prog.read_back_tables([1], second.table_size, second.params)
     assert (back[1] == second.table(1)).all()
     for k in range(16):
         want = 0 if k != 0 else dev.staged[address("VIP_SERVICE", 0)]
