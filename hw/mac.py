@@ -27,9 +27,10 @@ Model: :mod:`openslb.model.mac` (what goes on the wire and what a received strea
 from __future__ import annotations
 
 from amaranth import Cat, Const, DomainRenamer, Module, Mux, Signal
-from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from openslb.hw.bram import BlockRam
 from openslb.hw.crc import CRC32_INIT, crc32_update
 from openslb.hw.layouts import beat_layout
 from openslb.hw.spec import MAC_COUNTER_NAMES, Params
@@ -62,6 +63,31 @@ def byte_layout() -> data.StructLayout:
 
 
 class FrameFifo(wiring.Component):
+    """Byte FIFO of whole frames: the writer commits or rolls back each frame.
+
+    Ports
+    -----
+    ``w_data``, ``w_en``       : In — a byte of the frame being written.
+    ``commit`` / ``rollback``  : In — the frame written so far becomes readable / is forgotten
+                                 (a write in the same cycle belongs to it).
+    ``w_any``                  : Out — a byte may be written next cycle (registered).
+    ``o``                      : Out stream of bytes with ``first``/``last``.
+
+    Latency: a committed frame's first byte is on ``o`` 5 cycles after the commit (length
+    FIFO, the block RAM's two cycles, the output buffer).  Throughput: one byte per cycle
+    within a frame, one idle cycle between frames.
+
+    The bytes are read through :class:`~openslb.hw.bram.BlockRam`, whose output register (the
+    DP16KD's own, on an ECP5) keeps the RAM's 5.8 ns from clock to data out of every path, into
+    a small buffer whose output is a register too.  Reads are issued against credits
+    (``OUT_CREDITS``: bytes read but not yet taken from ``o``), so a byte on its way out of the
+    RAM always has a place and the buffer never needs back-pressure towards the RAM.
+    """
+
+    #: Bytes read from the RAM and not yet taken from ``o`` at most.  More than the read's
+    #: latency to ``o`` (4 cycles), so a reader that takes a byte every cycle is never starved.
+    OUT_CREDITS = 6
+
     def __init__(self, depth: int) -> None:
         if depth & (depth - 1):
             raise ValueError("FrameFifo depth must be a power of two")
@@ -75,20 +101,20 @@ class FrameFifo(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         depth = self.depth
-        m.submodules.mem = mem = memory.Memory(shape=8, depth=depth, init=[])
-        wr, rd = mem.write_port(), mem.read_port()
+        m.submodules.mem = mem = BlockRam(8, depth)
         bits = (depth - 1).bit_length() + 1
         w_tent, w_done, r_ptr = Signal(bits), Signal(bits), Signal(bits)
         length = Signal(16)
         m.submodules.lengths = lengths = fifo.SyncFIFO(width=16, depth=16)
-        m.d.comb += [wr.addr.eq(w_tent[:-1]), wr.data.eq(self.w_data), wr.en.eq(self.w_en)]
+        m.d.comb += [mem.w_addr.eq(w_tent[:-1]), mem.w_data.eq(self.w_data),
+                     mem.w_en.eq(self.w_en)]
         # room for a byte, registered (so that no subtractor or compare sits in front of the
         # writer's decision to write; at 125 MHz one did, the longest path of a port's transmit
-        # side) and one byte short: the write that may land in the same cycle is allowed for,
-        # and the slot of the byte the output shows must stay unwritten while the reader waits,
-        # as the reader reads that slot again (below).  The fill level is modulo the pointers'
-        # width: Amaranth's a - b is signed(bits + 1), negative once the write pointer has
-        # wrapped, and a full FIFO then took more bytes (found at 10/100 Mb/s, where it fills).
+        # side), two bytes short: the write that may land in the same cycle is allowed for, and
+        # the slot being read is never written in the same cycle (an ECP5 block RAM's two ports
+        # collide there).  The fill level is modulo the pointers' width: Amaranth's a - b is
+        # signed(bits + 1), negative once the write pointer has wrapped, and a full FIFO then
+        # took more bytes (found at 10/100 Mb/s, where it fills).
         used = Signal(bits)
         m.d.comb += used.eq(w_tent - r_ptr)
         m.d.sync += self.w_any.eq(lengths.w_rdy & (used < depth - 2))
@@ -108,33 +134,39 @@ class FrameFifo(wiring.Component):
         with m.Elif(self.rollback):
             m.d.sync += [w_tent.eq(w_done), w_tent_p1.eq(w_done + 1),
                          length.eq(0), length_p1.eq(1)]
+        self._read_side(m, mem, lengths, r_ptr)
+        return m
 
-        # read side: one committed frame at a time, one byte per cycle
+    def _read_side(self, m: Module, mem: BlockRam, lengths, r_ptr: Signal) -> None:
+        """One committed frame at a time: a read issued per cycle while credits last; each byte
+        lands in the output buffer ``BlockRam.LATENCY`` cycles later with its first/last."""
+        m.submodules.out = out = fifo.SyncFIFOBuffered(width=byte_layout().size,
+                                                       depth=self.OUT_CREDITS + 1)
         left = Signal(16)
-        busy = Signal()
-        out_valid = Signal()
-        first = Signal()
-        m.d.comb += rd.addr.eq(r_ptr[:-1])
-        take = Signal()
-        m.d.comb += take.eq(busy & (~out_valid | self.o.ready))
-        with m.If(self.o.ready):
-            m.d.sync += out_valid.eq(0)
+        busy, first = Signal(), Signal()
+        credits_used = Signal(range(self.OUT_CREDITS + 1))
+        issue = Signal()
+        taken = Signal()
+        m.d.comb += [issue.eq(busy & (credits_used != self.OUT_CREDITS)),
+                     taken.eq(out.r_rdy & out.r_en),
+                     mem.r_addr.eq(r_ptr[:-1])]
+        m.d.sync += credits_used.eq(credits_used + issue - taken)
         with m.If(~busy & lengths.r_rdy):
             m.d.comb += lengths.r_en.eq(1)
             m.d.sync += [busy.eq(1), left.eq(lengths.r_data), first.eq(1)]
-        with m.If(take):
-            # the memory read issued at r_ptr is ready next cycle, when o shows it
-            m.d.sync += [r_ptr.eq(r_ptr + 1), left.eq(left - 1), out_valid.eq(1),
-                         self.o.payload.first.eq(first), self.o.payload.last.eq(left == 1),
-                         first.eq(0)]
+        with m.If(issue):
+            m.d.sync += [r_ptr.eq(r_ptr + 1), left.eq(left - 1), first.eq(0)]
             with m.If(left == 1):
                 m.d.sync += busy.eq(0)
-        # rd.data follows the address registered with the byte it belongs to
-        m.d.comb += [self.o.valid.eq(out_valid), self.o.payload.data.eq(rd.data)]
-        # hold the read address while the output waits (the read port re-reads the same byte)
-        with m.If(out_valid & ~self.o.ready):
-            m.d.comb += rd.addr.eq(r_ptr[:-1] - 1)
-        return m
+        # first/last of each read, delayed with it through the RAM's latency
+        read = Cat(issue, first, left == 1)          # valid, first, last
+        for _ in range(BlockRam.LATENCY):
+            delayed = Signal(3)
+            m.d.sync += delayed.eq(read)
+            read = delayed
+        m.d.comb += [out.w_en.eq(read[0]), out.w_data.eq(Cat(mem.r_data, read[1:])),
+                     self.o.valid.eq(out.r_rdy), out.r_en.eq(self.o.ready),
+                     self.o.payload.eq(data.View(byte_layout(), out.r_data))]
 
 
 class MacRx(wiring.Component):
@@ -165,12 +197,16 @@ class MacRx(wiring.Component):
             m.d.sync += counters[reason].eq(counters[reason] + 1)
 
         limit = self.max_frame + 4
-        # what the byte count and the CRC say, registered with them (each compare of the count
-        # or the CRC would otherwise sit in front of the frame FIFO's write and commit, the
-        # longest paths of a port's receive side at 125 MHz): four bytes have followed the
-        # oldest one in ``delay`` (it is data), the count is at the limit, at the minimum frame,
-        # and the CRC register holds the residue
-        is_data, at_limit, long_enough, crc_ok = Signal(), Signal(), Signal(), Signal()
+        # what the byte count says, registered with it (each compare of the count would
+        # otherwise sit in front of the frame FIFO's write and commit, the longest paths of a
+        # port's receive side at 125 MHz): four bytes have followed the oldest one in ``delay``
+        # (it is data), the count is at the limit, at the minimum frame
+        is_data, at_limit, long_enough = Signal(), Signal(), Signal()
+        # the CRC register holds the residue: compared a cycle after the register, not behind
+        # the CRC update (update and compare were 8 LUT levels, too many for 125 MHz), so the
+        # frame is judged in END, a cycle after DV falls
+        crc_ok = Signal()
+        m.d.sync += crc_ok.eq(crc == CRC_RESIDUE)
         # everything below moves only in a cycle that carries a byte (rx_ce: every cycle at
         # 1 Gb/s, every other one at 10/100 Mb/s, where a byte comes as two nibbles)
         with m.If(ce), m.FSM():
@@ -182,18 +218,16 @@ class MacRx(wiring.Component):
                     m.next = "IDLE"
                 with m.Elif(d == SFD):
                     m.d.sync += [crc.eq(CRC32_INIT), count.eq(0), bad.eq(0), is_data.eq(0),
-                                 at_limit.eq(0), long_enough.eq(0), crc_ok.eq(0)]
+                                 at_limit.eq(0), long_enough.eq(0)]
                     m.next = "DATA"
                 with m.Elif(d != PREAMBLE):
                     m.next = "SKIP"
             with m.State("DATA"):
                 with m.If(dv):
-                    new_crc = crc32_update(crc, d)
-                    m.d.sync += [crc.eq(new_crc), delay.eq(Cat(delay[8:], d)),
+                    m.d.sync += [crc.eq(crc32_update(crc, d)), delay.eq(Cat(delay[8:], d)),
                                  count.eq(count + (count != 0xFFFF)),
                                  is_data.eq(count >= 3), at_limit.eq(count >= limit - 1),
-                                 long_enough.eq(count >= MIN_FRAME - 1),
-                                 crc_ok.eq(new_crc == CRC_RESIDUE)]
+                                 long_enough.eq(count >= MIN_FRAME - 1)]
                     # a byte is data once four more have followed it
                     with m.If(is_data & ~bad):
                         with m.If(~frames.w_any):
@@ -205,22 +239,24 @@ class MacRx(wiring.Component):
                     with m.If(er & ~bad):
                         m.d.sync += [bad.eq(1), why.eq(MAC_COUNTERS.index("rx_error"))]
                 with m.Else():
-                    m.next = "IDLE"
-                    with m.If(bad):
-                        m.d.comb += frames.rollback.eq(1)
-                        with m.Switch(why):
-                            for k, name in enumerate(MAC_COUNTERS):
-                                with m.Case(k):
-                                    count_drop(name)
-                    with m.Elif(~long_enough):
-                        m.d.comb += frames.rollback.eq(1)
-                        count_drop("rx_runt")
-                    with m.Elif(~crc_ok):
-                        m.d.comb += frames.rollback.eq(1)
-                        count_drop("rx_bad_fcs")
-                    with m.Else():
-                        m.d.comb += frames.commit.eq(1)
-                        count_drop("rx_ok")
+                    m.next = "END"
+            with m.State("END"):                # DV fell a cycle ago: keep or drop the frame
+                m.next = "IDLE"
+                with m.If(bad):
+                    m.d.comb += frames.rollback.eq(1)
+                    with m.Switch(why):
+                        for k, name in enumerate(MAC_COUNTERS):
+                            with m.Case(k):
+                                count_drop(name)
+                with m.Elif(~long_enough):
+                    m.d.comb += frames.rollback.eq(1)
+                    count_drop("rx_runt")
+                with m.Elif(~crc_ok):
+                    m.d.comb += frames.rollback.eq(1)
+                    count_drop("rx_bad_fcs")
+                with m.Else():
+                    m.d.comb += frames.commit.eq(1)
+                    count_drop("rx_ok")
             with m.State("SKIP"):               # not a frame we understand: wait for idle
                 with m.If(~dv):
                     m.next = "IDLE"
@@ -228,10 +264,6 @@ class MacRx(wiring.Component):
 
 
 class MacTx(wiring.Component):
-    #: Bytes between the frame FIFO and the line: the FIFO's block RAM output (about 5.8 ns from
-    #: clock to data on a speed-6 ECP5) lands in registers before the line logic reads it.
-    LINE_BUFFER = 4
-
     def __init__(self, max_frame: int, fifo_depth: int = 4096) -> None:
         self.max_frame = max_frame
         self.fifo_depth = fifo_depth
@@ -240,20 +272,6 @@ class MacTx(wiring.Component):
             "tx_en": Out(1), "tx_er": Out(1), "txd": Out(8), "tx_ce": In(1, init=1),
             "tx_frames": Out(32),
         })
-
-    def _registered(self, m: Module, frames_o):
-        """``frames_o`` through a small FIFO whose output is a register: a stream the line side
-        reads at one byte per cycle once a frame has started (the frame FIFO holds the whole
-        frame, and the buffer, full by the end of the preamble, takes a byte each cycle it
-        gives one)."""
-        m.submodules.line_buffer = buf = fifo.SyncFIFOBuffered(width=byte_layout().size,
-                                                               depth=self.LINE_BUFFER)
-        out = stream.Signature(byte_layout()).create()
-        m.d.comb += [buf.w_data.eq(frames_o.payload.as_value()), buf.w_en.eq(frames_o.valid),
-                     frames_o.ready.eq(buf.w_rdy),
-                     out.payload.eq(data.View(byte_layout(), buf.r_data)),
-                     out.valid.eq(buf.r_rdy), buf.r_en.eq(out.ready)]
-        return out
 
     def elaborate(self, platform):
         m = Module()
@@ -271,43 +289,45 @@ class MacTx(wiring.Component):
         with m.If(self.tx_ce):
             en, d = Signal(), Signal(8)
             m.d.sync += [self.tx_en.eq(en), self.txd.eq(d), self.tx_er.eq(0)]
-            # The CRC folds each byte in a cycle after it is sent (byte_q): the frame FIFO's RAM
-            # read is then one register away from the CRC logic, not in front of it.  The first
-            # FCS byte folds in the last data byte on the way.
+            # Every byte on the line comes from registers through at most a 2:1 choice and the
+            # state's multiplexer: the frame FIFO's output register, the CRC register shifted a
+            # byte per FCS cycle, and flags registered a cycle ahead for the compares of the
+            # count (SFD next; padded to the minimum), which had been 7 LUT levels at 125 MHz.
             crc = Signal(32, init=CRC32_INIT)
-            byte_q = Signal(8)
-            fold = Signal()
-            crc_now = Signal(32)
-            m.d.comb += crc_now.eq(Mux(fold, crc32_update(crc, byte_q), crc))
-            m.d.sync += [crc.eq(crc_now), fold.eq(0)]
             n = Signal(16)
-            ended = Signal()
-            src = self._registered(m, frames.o)
+            ended = Signal()            # the frame's last byte has been sent: padding follows
+            sfd_next = Signal()         # the next preamble byte is the SFD
+            padded = Signal()           # the frame is long enough to end after this byte
+            # the frame FIFO's output is a register: once a frame has started it gives a byte
+            # every cycle (the whole frame is in it, and its buffer is full by the SFD)
+            src = frames.o
             with m.FSM():
                 with m.State("IDLE"):
                     with m.If(src.valid):
-                        m.d.sync += n.eq(0)
+                        m.d.sync += [n.eq(0), sfd_next.eq(0)]
                         m.next = "PREAMBLE"
                 with m.State("PREAMBLE"):
-                    m.d.comb += [en.eq(1), d.eq(Mux(n == 7, SFD, PREAMBLE))]
-                    m.d.sync += n.eq(n + 1)
-                    with m.If(n == 7):
-                        m.d.sync += [n.eq(0), crc.eq(CRC32_INIT), ended.eq(0)]
+                    m.d.comb += [en.eq(1), d.eq(Mux(sfd_next, SFD, PREAMBLE))]
+                    m.d.sync += [n.eq(n + 1), sfd_next.eq(n == 6)]
+                    with m.If(sfd_next):
+                        m.d.sync += [n.eq(0), crc.eq(CRC32_INIT), ended.eq(0), padded.eq(0)]
                         m.next = "DATA"
                 with m.State("DATA"):
                     # frame bytes, then zero padding up to 60 bytes
                     byte = Mux(ended, 0, src.payload.data)
                     m.d.comb += [en.eq(1), d.eq(byte), src.ready.eq(~ended)]
-                    m.d.sync += [byte_q.eq(byte), fold.eq(1), n.eq(n + 1)]
+                    m.d.sync += [crc.eq(crc32_update(crc, byte)), n.eq(n + 1),
+                                 padded.eq(n >= MIN_FRAME - 6)]
                     last_now = ~ended & src.payload.last
                     with m.If(last_now):
                         m.d.sync += ended.eq(1)
-                    with m.If((ended | last_now) & (n >= MIN_FRAME - 5)):
+                    with m.If((ended | last_now) & padded):
                         m.d.sync += n.eq(0)
                         m.next = "FCS"
                 with m.State("FCS"):
-                    m.d.comb += [en.eq(1), d.eq((~crc_now).word_select(n[0:2], 8))]
-                    m.d.sync += n.eq(n + 1)
+                    # the complement of the CRC, low byte first
+                    m.d.comb += [en.eq(1), d.eq(~crc[0:8])]
+                    m.d.sync += [n.eq(n + 1), crc.eq(crc >> 8)]
                     with m.If(n == 3):
                         m.d.sync += [n.eq(0), self.tx_frames.eq(self.tx_frames + 1)]
                         m.next = "GAP"

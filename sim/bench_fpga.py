@@ -7,7 +7,8 @@ cycles per VIP lookup (``Selector.CYCLES_VIP``).  On a board the Ethernet line (
 1 Gb/s) is the limit.
 Each ECP5 place and route takes about half an hour on 2 cores; ``python -m
 openslb.sim.bench_fpga NAME...`` runs some of them (names: the boards, ``ecp5_85k_w64``,
-``ecp5_85k_w128``) and merges them into the JSON.
+``ecp5_85k_w128``) and merges them into the JSON; ``--collect BOARD...`` records the last
+``make build`` of those boards (``build/boards/<board>/summary.json``) without building again.
 """
 
 from __future__ import annotations
@@ -38,11 +39,16 @@ def run(name: str) -> dict:
         r["mpps_64B"] = round(r["fmax_mhz"] / _cycles_64B(width), 2) if r["fmax_mhz"] else None
         return r
     from openslb.sim.board_build import build
-    from openslb.sim.runner import REPO
     rc = build(name)
+    return board_entry(name) or {"error": f"build failed (exit {rc})"}
+
+
+def board_entry(name: str) -> dict | None:
+    """The figures of board ``name``'s last build (None if it left no summary)."""
+    from openslb.sim.runner import REPO
     summary_path = REPO / "build" / "boards" / name / "summary.json"
     if not summary_path.exists():
-        return {"error": f"build failed (exit {rc})"}
+        return None
     s = json.loads(summary_path.read_text())
     core = [c["achieved_mhz"] for n, c in s["clocks"].items() if "eth" not in n]
     if core and name != "icebreaker":
@@ -51,14 +57,22 @@ def run(name: str) -> dict:
     return s
 
 
-def fpga_figures(names=RUNS) -> dict:
+def fpga_figures(names=RUNS, collect: bool = False) -> dict:
+    """Run (or with ``collect``, read the last builds of) ``names`` and merge them into the
+    JSON."""
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for name in names:
-        results[name] = run(name)
+        entry = board_entry(name) if collect else run(name)
+        if entry is None:
+            raise SystemExit(f"error: {name} has no build to collect (make build BOARD={name})")
+        results[name] = entry
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     return results
 
 
 if __name__ == "__main__":
-    print(json.dumps(fpga_figures(sys.argv[1:] or RUNS), indent=2))
+    args = sys.argv[1:]
+    collect = "--collect" in args
+    names = [a for a in args if a != "--collect"]
+    print(json.dumps(fpga_figures(names or RUNS, collect=collect), indent=2))

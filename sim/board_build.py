@@ -94,6 +94,16 @@ def _first_error(build_dir: Path) -> str:
     return ""
 
 
+def source_commit() -> str:
+    """The commit the sources are at (``-dirty`` when they differ from it), for the record."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout
+    head = git("rev-parse", "--short", "HEAD").strip()
+    if not head:
+        return "unknown"
+    return head + ("-dirty" if git("status", "--porcelain", "--", "hw").strip() else "")
+
+
 def build(board: str, baud: int = 115200) -> int:
     if board not in BOARDS:
         print(f"error: unknown board {board!r}; boards: {', '.join(BOARDS)}")
@@ -131,7 +141,8 @@ def build(board: str, baud: int = 115200) -> int:
         print(f"error: nextpnr wrote no report; logs in {build_dir}")
         return 1
     summary = summarise(json.loads(report_path.read_text()), _required(board, platform))
-    summary |= {"board": board, "build_s": round(time.monotonic() - t0, 1),
+    summary |= {"board": board, "commit": source_commit(),
+                "build_s": round(time.monotonic() - t0, 1),
                 "bitstream": str(next(iter(sorted(build_dir.glob("openslb.bi*"))), ""))}
     (build_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"\n{board}: built in {summary['build_s']} s, bitstream {summary['bitstream']}")
