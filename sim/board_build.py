@@ -143,7 +143,8 @@ def build(board: str, baud: int = 115200) -> int:
     summary = summarise(json.loads(report_path.read_text()), _required(board, platform))
     summary |= {"board": board, "commit": source_commit(),
                 "build_s": round(time.monotonic() - t0, 1),
-                "bitstream": str(next(iter(sorted(build_dir.glob("openslb.bi*"))), ""))}
+                "bitstream": next((str(f.relative_to(REPO))
+                                   for f in sorted(build_dir.glob("openslb.bi*"))), "")}
     (build_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"\n{board}: built in {summary['build_s']} s, bitstream {summary['bitstream']}")
     print(f"{'resource':16s} {'used':>8s} {'available':>10s}")
