@@ -73,8 +73,8 @@ class FrameFifo(wiring.Component):
     ``w_any``                  : Out — a byte may be written next cycle (registered).
     ``o``                      : Out stream of bytes with ``first``/``last``.
 
-    Latency: a committed frame's first byte is on ``o`` 5 cycles after the commit (length
-    FIFO, the block RAM's two cycles, the output buffer).  Throughput: one byte per cycle
+    Latency: a committed frame's first byte is on ``o`` 6 cycles after the commit (two each
+    for the length FIFO and the start of the read, the block RAM, the output buffer).  Throughput: one byte per cycle
     within a frame, one idle cycle between frames.
 
     The bytes are read through :class:`~openslb.hw.bram.BlockRam`, whose output register (the
