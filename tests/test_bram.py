@@ -8,11 +8,11 @@ from collections import deque
 
 import pytest
 from amaranth.back import rtlil
-from amaranth.sim import Simulator
 
 from openslb.hw.bram import BlockRam, ecp5_layout
 from openslb.hw.packetbuf import PacketBuffer
 from openslb.hw.spec import Params
+from openslb.sim.amaranth_sim import run_clocked
 from openslb.sim.fpga import Ecp5Target
 
 
@@ -47,10 +47,7 @@ def test_block_ram_reads_two_cycles_after_the_address(dual):
                     problems.append(("a", want_a))
             await ctx.tick()
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    run_clocked(dut, bench)
     assert not problems, problems[:5]
 
 
@@ -79,11 +76,7 @@ def test_packet_buffer_keeps_order_under_backpressure():
             if ready and valid:
                 got.append((payload.data, payload.keep))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run()
+    run_clocked(dut, producer, consumer)
     assert got == sent
 
 
@@ -100,10 +93,7 @@ def test_packet_buffer_streams_one_beat_per_cycle():
             assert in_ready
             taken.append(out_valid)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    run_clocked(dut, bench)
     # after the pipeline fills, a beat leaves every cycle
     assert all(taken[10:])
 

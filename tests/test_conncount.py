@@ -15,10 +15,10 @@ from __future__ import annotations
 import random
 
 import pytest
-from amaranth.sim import Simulator
 
 from openslb.hw.conncount import ConnCount
 from openslb.hw.spec import MAXCON_BITS, Params
+from openslb.sim.amaranth_sim import run_clocked
 
 REALS = [0, 1, 17, 18, 100, 255]    # few reals, in several banks, so events collide
 
@@ -129,9 +129,6 @@ def test_count_engine_matches_counts_per_real(seed):
                 problems.append(("end", r, ctx.get(dut.count[0]), counts[r], word,
                                  (got_full >> r) & 1, full(r)))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    run_clocked(dut, bench)
     assert checked["lookups"] > 200
     assert not problems, problems[:10]

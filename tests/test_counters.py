@@ -11,11 +11,11 @@ from __future__ import annotations
 import random
 
 import pytest
-from amaranth.sim import Simulator
 
 from openslb.hw.counters import Counters
 from openslb.hw.layouts import Action
 from openslb.hw.spec import COUNTERS, SNAPSHOT_CYCLES, DropReason, Params
+from openslb.sim.amaranth_sim import run_clocked
 
 CHECKED = ("RX_FRAMES", "RX_BYTES", "TX_HOST", "TX_SERVER", "DROP_RUNT", "RX_ARP")
 
@@ -74,8 +74,5 @@ def test_snapshots_are_one_moment_for_every_counter(gaps):
                     problems.append(f"cycle {cycle}: {got} != {expected}")
             await ctx.tick()
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    run_clocked(dut, bench)
     assert not problems, problems[:3]

@@ -9,9 +9,9 @@ import random
 
 import pytest
 from amaranth.back import rtlil
-from amaranth.sim import Simulator
 
 from openslb.hw.mac import FrameFifo
+from openslb.sim.amaranth_sim import run_clocked
 from openslb.sim.fpga import Ecp5Target
 
 
@@ -59,11 +59,9 @@ def _reader(dut, want_frames, rng, ready_p, got, beats):
 
 def _run(dut, frames, rng, gap_p, ready_p):
     got, beats = [], []
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(_writer(dut, frames, rng, gap_p))
-    sim.add_testbench(_reader(dut, sum(keep for _, keep in frames), rng, ready_p, got, beats))
-    sim.run()
+    kept = sum(keep for _, keep in frames)
+    run_clocked(dut, _writer(dut, frames, rng, gap_p),
+                _reader(dut, kept, rng, ready_p, got, beats))
     return got, beats
 
 

@@ -7,9 +7,9 @@ import random
 from collections import deque
 
 import pytest
-from amaranth.sim import Simulator
 
 from openslb.hw.regfifo import RegisteredFifo
+from openslb.sim.amaranth_sim import run_clocked
 
 
 @pytest.mark.parametrize("depth, p_write, p_read",
@@ -52,10 +52,7 @@ def test_registered_fifo_matches_a_deque(depth, p_write, p_read):
             if problems:
                 return
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    run_clocked(dut, bench)
     assert not problems, problems[:5]
     # the run exercised both the bypass and the storage, and filled it
     assert counts["written"] > 500 and counts["read"] > 500
@@ -75,10 +72,7 @@ def test_a_write_into_an_empty_fifo_is_readable_the_next_cycle():
         ctx.set(dut.w_en, 0)
         seen.append((ctx.get(dut.r_rdy), ctx.get(dut.r_data)))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    run_clocked(dut, bench)
     # not in the cycle of the write, then held until read
     assert seen == [0, (1, 0x5A)]
 

@@ -4,16 +4,9 @@ CONN_TICK writes add at once, in Amaranth's simulator."""
 from __future__ import annotations
 
 import pytest
-from amaranth.sim import Simulator
 
 from openslb.hw.ticker import Ticker
-
-
-def _run(dut, bench) -> None:
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+from openslb.sim.amaranth_sim import run_clocked
 
 
 @pytest.mark.parametrize("period", [1, 2, 7, 100])
@@ -28,7 +21,7 @@ def test_one_tick_every_period(period):
         await ctx.tick().repeat(period * 40)
         got["ticks"] = ctx.get(dut.now) - start
 
-    _run(dut, bench)
+    run_clocked(dut, bench)
     assert abs(got["ticks"] - 40) <= 1
 
 
@@ -54,6 +47,6 @@ def test_stopped_clock_and_manual_ticks():
         await ctx.tick().repeat(31)
         got.append(ctx.get(dut.now))            # both: 5 at once and about 10 by the clock
 
-    _run(dut, bench)
+    run_clocked(dut, bench)
     assert got[0] == 0 and got[1] == 1000
     assert 1000 + 5 + 9 <= got[2] <= 1000 + 5 + 11
