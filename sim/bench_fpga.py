@@ -60,11 +60,13 @@ def board_entry(name: str) -> dict | None:
 def fpga_figures(names=RUNS, collect: bool = False) -> dict:
     """Run (or with ``collect``, read the last builds of) ``names`` and merge them into the
     JSON."""
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results = {}
     for name in names:
         entry = board_entry(name) if collect else run(name)
         if entry is None:
             raise SystemExit(f"error: {name} has no build to collect (make build BOARD={name})")
+        # read the file again now: a run takes half an hour, and other runs may have written it
+        results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
         results[name] = entry
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")

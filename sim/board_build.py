@@ -113,6 +113,7 @@ def build(board: str, baud: int = 115200) -> int:
     platform = platform_for(board)
     print(f"building {board}: {BOARDS[board].notes}", flush=True)
     t0 = time.monotonic()
+    commit = source_commit()    # (now: the sources may change while the build runs)
     # a previous build's logs and results must not speak for this one
     for stale in ("openslb.rpt", "openslb.tim", "report.json", "summary.json", "openslb.config",
                   "openslb.bit", "openslb.svf", "openslb.bin"):
@@ -141,7 +142,7 @@ def build(board: str, baud: int = 115200) -> int:
         print(f"error: nextpnr wrote no report; logs in {build_dir}")
         return 1
     summary = summarise(json.loads(report_path.read_text()), _required(board, platform))
-    summary |= {"board": board, "commit": source_commit(),
+    summary |= {"board": board, "commit": commit,
                 "build_s": round(time.monotonic() - t0, 1),
                 "bitstream": next((str(f.relative_to(REPO))
                                    for f in sorted(build_dir.glob("openslb.bi*"))), "")}
