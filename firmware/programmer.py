@@ -167,11 +167,12 @@ class Programmer:
                 self.bus.write(address("TABLE_RADDR"), pack_fields(
                     "TABLE_RADDR", params, index=i, group=g, bank=1))
                 for _ in range(100):
-                    word = self.bus.read(address("TABLE_RDATA"))
-                    if unpack_register("TABLE_RDATA", word, params)["valid"]:
+                    rdata = unpack_register("TABLE_RDATA", self.bus.read(address("TABLE_RDATA")),
+                                            params)
+                    if rdata["valid"]:
                         break
                 else:
                     raise IOError(f"TABLE_RDATA not valid for group {g} slot {i}")
-                slots[i] = unpack_register("TABLE_RDATA", word, params)["real"]
+                slots[i] = rdata["real"]
             out[g] = slots
         return out

@@ -22,7 +22,7 @@ __all__ = [
     "IngressPort", "nat_digest", "nat_checksum", "nat_checksum_part", "ones_fold",
     "Metric", "MAXCON_BITS", "WEIGHT_BITS", "rr_advance", "member_words",
     "params_word", "params_from_word", "pack_register", "unpack_register",
-    "STAT_LATCH_CYCLES", "SNAPSHOT_CYCLES",
+    "STAT_LATCH_CYCLES", "SNAPSHOT_CYCLES", "is_prime", "default_table_size",
 ]
 
 
@@ -145,11 +145,18 @@ HEADER_WINDOW = 96
 DEFAULT_TABLE_SIZE = 4093
 
 
+def is_prime(n: int) -> bool:
+    """Whether ``n`` is prime (a Maglev table size must be)."""
+    if n < 2:
+        return False
+    return all(n % d for d in range(2, int(n ** 0.5) + 1))
+
+
 def default_table_size(p: Params) -> int:
     """The Maglev table size a core with ``p`` starts with: :data:`DEFAULT_TABLE_SIZE`, or the
     largest prime that fits a smaller table stride (251 for the iCEBreaker's 256)."""
     n = min(DEFAULT_TABLE_SIZE, p.table_stride)
-    while any(n % d == 0 for d in range(2, int(n ** 0.5) + 1)):
+    while not is_prime(n):
         n -= 1
     return n
 

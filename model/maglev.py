@@ -38,6 +38,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from openslb.hw.spec import is_prime
+
 __all__ = ["populate", "populate_loop", "rebalance", "quotas", "permutation_params",
            "is_prime", "EMPTY", "ROUNDS"]
 
@@ -48,12 +50,6 @@ ROUNDS = 128
 #: Scan window: ``want * M / free * a // b + c`` candidates (tuned for speed, no effect on the
 #: result: a real whose window holds too few free slots scans on).
 WINDOW_SLACK = (9, 8, 16)
-
-
-def is_prime(n: int) -> bool:
-    if n < 2:
-        return False
-    return all(n % d for d in range(2, int(n ** 0.5) + 1))
 
 
 def _mix64(x: int) -> int:

@@ -118,9 +118,9 @@ def test_stateless_device_model_tracks_nothing_whatever_its_registers_say():
     import random
     full_params = Params(n_vips=8, n_groups=4, n_reals=64)
     stateless = dataclasses.replace(full_params, stateful=False)
-    writes = program(traffic.every_feature_config(full_params))
-    frames = traffic.client_flows(traffic.every_feature_config(full_params), 300,
-                                   random.Random(3))
+    cfg = traffic.every_feature_config(full_params)
+    writes = program(cfg)
+    frames = traffic.client_flows(cfg, 300, random.Random(3))
     counts, full, nat = {}, {}, {}
     for params in (full_params, stateless):
         device = DeviceModel(params)
@@ -131,7 +131,7 @@ def test_stateless_device_model_tracks_nothing_whatever_its_registers_say():
         full[params.stateful] = device.appliance.full(4)
         nat[params.stateful] = device.appliance.vip_nat
     assert counts[True]["CONN_NEW"] > 0 and counts[True]["PBIND_NEW"] > 0
-    assert full[True], "real 4 (maxcon 1) never reached its limit on the full core"
+    assert full[True], "real 4 (maxcon 3) never reached its limit on the full core"
     assert counts[False]["CONN_NEW"] == counts[False]["PBIND_NEW"] == 0
     assert not full[False]
     # the NAT services (entries 3 and 4) are forwarded as DSR by a stateless core
