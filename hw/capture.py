@@ -102,20 +102,29 @@ class Capture(wiring.Component):
             with m.Else():
                 m.d.comb += next_window[b].eq(window[b])
 
+        # The window and the record are loaded whenever a beat is offered (and, for the
+        # record, its register is free), not only when it is taken: a beat that waits is
+        # offered again unchanged and loads the same values, and the record's valid bit is set
+        # by the take alone.  So the hundreds of flip-flops' enable does not wait for the
+        # packet buffer's ready.
+        with m.If(self.i.valid):
+            m.d.sync += window.eq(next_window)
+        with m.If(self.i.valid & beat_in.last & record_free):
+            m.d.sync += [
+                self.o.payload.window.eq(next_window),
+                self.o.payload.length.eq(sat_length),
+                self.o.payload.oversize.eq(cut),
+                self.o.payload.beats_m1.eq(Mux(cut, max_beats - 1, stored_beats)),
+                self.o.payload.vlan.eq(Cat(next_window[13], next_window[12])
+                                       == spec.ETHERTYPE_VLAN),
+                self.o.payload.in_port.eq(self.i_port),
+            ]
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(take):
-            m.d.sync += window.eq(next_window)
             with m.If(beat_in.last):
                 m.d.sync += [
                     self.o.valid.eq(1),
-                    self.o.payload.window.eq(next_window),
-                    self.o.payload.length.eq(sat_length),
-                    self.o.payload.oversize.eq(cut),
-                    self.o.payload.beats_m1.eq(Mux(cut, max_beats - 1, stored_beats)),
-                    self.o.payload.vlan.eq(Cat(next_window[13], next_window[12])
-                                           == spec.ETHERTYPE_VLAN),
-                    self.o.payload.in_port.eq(self.i_port),
                     in_frame.eq(0), beat.eq(0), length.eq(0), cut.eq(0), stored_beats.eq(0),
                 ]
             with m.Else():

@@ -14,7 +14,8 @@ Ports
                  one of each (the connection table's update cycle).
 ``scrub``      : In(ways) — a scrub's write clears these ways (one cycle), whose reals are
                  ``scrub_reals``.
-``busy``       : Out(1) — scrub decrements are still pending: the scrubber waits.
+``busy``       : Out(1) — scrub decrements are still pending (or just registered on their way
+                 in): the scrubber waits.
 ``rd_real``    : In(real_bits) × 2 — reals whose ``count`` and ``weight`` are read (latency 1:
                  distributed RAM read into registers, then a multiplexer level).
 ``full``       : Out(n_reals) — bit r: real r has a limit and is at it.
@@ -74,13 +75,24 @@ def _one_hot(m: Module, index, n: int, enable, name: str) -> Signal:
     return out
 
 
-def _lowest_set(m: Module, bits, name: str) -> Signal:
-    """The index of the lowest set bit of ``bits`` (0 if none)."""
-    index = Signal(range(max(2, len(bits))), name=name)
-    for w in reversed(range(len(bits))):
-        with m.If(bits[w]):
-            m.d.comb += index.eq(w)
-    return index
+def _packed(mask, values: list) -> tuple:
+    """``values`` whose ``mask`` bit is set, packed to the front in order, and a thermometer
+    mask of how many there are (bit k set: entry k is one of them).
+
+    Counted with AND/OR recurrences, not sums: an adder here became a carry chain that
+    synthesis shared with the connection table's own test of the same bits."""
+    n = len(values)
+    # at_least[j] over the bits seen so far: at least j + 1 of them are set
+    at_least = [C(0, 1)] * n
+    packed = [C(0, len(values[0]))] * n
+    for w in range(n):
+        # value w goes to place j when exactly j of the bits below w are set
+        for j in range(n):
+            exactly = (at_least[j - 1] if j else C(1, 1)) & ~at_least[j]
+            packed[j] = packed[j] | Mux(mask[w] & exactly, values[w], 0)
+        at_least = [at_least[j] | ((at_least[j - 1] if j else C(1, 1)) & mask[w])
+                    for j in range(n)]
+    return Cat(*at_least), packed
 
 
 class ConnCount(OptionalBlock):
@@ -163,9 +175,18 @@ class ConnCount(OptionalBlock):
         p_dec, p_dec_real = Signal(), Signal(p.real_bits)
         p_refresh = Signal(2)
         p_refresh_reals = [Signal(p.real_bits, name=f"p_refresh_real{k}") for k in range(2)]
+        # The scrub's decrements are a packed list, lowest way first: ``p_scrub`` is a
+        # thermometer (bit k: entry k is pending), and each pick takes entry 0 and shifts the
+        # rest down, so the pick needs no search.  A scrub is packed on its way in, into
+        # registers (``in_scrub``, ``in_scrub_reals``), and the scrubber waits for both.
         p_scrub = Signal(ways)
         p_scrub_reals = [Signal(p.real_bits, name=f"p_scrub_real{w}") for w in range(ways)]
-        m.d.comb += self.busy.eq(p_scrub.any())
+        in_scrub = Signal(ways)
+        in_scrub_reals = [Signal(p.real_bits, name=f"in_scrub_real{w}") for w in range(ways)]
+        packed_mask, packed_reals = _packed(self.scrub, list(self.scrub_reals))
+        m.d.sync += [in_scrub.eq(packed_mask)]
+        m.d.sync += [r.eq(v) for r, v in zip(in_scrub_reals, packed_reals)]
+        m.d.comb += self.busy.eq(p_scrub[0] | in_scrub[0])
 
         # the pending set's next state: this cycle's pick taken out, new events put in
         n_dec, n_dec_real = Signal(), Signal(p.real_bits)
@@ -177,14 +198,14 @@ class ConnCount(OptionalBlock):
                      n_scrub.eq(p_scrub)]
         m.d.comb += [n.eq(r) for n, r in zip(n_refresh_reals + n_scrub_reals,
                                              p_refresh_reals + p_scrub_reals)]
-        scrub_way = _lowest_set(m, p_scrub, "scrub_way")
         with m.If(~self.inc):
             with m.If(p_dec):
                 m.d.comb += n_dec.eq(0)
             with m.Elif(p_refresh[0]):
                 m.d.comb += [n_refresh.eq(p_refresh[1]), n_refresh_reals[0].eq(p_refresh_reals[1])]
-            with m.Elif(p_scrub.any()):
-                m.d.comb += n_scrub.bit_select(scrub_way, 1).eq(0)
+            with m.Elif(p_scrub[0]):
+                m.d.comb += n_scrub.eq(p_scrub >> 1)
+                m.d.comb += [n.eq(r) for n, r in zip(n_scrub_reals, p_scrub_reals[1:])]
         # (after the pick: a lookup's events never find their own pending)
         with m.If(self.dec):
             m.d.comb += [n_dec.eq(1), n_dec_real.eq(self.dec_real)]
@@ -196,9 +217,9 @@ class ConnCount(OptionalBlock):
                 m.d.comb += [n_refresh[1].eq(1), n_refresh_reals[1].eq(self.real_sel)]
             with m.Else():
                 m.d.comb += [n_refresh[0].eq(1), n_refresh_reals[0].eq(self.real_sel)]
-        with m.If(self.scrub.any()):
-            m.d.comb += n_scrub.eq(self.scrub)
-            m.d.comb += [n.eq(r) for n, r in zip(n_scrub_reals, self.scrub_reals)]
+        with m.If(in_scrub[0]):
+            m.d.comb += n_scrub.eq(in_scrub)
+            m.d.comb += [n.eq(r) for n, r in zip(n_scrub_reals, in_scrub_reals)]
         m.d.sync += [p_dec.eq(n_dec), p_dec_real.eq(n_dec_real), p_refresh.eq(n_refresh),
                      p_scrub.eq(n_scrub)]
         m.d.sync += [r.eq(n) for r, n in zip(p_refresh_reals + p_scrub_reals,
@@ -208,12 +229,11 @@ class ConnCount(OptionalBlock):
         # which is kept in registers (computed from the set's next state), so that the RAM
         # address is a 2:1 multiplexer of registers
         head, head_real, head_keep = Signal(), Signal(p.real_bits), Signal()
-        n_scrub_way = _lowest_set(m, n_scrub, "n_scrub_way")
-        m.d.sync += [head.eq(n_dec | n_refresh[0] | n_scrub.any()),
+        m.d.sync += [head.eq(n_dec | n_refresh[0] | n_scrub[0]),
                      head_keep.eq(~n_dec & n_refresh[0]),
                      head_real.eq(Mux(n_dec, n_dec_real,
                                       Mux(n_refresh[0], n_refresh_reals[0],
-                                          Array(n_scrub_reals)[n_scrub_way])))]
+                                          n_scrub_reals[0])))]
         pick, pick_real, pick_down, pick_keep = Signal(), Signal(p.real_bits), Signal(), Signal()
         m.d.comb += [pick.eq(self.inc | head),
                      pick_real.eq(Mux(self.inc, self.inc_real, head_real)),

@@ -36,8 +36,9 @@ Ports (the selector drives the lookups; ``A`` is the cycle the selector accepts 
 
 Timing: a lookup reads the bucket at ``A + 1`` (address register), the RAM's data register holds
 it at ``A + 3``, where the last write is forwarded if it went to the same bucket (the RAM's read
-and write of one address in the same cycle are undefined on an ECP5); ``A + 4`` holds the per-way
-digest compares, ages and timeouts; ``A + 5`` the hit, the real, the victim way and the bucket
+and write of one address in the same cycle are undefined on an ECP5; whether it did is
+registered at ``A + 2``); ``A + 4`` holds the per-way digest compares and whether each way is
+live (age within its timeout); ``A + 5`` the hit, the real, the victim way and the bucket
 with its dead ways cleared.  The update is registered, merged into the bucket the next cycle and
 written the one after (``U + 2``), before the next lookup's data is used (``U + 3`` at the
 earliest): a flow learned by one frame is seen by the very next one.  The update is merged into
@@ -171,48 +172,56 @@ class ConnTable(OptionalBlock):
             bucket_at[1].eq(bucket_at[0]),
             bucket_at[2].eq(bucket_at[1]),
         ]
-        # A+3: the bucket as the RAM holds it, or as the last write left it
+        # A+3: the bucket as the RAM holds it, or as the last write left it.  Whether the last
+        # write went to this bucket is decided a cycle ahead, against the write register as it
+        # will be (a write being issued now, or the one before), so that the word's select
+        # comes straight from a register: the compare and its fan-out over the whole bucket
+        # were the front of the path through the digest compares.
+        # (each possible next write is compared, at once; see the write port below)
         forwarded = Signal()
         word = Signal(bucket_layout)
-        m.d.comb += [
-            forwarded.eq(wr_seen & (wr_bucket == bucket_at[2])),
-            word.eq(Mux(forwarded, wr_word, ram.r_data)),
-        ]
+        fwd_update, fwd_scrub, fwd_last = Signal(), Signal(), Signal()
+        m.d.sync += forwarded.eq(fwd_update | fwd_scrub | fwd_last)
+        m.d.comb += word.eq(Mux(forwarded, wr_word, ram.r_data))
         digest = self.cur_hash[bbits:31]
         vb = p.vip_bits
-        # A+4: per way, the digest compare, the age and the timeout of its kind, registered
+        # A+4: per way, the digest compare and whether the way is live (in use, younger than
+        # the timeout of its kind, no flush), registered: the age compare here, beside the
+        # digest compare, not in front of the hit and the victim choice
         q_word = Signal(bucket_layout)
         q_match = Signal(ways)
         q_clash = Signal(ways)    # a NAT entry of the same client for another VIP
-        q_age = [Signal(CONN_STAMP_BITS, name=f"age{w}") for w in range(ways)]
-        q_timeout = [Signal(11, name=f"timeout{w}") for w in range(ways)]
+        live = Signal(ways)
         q_scrub = Signal()
-        q_flush = Signal()
         q_lookup = Signal()
         q_bucket = Signal(bbits)
         stamp_now = self.now[0:CONN_STAMP_BITS]
         m.d.sync += [q_word.eq(word), q_scrub.eq(stage[2] & scrub[2]),
-                     q_flush.eq(flush_op[2]), q_lookup.eq(stage[2] & ~scrub[2]),
+                     q_lookup.eq(stage[2] & ~scrub[2]),
                      q_bucket.eq(bucket_at[2])]
-        for w in range(ways):
-            e = word[w]
+        stored = data.View(bucket_layout, ram.r_data)
+
+        def judge(e) -> tuple:
+            """Way ``e``'s match, clash and liveness bits."""
             kind = Mux(e.udp, int(ConnTimeout.UDP), (e.state - 1)[0:2])
             same_client = ((e.digest[vb:] == digest[vb:]) & (e.udp == self.cur_udp)
                            & (e.nat == self.cur_nat))
             same_vip = e.digest[0:vb] == digest[0:vb]
-            m.d.sync += [
-                q_match[w].eq(same_client & (same_vip | self.cur_return)),
-                q_clash[w].eq(same_client & ~same_vip & self.cur_nat),
-                q_age[w].eq(stamp_now - e.stamp),
-                q_timeout[w].eq(Mux(kind[1], Mux(kind[0], self.timeouts[3], self.timeouts[2]),
-                                    Mux(kind[0], self.timeouts[1], self.timeouts[0]))),
-            ]
+            age = (stamp_now - e.stamp)[0:CONN_STAMP_BITS]
+            timeout = Mux(kind[1], Mux(kind[0], self.timeouts[3], self.timeouts[2]),
+                          Mux(kind[0], self.timeouts[1], self.timeouts[0]))
+            return (same_client & (same_vip | self.cur_return),
+                    same_client & ~same_vip & self.cur_nat,
+                    (e.state != ConnState.FREE) & (age <= timeout) & ~flush_op[2])
 
-        # A+4 → A+5: live ways, the hit, the victim, the cleaned bucket
-        live = Signal(ways)
+        # (each way is judged twice, as the RAM read it and as the last write left it, and
+        # the forwarding select picks among three bits, not in front of the compares)
         for w in range(ways):
-            m.d.comb += live[w].eq((q_word[w].state != ConnState.FREE)
-                                   & (q_age[w] <= q_timeout[w]) & ~q_flush)
+            for q, from_ram, from_write in zip((q_match[w], q_clash[w], live[w]),
+                                               judge(stored[w]), judge(wr_word[w])):
+                m.d.sync += q.eq(Mux(forwarded, from_write, from_ram))
+
+        # A+4 → A+5: the hit, the victim, the cleaned bucket
         hits = Signal(ways)
         dead = Signal(ways)
         half_open = Signal(ways)
@@ -344,6 +353,13 @@ class ConnTable(OptionalBlock):
             m.d.sync += [wr_en.eq(1), wr_seen.eq(1), wr_bucket.eq(r_bucket)]
             for w in range(ways):
                 m.d.sync += wr_word[w].eq(Mux(u_way == w, u_entry, r_base[w]))
+        # whether the write register as it will be next cycle holds the bucket of the read a
+        # stage behind (a lookup's update wins over a scrub's write, as above)
+        m.d.comb += [
+            fwd_update.eq(u_valid & (r_bucket == bucket_at[1])),
+            fwd_scrub.eq(~u_valid & s_write & (s_bucket == bucket_at[1])),
+            fwd_last.eq(~u_valid & ~s_write & wr_seen & (wr_bucket == bucket_at[1])),
+        ]
         # the connection counts: the entry written counts up, the one it replaces down (both
         # when they name one real: the increment then comes straight from a register, and the
         # decrement follows it before the next lookup reads the counts)

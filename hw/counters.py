@@ -150,12 +150,15 @@ class Counters(wiring.Component):
                 m.d.sync += countdown.eq(countdown - 1)
         with m.If(self.snapshot):
             m.d.sync += sweep.eq(n + 1)
+        # clearing: 1 <= clear <= n; sweeping: 1 <= sweep <= n.  Both are registered, from
+        # the countdowns' values a cycle before (a strobe reloads the sweep with n + 1), so
+        # that their compares are not in front of the 64-bit sums.
         clearing = Signal()
         sweeping = Signal()
+        m.d.sync += [clearing.eq((clear >= 2) & (clear <= n + 1)),
+                     sweeping.eq(~self.snapshot & (sweep >= 2) & (sweep <= n + 1))]
         base = Signal(64)
         m.d.comb += [
-            clearing.eq((clear != 0) & (clear <= n)),
-            sweeping.eq((sweep != 0) & (sweep <= n)),
             base.eq(Mux(clearing, 0, moved_total)),
             update.addr.eq(moved_k), update.en.eq(1), update.data.eq(base + moved),
             snap_wr.addr.eq(moved_k),

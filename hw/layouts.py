@@ -105,10 +105,11 @@ def meta_layout(p: Params) -> data.StructLayout:
         "udp": 1,
         # hasher (beside the parser)
         "hash": 32,
-        # marked on the way into the lookup queue (selector.mark_new_flow): a tracked frame that
-        # starts a flow (TCP SYN, UDP), and whether its group's metric is round robin or
-        # leastconns, so that the selector's accept reads no configuration
-        "starts": 1, "rr": 1, "lc": 1,
+        # marked on the way into the lookup queue (selector.mark_new_flow): the frame needs a
+        # lookup (action VIP or RNAT), it is a tracked frame that starts a flow (TCP SYN, UDP),
+        # and whether its group's metric is round robin or leastconns, so that the selector's
+        # accept reads no configuration and decodes no action
+        "lookup": 1, "starts": 1, "rr": 1, "lc": 1,
         "idx1": p.index_bits, "idx2": p.index_bits,
         # selector (and its connection table: what a tracked frame found and did)
         "real": p.real_bits,

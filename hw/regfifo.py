@@ -22,17 +22,23 @@ straight from ``w_data`` when the storage is empty, under an enable that comes f
 and ``w_en`` only.  So ``r_en`` drives no wide enable, and neither the storage's write nor the
 refill depends on it.
 
+The output multiplexer's select is kept in several copies, one per ``READ_SLICE`` bits, so
+that no one register fans out to every bit of a wide record.
+
 ``w_rdy`` is the storage's own room (``depth - 2`` words behind the two registers), so it does
 not depend on ``r_en`` either.
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["RegisteredFifo"]
+__all__ = ["RegisteredFifo", "READ_SLICE"]
+
+#: Output bits per copy of the read select.
+READ_SLICE = 32
 
 
 class RegisteredFifo(wiring.Component):
@@ -62,7 +68,18 @@ class RegisteredFifo(wiring.Component):
         head_full = full.bit_select(head, 1)
         fill = tail_free & (storage.r_rdy | self.w_en)
         bypass = tail_free & ~storage.r_rdy
-        m.d.comb += [self.r_rdy.eq(head_full), self.r_data.eq(Mux(head, words[1], words[0]))]
+        # The read multiplexer's select has copies of its own, one per READ_SLICE bits of the
+        # word, each toggled on a read like the head pointer: one register would fan out to
+        # every bit of a several-hundred-bit record, several ns of routing in front of the
+        # consumer's logic.  (Each copy's next state is computed from its own output, so
+        # synthesis cannot merge them.)
+        n_copies = -(-self.width // READ_SLICE)
+        selects = [Signal(name=f"head_copy{k}") for k in range(n_copies)]
+        m.d.comb += [self.r_rdy.eq(head_full),
+                     self.r_data.eq(Cat(*[
+                         Mux(sel, words[1][k * READ_SLICE:(k + 1) * READ_SLICE],
+                             words[0][k * READ_SLICE:(k + 1) * READ_SLICE])
+                         for k, sel in enumerate(selects)]))]
         pop = self.r_en & self.r_rdy
         m.d.comb += [
             storage.w_data.eq(self.w_data),
@@ -80,5 +97,5 @@ class RegisteredFifo(wiring.Component):
         with m.If(fill):
             m.d.sync += tail.eq(~tail)
         with m.If(pop):
-            m.d.sync += head.eq(~head)
+            m.d.sync += [head.eq(~head)] + [sel.eq(~sel) for sel in selects]
         return m

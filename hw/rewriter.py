@@ -31,9 +31,10 @@ Rewrites (the first :data:`~openslb.hw.spec.HEADER_WINDOW` bytes of the frame, a
 - HOST: unchanged, HOST port.  DROP: the buffered beats are read and discarded at one beat per
   cycle.
 
-NAT values: when a decision reaches the head of the queue the real's IP is read (2 cycles) and
-the VIP entry picked, the new words are added to the parser's halves (cycle 2; the L4 sum's
-four operands in two halves, added in cycle 3) and folded (cycle 3; the L4 checksum 4).  A beat
+NAT values: when a decision reaches the head of the queue the real's IP is read (2 cycles),
+the decision is registered (cycle 1) and the VIP entry picked (cycle 2), the new words are
+added to the parser's halves (cycle 2; the L4 sum's four operands in two halves, added in
+cycle 3) and folded (cycle 3; the L4 checksum 4).  A beat
 at or after the IPv4 checksum's (byte 24) waits for cycle 3, one at or after the first byte an
 L4 checksum can have (byte 40) for cycle 4: no wait at 8 to 64 bits (beat k is the k-th cycle
 of a frame at the earliest: the IPv4 checksum is in beat 3, an L4 checksum in beat 5 or later),
@@ -110,8 +111,12 @@ class Rewriter(wiring.Component):
             m.d.sync += age.eq(0)
         with m.Elif(age != NAT_READY):
             m.d.sync += age.eq(age + 1)
-        reverse = d.action == Action.RNAT
-        # cycle 1: the VIP entry (a return frame's new source), picked from a copy of the
+        # cycle 1: the head decision's fields in registers (the decision queue's output
+        # multiplexer, whose select fans out over the whole decision, had been in front of the
+        # sums and of the VIP entry's pick)
+        head = Signal.like(d, name="head_q")
+        m.d.sync += head.eq(d)
+        # cycle 1 → 2: the VIP entry (a return frame's new source), picked from a copy of the
         # entries' IPs and ports in registers here: the register bank's sit across the die, and
         # picking from them set the core's fmax (89.09 MHz at 76a06ba).  The entries change only
         # at a COMMIT, when no frame is in the pipeline, so the copy's cycle of lag is never seen.
@@ -122,7 +127,7 @@ class Rewriter(wiring.Component):
             m.d.sync += [e.ip.eq(self.vip_ip[k]), e.port.eq(svc.port),
                          e.any_port.eq(svc.any_port)]
         vip = Signal(entry)
-        m.d.sync += vip.eq(Array(entries)[d.vip])
+        m.d.sync += vip.eq(Array(entries)[head.vip])
         # cycle 2: the real's IP is read; the new words are added to the parser's halves (the
         # L4 sum in two halves, added in cycle 3: four operands after a RAM read were the
         # core's longest path)
@@ -132,11 +137,11 @@ class Rewriter(wiring.Component):
         l4_half_a = Signal(19)
         l4_half_b = Signal(17)
         l4_sum = Signal(19)
-        ip_now = Mux(reverse, vip.ip, rips.r_data)
-        port_now = Mux(reverse & ~vip.any_port, vip.port, d.new_port)
+        ip_now = Mux(head.action == Action.RNAT, vip.ip, rips.r_data)
+        port_now = Mux((head.action == Action.RNAT) & ~vip.any_port, vip.port, head.new_port)
         m.d.sync += [new_ip.eq(ip_now), new_port.eq(port_now),
-                     ip_sum.eq(d.ip_part + ip_now[16:32] + ip_now[0:16]),
-                     l4_half_a.eq(d.l4_part + port_now),
+                     ip_sum.eq(head.ip_part + ip_now[16:32] + ip_now[0:16]),
+                     l4_half_a.eq(head.l4_part + port_now),
                      l4_half_b.eq(ip_now[16:32] + ip_now[0:16]),
                      l4_sum.eq(l4_half_a + l4_half_b)]
         # cycle 3 (the L4 checksum: 4): folded and inverted (a UDP result of 0 is sent as 0xFFFF)

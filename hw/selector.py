@@ -300,8 +300,7 @@ class Selector(wiring.Component):
             m.d.sync += self.o.valid.eq(0)
         m.d.sync += self.loaded.eq(0)
         vip_next = Signal()
-        m.d.comb += vip_next.eq(self.i.valid & ((self.i.payload.action == Action.VIP)
-                                                | (self.i.payload.action == Action.RNAT)))
+        m.d.comb += vip_next.eq(self.i.valid & self.i.payload.lookup)
         idle = at(0)
         last = Signal()
         m.d.comb += last.eq((at(self.CYCLES_VIP) & ~spilling)
@@ -562,24 +561,31 @@ def _block(m: Module, name: str, cls, p: Params):
 
 
 def mark_new_flow(m: Module, record, conn_enable, group_metric) -> None:
-    """Fill in ``record``'s ``starts``, ``rr`` and ``lc`` marks (:func:`meta_layout`) on its way
-    into the lookup queue: a tracked VIP frame that starts a flow (a TCP SYN without ACK, or a
-    UDP datagram), and whether its group's metric (``group_metric``, an array per group) is
-    round robin or leastconns.
+    """Fill in ``record``'s ``lookup``, ``starts``, ``rr`` and ``lc`` marks (:func:`meta_layout`)
+    on its way into the lookup queue: a frame the selector looks up (action VIP or RNAT), a
+    tracked VIP frame that starts a flow (a TCP SYN without ACK, or a UDP datagram), and whether
+    its group's metric (``group_metric``, an array per group) is round robin or leastconns.
 
     The selector's accept then reads no configuration: deciding this from the waiting record
     put the group's metric multiplexer in front of the table address (the ECP5 core's longest
     path at 84.72 MHz).  CONN_CTRL and GROUP_METRIC are committed registers, which change only
     while no record is in flight, so a mark made ahead is the one the accept would make.
+
+    The metrics are decoded per group into registers first (the registers change only at a
+    COMMIT, so the copy's cycle of lag is never seen): the record's group then picks one bit,
+    not a metric to be compared.
     """
+    n = len(group_metric)
+    is_rr, is_lc = Signal(n), Signal(n)
+    m.d.sync += [is_rr.eq(Cat(*[metric == Metric.ROUNDROBIN for metric in group_metric])),
+                 is_lc.eq(Cat(*[metric == Metric.LEASTCONNS for metric in group_metric]))]
     starts = Signal()
-    metric = Signal(2)
     m.d.comb += [
         starts.eq(conn_enable & (record.action == Action.VIP) & record.ports_known
                   & ((record.proto == PROTO_UDP)
                      | ((record.proto == PROTO_TCP) & opens_connection(record.tcp_flags)))),
-        metric.eq(Array(list(group_metric))[record.group]),
+        record.lookup.eq((record.action == Action.VIP) | (record.action == Action.RNAT)),
         record.starts.eq(starts),
-        record.rr.eq(starts & (metric == Metric.ROUNDROBIN)),
-        record.lc.eq(starts & (metric == Metric.LEASTCONNS)),
+        record.rr.eq(starts & is_rr.bit_select(record.group, 1)),
+        record.lc.eq(starts & is_lc.bit_select(record.group, 1)),
     ]

@@ -21,10 +21,10 @@ Ports
 Stage 1 registers the fields here (the user's registers also feed the hasher, whose Toeplitz
 terms load every bit 32 times: a private copy keeps the compares' inputs local); stage 2
 compares each field against every entry (whose IP and service it keeps in registers of its
-own); stage 3 combines them and registers what the lowest-numbered match says (its index,
-group, client persistence, NAT mode and VIP_RPORT), found by a tree of pairs, so the user (the
-parser, which completes its record with them in its output stage) starts from registers.  The
-rules are the model's :meth:`~openslb.model.pipeline.Appliance.match_vip`.
+own) and registers which entries match; stage 3 registers what the lowest-numbered match says
+(its index, group, client persistence, NAT mode and VIP_RPORT), found by a tree of pairs, so the
+user (the parser, which completes its record with them in its output stage) starts from
+registers.  The rules are the model's :meth:`~openslb.model.pipeline.Appliance.match_vip`.
 
 Latency 3 enabled cycles, one frame per cycle.
 """
@@ -103,14 +103,14 @@ class VipMatcher(wiring.Component):
                 port_ok[k].eq(e.any_port | ~ports_known | (e.port == dport)),
                 arp_vip[k].eq(e.enable & (e.ip == arp_tpa)),
             ]
-        s2_ip, s2_proto, s2_port, s2_arp_vip = (Signal(n, name=f"s2_{sig.name}")
-                                                for sig in (ip_eq, proto_eq, port_ok, arp_vip))
+        # (the three compares are combined here, not in stage 3: there each match bit selects
+        # in the first level of the lowest-match tree, and one LUT level less behind its
+        # register is what keeps that tree's wide fan-out off the critical path)
+        s2_match, s2_arp_vip = Signal(n), Signal(n)
         s2_arp_own = Signal()
         with m.If(self.en):
-            m.d.sync += [s2_ip.eq(ip_eq), s2_proto.eq(proto_eq), s2_port.eq(port_ok),
+            m.d.sync += [s2_match.eq(ip_eq & proto_eq & port_ok),
                          s2_arp_vip.eq(arp_vip), s2_arp_own.eq(arp_tpa == self.own_ip)]
-        s2_match = Signal(n)
-        m.d.comb += s2_match.eq(s2_ip & s2_proto & s2_port)
 
         # ---- stage 3: what the lowest-numbered match says, in registers ---------------------
         # Per entry, what the outputs need of its configuration (the entries change only at a

@@ -40,8 +40,11 @@ def _tool(name: str) -> str:
 
 
 def implement(params: Params, device: str = "ecp5_45k", freq_mhz: float = 156.25,
-              workdir: Path | None = None, seed: int = 1) -> dict:
-    """Synthesise, place and route; return resources and fmax (MHz) as a dict."""
+              workdir: Path | None = None, seed: int = 1, speed: int | None = None) -> dict:
+    """Synthesise, place and route; return resources and fmax (MHz) as a dict.
+
+    ``speed`` is the device's speed grade (nextpnr's default, 6, the slowest, when None; the
+    Versa board's LFE5UM-45F is a -8)."""
     from amaranth.back import rtlil
 
     from openslb.hw.pipeline import DispatchCore
@@ -60,6 +63,7 @@ def implement(params: Params, device: str = "ecp5_45k", freq_mhz: float = 156.25
     t1 = time.monotonic()
     subprocess.run([_tool("nextpnr-ecp5"), flag, "--package", package, "--json", "core.json",
                     "--out-of-context", "--freq", str(freq_mhz), "--seed", str(seed),
+                    *(["--speed", str(speed)] if speed else []),
                     "--report", "report.json", "--timing-allow-fail", "--log", "nextpnr.log",
                     "-q"], cwd=workdir, check=True)
     t2 = time.monotonic()
@@ -74,6 +78,7 @@ def implement(params: Params, device: str = "ecp5_45k", freq_mhz: float = 156.25
     luts = used("TRELLIS_COMB")
     return {
         "device": device,
+        "speed_grade": speed or 6,
         "width": params.width,
         "luts": luts,
         "ffs": used("TRELLIS_FF"),

@@ -30,7 +30,7 @@ from openslb.firmware.regs import address, pack_fields
 from openslb.hw.spec import (COUNTERS, ID_MAGIC, PROTO_TCP, PROTO_UDP, SNAPSHOT_CYCLES,
                              STAT_LATCH_CYCLES, Access,
                              EgressPort, IngressPort, Metric, Mode, Params, params_word,
-                             pbind_prefix_mask, registers)
+                             pbind_prefix_mask, registers, unpack_register)
 from openslb.model.config import ApplianceConfig, ip_int
 from openslb.model.device import DeviceModel
 from openslb.model.pipeline import Appliance
@@ -385,11 +385,13 @@ async def commit(dut) -> None:
                 await tb.write_many([(address("TABLE_RADDR"), pack_fields(
                     "TABLE_RADDR", cfg.params, index=k, group=group, bank=bank))])
                 for _ in range(200):
-                    word = await tb.read(address("TABLE_RDATA"))
-                    if word >> 31:
+                    slot = unpack_register("TABLE_RDATA", await tb.read(address("TABLE_RDATA")),
+                                           cfg.params)
+                    if slot["valid"]:
                         break
-                assert word >> 31, f"TABLE_RDATA never became valid for slot {k}"
-                assert word & 0xFF == int(want), f"slot {k} bank {bank}: {word & 0xFF} != {want}"
+                assert slot["valid"], f"TABLE_RDATA never became valid for slot {k}"
+                assert slot["real"] == int(want), \
+                    f"slot {k} bank {bank}: {slot['real']} != {want}"
 
     await send_and_check(tb, model, traffic.client_flows(cfg, 100, rng), "reading back",
                          during=read_back)
@@ -792,10 +794,10 @@ async def _check_conns(tb: CoreBench, model: Appliance, label: str) -> None:
         await tb.write_many([(address("REAL_SEL"), real)])
         await ClockCycles(tb.dut.clk, 2)
         word = await tb.read(address("REAL_CONNS"))
-        want = model.conn.conns(real) | int(model.full(real)) << 31
+        want = pack_fields("REAL_CONNS", conns=model.conn.conns(real), full=int(model.full(real)))
         if word != want:
-            problems.append(f"real {real}: rtl {word & 0xFFFFF} conns full={word >> 31}, "
-                            f"model {want & 0xFFFFF} full={want >> 31}")
+            problems.append(f"real {real}: rtl {unpack_register('REAL_CONNS', word)}, "
+                            f"model {unpack_register('REAL_CONNS', want)}")
     assert not problems, f"{label}: " + "; ".join(problems)
 
 

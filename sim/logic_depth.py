@@ -1,0 +1,209 @@
+"""Logic depth of a synthesised ECP5 netlist: the quick loop for timing work.
+
+A place and route of the core takes half an hour and names one critical path; synthesis takes
+two minutes, and this reads its JSON netlist (``synth_ecp5 -json``) and lists *every* register
+input by the deepest combinational path in front of it, with a rough delay estimate, grouped by
+block.  It is what picks the next paths to cut; nextpnr (``make bench``) stays the measure.
+
+Usage::
+
+    python -m openslb.sim.logic_depth build/fpga/ecp5_45k-w64/core.json [--over NS] [--top N]
+
+The delay model (nanoseconds, ECP5 speed grade 6, calibrated loosely on nextpnr's reports):
+clock to out 0.5; per LUT4 or carry-chain entry 0.24 plus a net of 0.45 + 0.12 × log2(fan-out);
+PFUMX/L6MUX 0.1; along a carry chain 0.06 per CCU2C.  Block RAMs are built with their output
+register and count as sources; LUT RAM (``TRELLIS_DPR16X4``) reads are combinational.  Paths
+from the top level's inputs are left out (an out-of-context run does not time them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Endpoint", "analyse", "main"]
+
+CLOCK_TO_OUT = 0.5
+LUT = 0.24
+NET = 0.45
+NET_PER_FANOUT_DOUBLING = 0.12
+WIDE_MUX = 0.1
+CARRY_STEP = 0.06
+CARRY_TO_SUM = 0.2
+LUT_RAM_READ = 0.4
+#: Cells whose outputs start paths (and whose inputs end them), and the inputs that end them.
+SINKS = {"TRELLIS_FF": ("DI", "CE", "LSR"), "TRELLIS_DPR16X4": ("DI", "WAD", "WRE")}
+CARRY_INPUTS = ("A0", "B0", "C0", "D0", "A1", "B1", "C1", "D1")
+
+
+@dataclass
+class Endpoint:
+    """One register (or RAM) input and the deepest path in front of it."""
+    delay: float
+    levels: int
+    cell: str
+    port: str
+    path: list = field(default_factory=list)    # (cell, output port, fan-out of its input)
+
+    @property
+    def block(self) -> str:
+        """The block the endpoint is in: the first two levels of its hierarchical name."""
+        return ".".join(self.cell.split(".")[:2])
+
+
+class _Netlist:
+    def __init__(self, module: dict) -> None:
+        self.cells = {name: c for name, c in module["cells"].items()
+                      if not c["type"].startswith("$")}
+        self.driver: dict[int, tuple[str, str]] = {}
+        self.fanout: collections.Counter = collections.Counter()
+        for name, cell in self.cells.items():
+            for port, bits in cell["connections"].items():
+                output = cell["port_directions"][port] == "output"
+                for bit in bits:
+                    if isinstance(bit, int):
+                        if output:
+                            self.driver[bit] = (name, port)
+                        else:
+                            self.fanout[bit] += 1
+        self.arrival_memo: dict[int, tuple[float, int, list]] = {}
+
+    def net_delay(self, bit: int) -> float:
+        return NET + NET_PER_FANOUT_DOUBLING * math.log2(max(self.fanout[bit], 1))
+
+    def _arcs(self, cell: dict, port: str) -> tuple[tuple, float]:
+        """The inputs that reach output ``port`` of ``cell`` combinationally, and the delay."""
+        kind = cell["type"]
+        if kind == "LUT4":
+            return ("A", "B", "C", "D"), LUT
+        if kind == "PFUMX":
+            return ("ALUT", "BLUT", "C0"), WIDE_MUX
+        if kind == "L6MUX21":
+            return ("D0", "D1", "SD"), WIDE_MUX
+        if kind == "CCU2C":
+            inputs = CARRY_INPUTS if port in ("COUT", "S1") else CARRY_INPUTS[:4]
+            return inputs + ("CIN",), LUT
+        if kind == "TRELLIS_DPR16X4":
+            return ("RAD",), LUT_RAM_READ
+        return (), 0.0      # flip-flops, block RAMs (output register), multipliers: sources
+
+    def arrival(self, bit: int) -> tuple[float, int, list]:
+        """Latest arrival at net ``bit`` (from a register), its LUT levels, and the path."""
+        memo = self.arrival_memo
+        if bit in memo:
+            return memo[bit]
+        # iterative depth-first walk (netlists have carry chains hundreds of cells long)
+        stack = [bit]
+        expanding: set[int] = set()     # nets waiting for their inputs (guards against loops)
+        while stack:
+            net = stack[-1]
+            if net in memo:
+                stack.pop()
+                continue
+            if net not in self.driver:            # a top-level input: not timed
+                memo[net] = (-math.inf, 0, [])
+                stack.pop()
+                continue
+            name, port = self.driver[net]
+            cell = self.cells[name]
+            inputs, delay = self._arcs(cell, port)
+            pending = [b for p in inputs for b in cell["connections"].get(p, [])
+                       if isinstance(b, int) and b not in memo and b not in expanding]
+            if pending and net not in expanding:
+                expanding.add(net)
+                stack.extend(pending)
+                continue
+            stack.pop()
+            expanding.discard(net)
+            best = (CLOCK_TO_OUT, 0, [(name, port, 0)]) if not inputs else (-math.inf, 0, [])
+            for p in inputs:
+                for b in cell["connections"].get(p, []):
+                    if not isinstance(b, int):
+                        continue
+                    at, levels, path = memo.get(b, (-math.inf, 0, []))
+                    if p == "CIN":      # the carry chain's own wire
+                        t = at + (CARRY_STEP if port == "COUT" else CARRY_TO_SUM)
+                        lv = levels
+                    else:
+                        t = at + self.net_delay(b) + delay
+                        lv = levels + (cell["type"] in ("LUT4", "CCU2C"))
+                    if t > best[0]:
+                        best = (t, lv, path + [(name, port, self.fanout[b])])
+            memo[net] = best
+        return memo[bit]
+
+
+def analyse(netlist: dict, top: str) -> list[Endpoint]:
+    """Every timed endpoint of module ``top`` of a yosys JSON netlist, deepest first."""
+    net = _Netlist(netlist["modules"][top])
+    ends = []
+    for name, cell in net.cells.items():
+        ports = SINKS.get(cell["type"])
+        if ports is None and cell["type"] in ("DP16KD", "MULT18X18D"):
+            ports = tuple(p for p, d in cell["port_directions"].items()
+                          if d == "input" and not p.startswith("CLK"))
+        for port in ports or ():
+            for bit in cell["connections"].get(port, []):
+                if isinstance(bit, int):
+                    at, levels, path = net.arrival(bit)
+                    if at > -math.inf:
+                        ends.append(Endpoint(at + net.net_delay(bit), levels, name, port, path))
+    ends.sort(key=lambda e: -e.delay)
+    return ends
+
+
+def report(ends: list[Endpoint], over: float, top: int, out=sys.stdout) -> None:
+    """Blocks by endpoints slower than ``over`` ns, a levels histogram, and the worst path of
+    the ``top`` worst blocks."""
+    slow = [e for e in ends if e.delay >= over]
+    by_block = collections.Counter(e.block for e in slow)
+    levels = collections.Counter(e.levels for e in ends)
+    clock = f" (a {1000 / over:.0f} MHz clock)" if over > 0 else ""
+    print(f"{len(ends)} endpoints; worst {ends[0].delay:.2f} ns; {len(slow)} over {over} ns"
+          f"{clock}", file=out)
+    print("LUT levels: " + ", ".join(f"{k}: {v}" for k, v in sorted(levels.items())), file=out)
+    for block, count in by_block.most_common(top):
+        print(f"  {count:6d}  {block}", file=out)
+    shown: set[str] = set()
+    for e in slow:
+        if e.block in shown or len(shown) >= top:
+            continue
+        shown.add(e.block)
+        print(f"\n{e.delay:.2f} ns, {e.levels} LUT levels -> {e.cell}.{e.port}", file=out)
+        for cell, port, fanout in e.path:
+            print(f"    {cell[:100]} .{port}" + (f"  (fan-out {fanout})" if fanout else ""),
+                  file=out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m openslb.sim.logic_depth",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("netlist", type=Path, help="yosys JSON netlist (synth_ecp5 -json)")
+    parser.add_argument("--top-module", default="dispatch_core")
+    parser.add_argument("--over", type=float, default=6.4,
+                        help="list endpoints slower than this many ns (default 6.4: 156.25 MHz)")
+    parser.add_argument("--top", type=int, default=12, help="blocks to list")
+    args = parser.parse_args(argv)
+    try:
+        netlist = json.loads(args.netlist.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read {args.netlist}: {exc}", file=sys.stderr)
+        return 2
+    if args.top_module not in netlist.get("modules", {}):
+        print(f"error: {args.netlist} has no module {args.top_module!r}", file=sys.stderr)
+        return 2
+    ends = analyse(netlist, args.top_module)
+    if not ends:
+        print("no timed endpoints", file=sys.stderr)
+        return 1
+    report(ends, args.over, args.top)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
