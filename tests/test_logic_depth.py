@@ -72,3 +72,21 @@ def test_top_level_inputs_are_not_timed_and_loops_end():
     out = io.StringIO()
     report(sorted(ends.values(), key=lambda e: -e.delay), over=0.5, top=5, out=out)
     assert "dst" in out.getvalue() and "LUT levels" in out.getvalue()
+
+
+def test_a_multiplier_without_registers_is_in_the_path():
+    def mult(params: dict) -> dict:
+        cell = _cell("MULT18X18D", A0=("input", [10]), P0=("output", [40]))
+        cell["parameters"] = params
+        return cell
+
+    def dst_delay(params: dict):
+        cells = {"src": _ff(99, 10), "m": mult(params), "dst": _ff(40, 50), "back": _ff(50, 99)}
+        return {e.cell: e for e in analyse(_netlist(cells), "top")}
+
+    through = dst_delay({})
+    assert through["dst"].delay > 3.9                    # the product waits for the multiply
+    assert "m" not in through                            # ... which is not an endpoint itself
+    registered = dst_delay({"REG_OUTPUT_CLK": "CLK0"})
+    assert registered["dst"].delay < 3.9                 # its own register starts the path
+    assert "m" in registered                             # and ends the one in front of it
