@@ -33,10 +33,13 @@ def _cycles_64B(width: int) -> int:
 
 def run(name: str) -> dict:
     if name.startswith("ecp5_85k"):
+        from openslb.sim.board_build import source_commit
         from openslb.sim.fpga import implement
         width = int(name.split("_w")[1])
+        commit = source_commit()        # (taken before a run of half an hour)
         r = implement(Params(width=width), "ecp5_85k")
         r["mpps_64B"] = round(r["fmax_mhz"] / _cycles_64B(width), 2) if r["fmax_mhz"] else None
+        r["commit"] = commit
         return r
     from openslb.sim.board_build import build
     rc = build(name)
