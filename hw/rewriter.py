@@ -137,8 +137,9 @@ class Rewriter(wiring.Component):
         l4_half_a = Signal(19)
         l4_half_b = Signal(17)
         l4_sum = Signal(19)
-        ip_now = Mux(head.action == Action.RNAT, vip.ip, rips.r_data)
-        port_now = Mux((head.action == Action.RNAT) & ~vip.any_port, vip.port, head.new_port)
+        reverse = head.action == Action.RNAT
+        ip_now = Mux(reverse, vip.ip, rips.r_data)
+        port_now = Mux(reverse & ~vip.any_port, vip.port, head.new_port)
         m.d.sync += [new_ip.eq(ip_now), new_port.eq(port_now),
                      ip_sum.eq(head.ip_part + ip_now[16:32] + ip_now[0:16]),
                      l4_half_a.eq(head.l4_part + port_now),
