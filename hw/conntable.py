@@ -25,8 +25,9 @@ Ports (the selector drives the lookups; ``A`` is the cycle the selector accepts 
 ``after_start``: In(1) — the cycle after ``start`` (the lookup's first step).
 ``scrub_go``   : Out(1) — the scrubber takes this cycle's read (never when the selector could
                  accept a frame, so the selector need not look at it).
-``timeouts``   : In(11) × 4; ``now`` In(32) — connection time (:class:`~openslb.hw.ticker.Ticker`);
-                 ``flush`` In(1); ``flushing`` Out(1).
+``timeouts``   : In(11) × 4; ``now``, ``now_next`` In(32) — connection time now and in the
+                 next cycle (:class:`~openslb.hw.ticker.Ticker`); ``flush`` In(1);
+                 ``flushing`` Out(1).
 ``count_inc``, ``count_inc_real``, ``count_dec``, ``count_dec_real`` : Out — the update's
                  effect on the connection counts (:class:`~openslb.hw.conncount.ConnCount`):
                  the real of the entry written (every update, a refresh too), and of the live
@@ -111,6 +112,7 @@ class ConnTable(OptionalBlock):
             "scrub_go": Out(1),
             "timeouts": In(11).array(len(ConnTimeout)),
             "now": In(32),
+            "now_next": In(32),
             "flush": In(1),
             "flushing": Out(1),
             "scrub_hold": In(1),
@@ -196,6 +198,18 @@ class ConnTable(OptionalBlock):
         q_lookup = Signal()
         q_bucket = Signal(bbits)
         stamp_now = self.now[0:CONN_STAMP_BITS]
+        # A way is live when its age, (now - stamp) mod 2**CONN_STAMP_BITS, is within its
+        # kind's timeout T: when its stamp lies in the cyclic window [now - T, now].  The
+        # window's start and whether it wraps past zero are registered per kind, in step with
+        # ``now`` (from ``now_next``), so the judgement of a way is two compares of its stamp
+        # side by side and a pick by its kind, not a subtraction, a timeout picked by its kind
+        # and a compare in a row (that row set the path through the liveness bits).
+        kinds = len(ConnTimeout)
+        stamp_next = self.now_next[0:CONN_STAMP_BITS]
+        since = [Signal(CONN_STAMP_BITS, name=f"live_since{k}") for k in range(kinds)]
+        wraps = Signal(kinds)
+        m.d.sync += [since[k].eq(stamp_next - self.timeouts[k]) for k in range(kinds)]
+        m.d.sync += [wraps[k].eq(stamp_next < self.timeouts[k]) for k in range(kinds)]
         m.d.sync += [q_word.eq(word), q_scrub.eq(stage[2] & scrub[2]),
                      q_lookup.eq(stage[2] & ~scrub[2]),
                      q_bucket.eq(bucket_at[2])]
@@ -207,12 +221,14 @@ class ConnTable(OptionalBlock):
             same_client = ((e.digest[vb:] == digest[vb:]) & (e.udp == self.cur_udp)
                            & (e.nat == self.cur_nat))
             same_vip = e.digest[0:vb] == digest[0:vb]
-            age = (stamp_now - e.stamp)[0:CONN_STAMP_BITS]
-            timeout = Mux(kind[1], Mux(kind[0], self.timeouts[3], self.timeouts[2]),
-                          Mux(kind[0], self.timeouts[1], self.timeouts[0]))
+            not_after_now = e.stamp <= stamp_now
+            in_window = [Mux(wraps[k], (e.stamp >= since[k]) | not_after_now,
+                             (e.stamp >= since[k]) & not_after_now) for k in range(kinds)]
+            young = Mux(kind[1], Mux(kind[0], in_window[3], in_window[2]),
+                        Mux(kind[0], in_window[1], in_window[0]))
             return (same_client & (same_vip | self.cur_return),
                     same_client & ~same_vip & self.cur_nat,
-                    (e.state != ConnState.FREE) & (age <= timeout) & ~flush_op[2])
+                    (e.state != ConnState.FREE) & young & ~flush_op[2])
 
         # (each way is judged twice, as the RAM read it and as the last write left it, and
         # the forwarding select picks among three bits, not in front of the compares)

@@ -60,7 +60,8 @@ UDP datagram whose entry does not decide it; the record comes marked by :func:`m
 with its group's metric) of a ``ROUNDROBIN`` group reads its group's two
 pointer slots instead of its hash's (the pointer moves on in step 7, in time for the next
 frame); of a ``LEASTCONNS`` group it takes the second slot when that real has fewer connections
-per weight (counts and weights read in step 5, cross-multiplied in 6, compared in 7).  A new
+per weight (counts and weights read in step 5, registered in 6, cross-multiplied in 7,
+compared in 8).  A new
 flow skips a real at its ``maxcon`` (full bits read like the health bits); turned away by a
 full real, it spills over to the group's lowest-numbered member (MEMBER_DATA) that is up and
 has room, then goes to the backup, and is dropped as MAXCON when none can take it.
@@ -97,7 +98,7 @@ from openslb.hw.conncount import ConnCount
 from openslb.hw.conntable import ConnTable, opens_connection
 from openslb.hw.roundrobin import RoundRobin
 from openslb.hw.layouts import Action, meta_layout, register_view
-from openslb.hw.spec import (PROTO_TCP, PROTO_UDP, ConnTimeout, DropReason,
+from openslb.hw.spec import (PROTO_TCP, PROTO_UDP, WEIGHT_BITS, ConnTimeout, DropReason,
                              Metric, Params, member_words)
 from openslb.hw.ticker import Ticker
 
@@ -171,7 +172,8 @@ class Selector(wiring.Component):
         conn = _block(m, "conn", ConnTable, p)
         persist = _block(m, "persist", ConnTable, replace(p, conn_buckets=p.pbind_buckets))
         for table in (conn, persist):
-            m.d.comb += [table.now.eq(ticker.now), table.flush.eq(self.conn_flush)]
+            m.d.comb += [table.now.eq(ticker.now), table.now_next.eq(ticker.now_next),
+                         table.flush.eq(self.conn_flush)]
         m.d.comb += self.conn_flushing.eq(conn.flushing | persist.flushing)
         m.d.comb += [conn.timeouts[k].eq(self.conn_timeouts[k]) for k in range(len(ConnTimeout))]
         m.d.comb += [persist.timeouts[k].eq(self.pbind_timeout) for k in range(len(ConnTimeout))]
@@ -389,15 +391,20 @@ class Selector(wiring.Component):
                                   | (cur_bind & persist.hit & up_bind & full_bind))),
         ]
         # every input of the choice is in a register by step 7: the outcomes are registered
-        # there, so that step 8 only picks (in a priority order) and multiplexes
+        # there, so that step 8 only picks (in a priority order) and multiplexes, and
+        # leastconns' compare (of registered products) runs beside the pick
         by_conn, by_bind, by_first, by_second, by_backup = (
             Signal(name=f"by_{n}") for n in ("conn", "bind", "first", "second", "backup"))
-        lc_candidate = Signal()     # leastconns may prefer the second (lc_second decides)
+        # leastconns may swap the first candidate, when chosen, for the second (lc_second, the
+        # compare of step 8, decides: the swap is the last multiplexer before the output)
+        lc_swap = Signal()
         maxcon_drop = Signal()      # no real can take it and a full one turned it away
         with m.If(at(7)):
             m.d.sync += [by_conn.eq(use_conn), by_bind.eq(use_bind), by_first.eq(ok1),
                          by_second.eq(ok2), by_backup.eq(ok_backup),
-                         lc_candidate.eq(cur_lc & fresh & ok2), maxcon_drop.eq(full_seen)]
+                         lc_swap.eq(~cur_ret & ~use_conn & ~use_bind & ok1
+                                    & cur_lc & fresh & ok2),
+                         maxcon_drop.eq(full_seen)]
         chosen = Signal(meta_layout(p))
         m.d.comb += chosen.eq(cur)
         for table, tracked in ((conn, cur_track), (persist, cur_bind)):
@@ -425,7 +432,7 @@ class Selector(wiring.Component):
             m.d.comb += [chosen.real.eq(conn.real), chosen.real_mac.eq(mac_regs[3])]
         with m.Elif(by_bind):
             m.d.comb += [chosen.real.eq(persist.real), chosen.real_mac.eq(mac_regs[4])]
-        with m.Elif(by_first & ~(lc_candidate & lc_second)):
+        with m.Elif(by_first):
             m.d.comb += [chosen.real.eq(real1), chosen.real_mac.eq(mac_regs[0])]
         with m.Elif(by_second):
             m.d.comb += [chosen.real.eq(real2), chosen.real_mac.eq(mac_regs[1])]
@@ -437,6 +444,8 @@ class Selector(wiring.Component):
             m.d.comb += [chosen.action.eq(Action.DROP), chosen.error.eq(1),
                          chosen.reason.eq(Mux(maxcon_drop, DropReason.MAXCON,
                                               DropReason.NO_REAL))]
+        with m.If(lc_swap & lc_second):
+            m.d.comb += [chosen.real.eq(real2), chosen.real_mac.eq(mac_regs[1])]
         # The output register loads whenever it is free: a passing frame's record when idle,
         # the decision otherwise; only its valid bit depends on the handshakes.
         passing = Signal()
@@ -489,15 +498,21 @@ class Selector(wiring.Component):
             m.d.sync += [full.eq(word.bit_select(r[0:4], 1)) for full, word, r in zip(
                 (full1, full2, full_backup, full_bind), full_words,
                 (real1, real2, backup_real, persist.real))]
-        # leastconns: connections × the other's weight, cross-multiplied (steps 5-7): both are
-        # read in step 5 (into the count engine's read registers) and multiplied in step 6
-        loads = [Signal(p.conn_count_bits + 8, name=f"load{k}") for k in range(2)]
+        # leastconns: connections × the other's weight, cross-multiplied (steps 5-8): both are
+        # read in step 5 (into the count engine's read registers), their banks picked into
+        # registers in step 6, multiplied in step 7 (a multiplier block between two registers:
+        # it sits in a row of its own, far from the logic around it), and compared in step 8
+        conns_q = [Signal(p.conn_count_bits, name=f"conns{k}") for k in range(2)]
+        weights_q = [Signal(WEIGHT_BITS, name=f"weight{k}") for k in range(2)]
+        loads = [Signal(p.conn_count_bits + WEIGHT_BITS, name=f"load{k}") for k in range(2)]
         m.d.comb += [count.rd_real[0].eq(real1), count.rd_real[1].eq(real2)]
         with m.If(at(6)):
-            m.d.sync += [loads[0].eq(count.count[0] * count.weight[1]),
-                         loads[1].eq(count.count[1] * count.weight[0])]
+            m.d.sync += [reg.eq(value) for reg, value in zip(
+                conns_q + weights_q, list(count.count) + list(count.weight))]
         with m.If(at(7)):
-            m.d.sync += lc_second.eq(loads[1] < loads[0])
+            m.d.sync += [loads[0].eq(conns_q[0] * weights_q[1]),
+                         loads[1].eq(conns_q[1] * weights_q[0])]
+        m.d.comb += lc_second.eq(loads[1] < loads[0])
         # round robin (step 7): the pointer moves on past the slots the new flow tried, in
         # time for a next frame accepted in step 8
         m.d.comb += [rr.advance.eq(at(7) & cur_rr & fresh & ~use_bind),

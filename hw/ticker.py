@@ -7,6 +7,8 @@ Ports
 ``tick``        : In(1) strobe, with ``w_data`` In(32) — CONN_TICK: add ``w_data`` ticks.
 ``now``         : Out(32) — ticks so far (CONN_NOW); the connection table and the client
                   bindings stamp and age their entries with it.
+``now_next``    : Out(32) — ``now`` as it will be in the next cycle (combinational), so that
+                  values derived from it can be registered in step with it.
 
 Timing: the cycle count runs down from a registered ``tick_cycles - 1`` to zero (a zero test and
 a decrement, no compare against the register), its expiry is registered, and what ``now``
@@ -28,7 +30,7 @@ __all__ = ["Ticker"]
 class Ticker(wiring.Component):
     def __init__(self) -> None:
         super().__init__({"tick_cycles": In(32), "tick": In(1), "w_data": In(32),
-                          "now": Out(32)})
+                          "now": Out(32), "now_next": Out(32)})
 
     def elaborate(self, platform):
         m = Module()
@@ -48,6 +50,7 @@ class Ticker(wiring.Component):
         due = Signal()
         m.d.sync += due.eq(expired & running)
         step = Signal(32)
-        m.d.sync += [step.eq(Mux(self.tick, self.w_data, 0) + due),
-                     self.now.eq(self.now + step)]
+        m.d.sync += step.eq(Mux(self.tick, self.w_data, 0) + due)
+        m.d.comb += self.now_next.eq(self.now + step)
+        m.d.sync += self.now.eq(self.now_next)
         return m

@@ -50,3 +50,24 @@ def test_stopped_clock_and_manual_ticks():
     run_clocked(dut, bench)
     assert got[0] == 0 and got[1] == 1000
     assert 1000 + 5 + 9 <= got[2] <= 1000 + 5 + 11
+
+
+def test_now_next_is_the_next_cycles_now():
+    """The connection table registers its liveness windows from ``now_next``: it must be
+    exactly the ``now`` of the following cycle, through clock ticks and CONN_TICK writes."""
+    dut = Ticker()
+    pairs = []
+
+    async def bench(ctx):
+        ctx.set(dut.tick_cycles, 3)
+        for cycle in range(60):
+            writing = cycle % 17 == 5
+            ctx.set(dut.tick, writing)
+            ctx.set(dut.w_data, 100 + cycle if writing else 0)
+            predicted = ctx.get(dut.now_next)
+            await ctx.tick()
+            pairs.append((predicted, ctx.get(dut.now)))
+
+    run_clocked(dut, bench)
+    assert all(predicted == now for predicted, now in pairs)
+    assert pairs[-1][1] > 300      # time moved, by both kinds of tick
