@@ -39,7 +39,10 @@ The counting rules are :meth:`openslb.model.pipeline.Appliance.decide`'s.
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Module, Mux, Signal, Value, unsigned
+import functools
+import operator
+
+from amaranth import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -48,6 +51,12 @@ from openslb.hw.layouts import Action, meta_layout, register_view
 from openslb.hw.spec import COUNTERS, DropReason, Params
 
 __all__ = ["Counters"]
+
+
+def _pick(one_hot, values: list):
+    """The value whose bit of ``one_hot`` is set (an AND-OR, no decoder in front)."""
+    return functools.reduce(operator.or_, [Mux(bit, value, 0)
+                                           for bit, value in zip(one_hot, values)])
 
 
 class Counters(wiring.Component):
@@ -113,12 +122,16 @@ class Counters(wiring.Component):
             acc.append(Signal(width + room, name=f"acc_{name.lower()}"))
             nxt.append(Signal(width + room, name=f"next_{name.lower()}"))
         # the round robin: the counter whose accumulator moves into its total this cycle
+        # (also one-hot: the picks below AND-OR the accumulators by it, a few LUT levels,
+        # where a binary index meant a decoder in front of a 40-way multiplexer)
         turn = Signal(range(n))
-        m.d.sync += turn.eq(Mux(turn == n - 1, 0, turn + 1))
+        turn_hot = Signal(n, init=1)
+        m.d.sync += [turn.eq(Mux(turn == n - 1, 0, turn + 1)),
+                     turn_hot.eq(turn_hot.rotate_left(1))]
         # (an accumulator starts again from this cycle's amount when its turn comes: the value
         # it had is taken into step 1)
         for k in range(n):
-            m.d.comb += nxt[k].eq(Mux(turn == k, pending[k], acc[k] + pending[k]))
+            m.d.comb += nxt[k].eq(Mux(turn_hot[k], pending[k], acc[k] + pending[k]))
             m.d.sync += acc[k].eq(nxt[k])
         # the snapshot: the accumulators' next values, then a round of RAM words (the round
         # starts with the move taken in the cycle after the strobe)
@@ -139,7 +152,7 @@ class Counters(wiring.Component):
         moved_total = Signal(64)
         moved_k = Signal(range(n))
         m.d.comb += total.addr.eq(turn)
-        m.d.sync += [moved.eq(Array(acc)[turn]), moved_snap.eq(Array(snap_acc)[turn]),
+        m.d.sync += [moved.eq(_pick(turn_hot, acc)), moved_snap.eq(_pick(turn_hot, snap_acc)),
                      moved_total.eq(total.data), moved_k.eq(turn)]
         # step 2: the new total, and in a snapshot round the snapshot's; the first round after
         # a reset takes the totals as 0 and clears the snapshots

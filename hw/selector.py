@@ -87,6 +87,8 @@ flow that spills over (maxcon) takes 3 more (its real's MAC is read after the ch
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import replace
 
 from amaranth import Array, C, Cat, Module, Mux, Signal, unsigned
@@ -390,26 +392,58 @@ class Selector(wiring.Component):
             full_seen.eq(fresh & ((up1 & full1) | (up2 & full2) | (up_backup & full_backup)
                                   | (cur_bind & persist.hit & up_bind & full_bind))),
         ]
-        # every input of the choice is in a register by step 7: the outcomes are registered
-        # there, so that step 8 only picks (in a priority order) and multiplexes, and
-        # leastconns' compare (of registered products) runs beside the pick
-        by_conn, by_bind, by_first, by_second, by_backup = (
-            Signal(name=f"by_{n}") for n in ("conn", "bind", "first", "second", "backup"))
-        # leastconns may swap the first candidate, when chosen, for the second (lc_second, the
-        # compare of step 8, decides: the swap is the last multiplexer before the output)
-        lc_swap = Signal()
-        maxcon_drop = Signal()      # no real can take it and a full one turned it away
+        # every input of the choice is in a register by step 7: the choice itself is made
+        # there, one-hot in priority order (the connection's entry, the client's binding, the
+        # two candidates, a spill, the backup), so that step 8 only ANDs and ORs the registered
+        # reals and MACs; leastconns' compare (of registered products) runs beside it and may
+        # swap the first candidate for the second, as the last select.
+        spill_now = Signal()    # a new flow that a full real turned away, and neither took
+        ret_hit = Signal()      # return traffic with its NAT entry
+        m.d.comb += ret_hit.eq(cur_track & conn.hit)
+        free_choice = ~cur_ret & ~use_conn & ~use_bind   # (use_bind excludes use_conn)
+        takes = {
+            "conn": ~cur_ret & use_conn,
+            "ret": cur_ret & ret_hit,
+            "bind": ~cur_ret & use_bind,
+            "first": free_choice & ok1,
+            "second": free_choice & ~ok1 & ok2,
+            "backup": free_choice & ~ok1 & ~ok2 & ~spill_now & ok_backup,
+        }
+        take = {name: Signal(name=f"take_{name}") for name in takes}
+        lc_swap = Signal()      # leastconns may swap the first for the second
+        maxcon_drop = Signal()  # no real can take it and a full one turned it away
+        forwards = Signal()     # the decision forwards the frame to a real (tables learn)
+        dropped = Signal()      # the decision drops the frame
         with m.If(at(7)):
-            m.d.sync += [by_conn.eq(use_conn), by_bind.eq(use_bind), by_first.eq(ok1),
-                         by_second.eq(ok2), by_backup.eq(ok_backup),
-                         lc_swap.eq(~cur_ret & ~use_conn & ~use_bind & ok1
-                                    & cur_lc & fresh & ok2),
-                         maxcon_drop.eq(full_seen)]
+            m.d.sync += [take[name].eq(value) for name, value in takes.items()]
+            m.d.sync += [lc_swap.eq(free_choice & ok1 & cur_lc & fresh & ok2),
+                         maxcon_drop.eq(full_seen),
+                         forwards.eq(~cur_ret & (use_conn | use_bind | ok1 | ok2 | spill_now
+                                                 | ok_backup)),
+                         dropped.eq(~(takes["ret"] | ~cur_ret & (use_conn | use_bind | ok1
+                                                                 | ok2 | spill_now
+                                                                 | ok_backup)))]
+        swap = Signal()
+        m.d.comb += swap.eq(lc_swap & lc_second)
+        # (a spill is the ``spilling`` register, set in step 7 too; its real's MAC is read
+        # again in step 10 and the choice made in step 11)
+        reals_by = [
+            (take["conn"] | take["ret"], conn.real, None),
+            (take["bind"], persist.real, mac_regs[4]),
+            (take["first"] & ~swap, real1, mac_regs[0]),
+            (take["second"] | swap, real2, mac_regs[1]),
+            (spilling, spill_real, mac_regs[2]),
+            (take["backup"], backup_real, mac_regs[2]),
+            (dropped, cur.real, None),
+        ]
+        macs_by = [(take["conn"], mac_regs[3]), (take["ret"] | dropped, cur.real_mac)] + [
+            (sel, mac) for sel, _, mac in reals_by[1:6]]
         chosen = Signal(meta_layout(p))
         m.d.comb += chosen.eq(cur)
+        m.d.comb += [chosen.real.eq(_one_of([(sel, real) for sel, real, _ in reals_by])),
+                     chosen.real_mac.eq(_one_of(macs_by))]
         for table, tracked in ((conn, cur_track), (persist, cur_bind)):
-            m.d.comb += [table.forward.eq((by_conn | by_bind | by_first | by_second | spilling
-                                           | by_backup) & ~cur_ret),
+            m.d.comb += [table.forward.eq(forwards),
                          table.new_real.eq(chosen.real),
                          table.update.eq(last & out_free & tracked & ~cur_ret)]
         m.d.comb += [
@@ -422,30 +456,13 @@ class Selector(wiring.Component):
             chosen.pbind_new.eq(cur_bind & persist.new),
             chosen.pbind_full.eq(cur_bind & persist.full),
         ]
-        with m.If(cur_ret):
-            with m.If(cur_track & conn.hit):
-                m.d.comb += [chosen.real.eq(conn.real), chosen.vip.eq(conn.vip)]
-            with m.Else():
-                m.d.comb += [chosen.action.eq(Action.DROP), chosen.error.eq(1),
-                             chosen.reason.eq(DropReason.NO_CONN)]
-        with m.Elif(by_conn):
-            m.d.comb += [chosen.real.eq(conn.real), chosen.real_mac.eq(mac_regs[3])]
-        with m.Elif(by_bind):
-            m.d.comb += [chosen.real.eq(persist.real), chosen.real_mac.eq(mac_regs[4])]
-        with m.Elif(by_first):
-            m.d.comb += [chosen.real.eq(real1), chosen.real_mac.eq(mac_regs[0])]
-        with m.Elif(by_second):
-            m.d.comb += [chosen.real.eq(real2), chosen.real_mac.eq(mac_regs[1])]
-        with m.Elif(spilling):
-            m.d.comb += [chosen.real.eq(spill_real), chosen.real_mac.eq(mac_regs[2])]
-        with m.Elif(by_backup):
-            m.d.comb += [chosen.real.eq(backup_real), chosen.real_mac.eq(mac_regs[2])]
-        with m.Else():
+        with m.If(take["ret"]):
+            m.d.comb += chosen.vip.eq(conn.vip)
+        with m.If(dropped):
             m.d.comb += [chosen.action.eq(Action.DROP), chosen.error.eq(1),
-                         chosen.reason.eq(Mux(maxcon_drop, DropReason.MAXCON,
-                                              DropReason.NO_REAL))]
-        with m.If(lc_swap & lc_second):
-            m.d.comb += [chosen.real.eq(real2), chosen.real_mac.eq(mac_regs[1])]
+                         chosen.reason.eq(Mux(cur_ret, DropReason.NO_CONN,
+                                              Mux(maxcon_drop, DropReason.MAXCON,
+                                                  DropReason.NO_REAL)))]
         # The output register loads whenever it is free: a passing frame's record when idle,
         # the decision otherwise; only its valid bit depends on the handshakes.
         passing = Signal()
@@ -535,34 +552,43 @@ class Selector(wiring.Component):
                          rd.addr.eq(Cat(cur.group, cur_bank))]
             with m.If(at(1)):
                 m.d.sync += member_vec[32 * k:32 * k + 32].eq(rd.data)
-        # step 5: of each 16 members, the first that is up and below its limit (the last
-        # lookup's counts are in by then); 6: the first of all
+        # step 5: the members that are up and below their limits, registered (the last
+        # lookup's counts are in by then); 6: of each 16, whether any and the first, and
+        # whether any at all; 7: the first chunk with one (one-hot, from prefix ORs) and its
+        # first member, an AND-OR (the spill's real is needed from step 8, when its MAC is read)
         avail = Signal(p.n_reals)
-        m.d.comb += avail.eq(member_vec[0:p.n_reals] & self.health & ~count.full)
+        with m.If(at(5)):
+            m.d.sync += avail.eq(member_vec[0:p.n_reals] & self.health & ~count.full)
         chunks = -(-p.n_reals // 16)
         chunk_any = Signal(chunks)
         chunk_first = [Signal(4, name=f"spill_first{c}") for c in range(chunks)]
-        with m.If(at(5)):
+        with m.If(at(6)):
+            m.d.sync += spill_any.eq(avail.any())
             for c in range(chunks):
                 bits = avail[16 * c:16 * c + 16]
                 m.d.sync += chunk_any[c].eq(bits.any())
                 for b in reversed(range(len(bits))):
                     with m.If(bits[b]):
                         m.d.sync += chunk_first[c].eq(b)
-        with m.If(at(6)):
-            m.d.sync += spill_any.eq(chunk_any.any())
-            for c in reversed(range(chunks)):
-                with m.If(chunk_any[c]):
-                    m.d.sync += spill_real.eq(Cat(chunk_first[c], C(c, 8))[0:p.real_bits])
+        with m.If(at(7)):
+            m.d.sync += spill_real.eq(_one_of([
+                (chunk_any[c] & ~chunk_any[0:c].any(), Cat(chunk_first[c], C(c, 8))[0:p.real_bits])
+                for c in range(chunks)]))
         # step 7: the decision to spill (as the choice in step 8 would make it)
         turned_away = Signal()
         m.d.comb += turned_away.eq((up1 & full1) | (up2 & full2)
                                    | (cur_bind & persist.hit & up_bind & full_bind))
+        m.d.comb += spill_now.eq(fresh & ~use_bind & ~ok1 & ~ok2 & ~cur_ret & turned_away
+                                 & spill_any)
         with m.If(at(7)):
-            m.d.sync += spilling.eq(fresh & ~use_bind & ~ok1 & ~ok2 & ~cur_ret & turned_away
-                                    & spill_any)
+            m.d.sync += spilling.eq(spill_now)
         return m
 
+
+
+def _one_of(choices: list):
+    """The value of the one choice whose select is set (selects are one-hot): an AND-OR."""
+    return functools.reduce(operator.or_, [Mux(select, value, 0) for select, value in choices])
 
 
 def _block(m: Module, name: str, cls, p: Params):
