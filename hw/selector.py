@@ -554,8 +554,8 @@ class Selector(wiring.Component):
                 m.d.sync += member_vec[32 * k:32 * k + 32].eq(rd.data)
         # step 5: the members that are up and below their limits, registered (the last
         # lookup's counts are in by then); 6: of each 16, whether any and the first, and
-        # whether any at all; 7: the first chunk with one (one-hot, from prefix ORs) and its
-        # first member, an AND-OR (the spill's real is needed from step 8, when its MAC is read)
+        # whether any at all; 7: the first of all (the spill's real is needed from step 8,
+        # when its MAC is read)
         avail = Signal(p.n_reals)
         with m.If(at(5)):
             m.d.sync += avail.eq(member_vec[0:p.n_reals] & self.health & ~count.full)
@@ -566,14 +566,12 @@ class Selector(wiring.Component):
             m.d.sync += spill_any.eq(avail.any())
             for c in range(chunks):
                 bits = avail[16 * c:16 * c + 16]
-                m.d.sync += chunk_any[c].eq(bits.any())
-                for b in reversed(range(len(bits))):
-                    with m.If(bits[b]):
-                        m.d.sync += chunk_first[c].eq(b)
+                found, first = _first_set([(bits[b], C(b, 4)) for b in range(len(bits))])
+                m.d.sync += [chunk_any[c].eq(found), chunk_first[c].eq(first)]
         with m.If(at(7)):
-            m.d.sync += spill_real.eq(_one_of([
-                (chunk_any[c] & ~chunk_any[0:c].any(), Cat(chunk_first[c], C(c, 8))[0:p.real_bits])
-                for c in range(chunks)]))
+            _, first = _first_set([(chunk_any[c], Cat(chunk_first[c], C(c, 8))[0:p.real_bits])
+                                   for c in range(chunks)])
+            m.d.sync += spill_real.eq(first)
         # step 7: the decision to spill (as the choice in step 8 would make it)
         turned_away = Signal()
         m.d.comb += turned_away.eq((up1 & full1) | (up2 & full2)
@@ -584,6 +582,19 @@ class Selector(wiring.Component):
             m.d.sync += spilling.eq(spill_now)
         return m
 
+
+
+def _first_set(candidates: list) -> tuple:
+    """Whether any of ``candidates`` (``(flag, value)`` pairs) is flagged, and the value of the
+    first that is: a balanced tree of 2:1 multiplexers (log2 n levels; a priority chain, or
+    prefix ORs, come out of synthesis as a chain)."""
+    while len(candidates) > 1:
+        paired = []
+        for k in range(0, len(candidates) - 1, 2):
+            (flag0, value0), (flag1, value1) = candidates[k], candidates[k + 1]
+            paired.append((flag0 | flag1, Mux(flag0, value0, value1)))
+        candidates = paired + candidates[len(candidates) & ~1:]
+    return candidates[0]
 
 
 def _one_of(choices: list):
