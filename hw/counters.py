@@ -39,24 +39,16 @@ The counting rules are :meth:`openslb.model.pipeline.Appliance.decide`'s.
 
 from __future__ import annotations
 
-import functools
-import operator
-
 from amaranth import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw.bram import BlockRam
 from openslb.hw.layouts import Action, meta_layout, register_view
+from openslb.hw.picks import one_of
 from openslb.hw.spec import COUNTERS, DropReason, Params
 
 __all__ = ["Counters"]
-
-
-def _pick(one_hot, values: list):
-    """The value whose bit of ``one_hot`` is set (an AND-OR, no decoder in front)."""
-    return functools.reduce(operator.or_, [Mux(bit, value, 0)
-                                           for bit, value in zip(one_hot, values)])
 
 
 class Counters(wiring.Component):
@@ -152,7 +144,8 @@ class Counters(wiring.Component):
         moved_total = Signal(64)
         moved_k = Signal(range(n))
         m.d.comb += total.addr.eq(turn)
-        m.d.sync += [moved.eq(_pick(turn_hot, acc)), moved_snap.eq(_pick(turn_hot, snap_acc)),
+        m.d.sync += [moved.eq(one_of(list(zip(turn_hot, acc)))),
+                     moved_snap.eq(one_of(list(zip(turn_hot, snap_acc)))),
                      moved_total.eq(total.data), moved_k.eq(turn)]
         # step 2: the new total, and in a snapshot round the snapshot's; the first round after
         # a reset takes the totals as 0 and clears the snapshots

@@ -87,8 +87,6 @@ flow that spills over (maxcon) takes 3 more (its real's MAC is read after the ch
 
 from __future__ import annotations
 
-import functools
-import operator
 from dataclasses import replace
 
 from amaranth import Array, C, Cat, Module, Mux, Signal, unsigned
@@ -98,6 +96,7 @@ from amaranth.lib.wiring import In, Out
 from openslb.hw.bram import BlockRam
 from openslb.hw.conncount import ConnCount
 from openslb.hw.conntable import ConnTable, opens_connection
+from openslb.hw.picks import first_set, one_of
 from openslb.hw.roundrobin import RoundRobin
 from openslb.hw.layouts import Action, meta_layout, register_view
 from openslb.hw.spec import (PROTO_TCP, PROTO_UDP, WEIGHT_BITS, ConnTimeout, DropReason,
@@ -440,8 +439,8 @@ class Selector(wiring.Component):
             (sel, mac) for sel, _, mac in reals_by[1:6]]
         chosen = Signal(meta_layout(p))
         m.d.comb += chosen.eq(cur)
-        m.d.comb += [chosen.real.eq(_one_of([(sel, real) for sel, real, _ in reals_by])),
-                     chosen.real_mac.eq(_one_of(macs_by))]
+        m.d.comb += [chosen.real.eq(one_of([(sel, real) for sel, real, _ in reals_by])),
+                     chosen.real_mac.eq(one_of(macs_by))]
         for table, tracked in ((conn, cur_track), (persist, cur_bind)):
             m.d.comb += [table.forward.eq(forwards),
                          table.new_real.eq(chosen.real),
@@ -566,10 +565,10 @@ class Selector(wiring.Component):
             m.d.sync += spill_any.eq(avail.any())
             for c in range(chunks):
                 bits = avail[16 * c:16 * c + 16]
-                found, first = _first_set([(bits[b], C(b, 4)) for b in range(len(bits))])
+                found, first = first_set([(bits[b], C(b, 4)) for b in range(len(bits))])
                 m.d.sync += [chunk_any[c].eq(found), chunk_first[c].eq(first)]
         with m.If(at(7)):
-            _, first = _first_set([(chunk_any[c], Cat(chunk_first[c], C(c, 8))[0:p.real_bits])
+            _, first = first_set([(chunk_any[c], Cat(chunk_first[c], C(c, 8))[0:p.real_bits])
                                    for c in range(chunks)])
             m.d.sync += spill_real.eq(first)
         # step 7: the decision to spill (as the choice in step 8 would make it)
@@ -581,25 +580,6 @@ class Selector(wiring.Component):
         with m.If(at(7)):
             m.d.sync += spilling.eq(spill_now)
         return m
-
-
-
-def _first_set(candidates: list) -> tuple:
-    """Whether any of ``candidates`` (``(flag, value)`` pairs) is flagged, and the value of the
-    first that is: a balanced tree of 2:1 multiplexers (log2 n levels; a priority chain, or
-    prefix ORs, come out of synthesis as a chain)."""
-    while len(candidates) > 1:
-        paired = []
-        for k in range(0, len(candidates) - 1, 2):
-            (flag0, value0), (flag1, value1) = candidates[k], candidates[k + 1]
-            paired.append((flag0 | flag1, Mux(flag0, value0, value1)))
-        candidates = paired + candidates[len(candidates) & ~1:]
-    return candidates[0]
-
-
-def _one_of(choices: list):
-    """The value of the one choice whose select is set (selects are one-hot): an AND-OR."""
-    return functools.reduce(operator.or_, [Mux(select, value, 0) for select, value in choices])
 
 
 def _block(m: Module, name: str, cls, p: Params):

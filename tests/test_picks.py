@@ -1,6 +1,6 @@
-"""The selector's pick helpers (hw/selector.py): ``_first_set`` (the spill-over's lowest
-available member, a balanced tree) and ``_one_of`` (the one-hot choice's AND-OR), checked
-against plain Python for random inputs in Amaranth's simulator."""
+"""The pick helpers (hw/picks.py): ``first_set`` (the spill-over's lowest available member, a
+balanced tree) and ``one_of`` (the selector's one-hot choice, the counters' round robin: an
+AND-OR), checked against plain Python for random inputs in Amaranth's simulator."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import random
 import pytest
 from amaranth import C, Module, Signal
 
-from openslb.hw.selector import _first_set, _one_of
+from openslb.hw.picks import first_set, one_of
 from openslb.sim.amaranth_sim import run_clocked
 
 
@@ -18,7 +18,7 @@ def test_first_set_is_the_lowest_flagged(n):
     m = Module()
     flags = Signal(n)
     values = [Signal(8, name=f"v{k}") for k in range(n)]
-    found, first = _first_set([(flags[k], values[k]) for k in range(n)])
+    found, first = first_set([(flags[k], values[k]) for k in range(n)])
     found_out, first_out = Signal(), Signal(8)
     m.d.comb += [found_out.eq(found), first_out.eq(first)]
     m.d.sync += Signal().eq(0)      # a sync domain for the clock
@@ -48,7 +48,7 @@ def test_one_of_picks_the_selected_value():
     selects = Signal(4)
     values = [C(v, 8) for v in (0x11, 0x22, 0x44, 0x88)]
     out = Signal(8)
-    m.d.comb += out.eq(_one_of([(selects[k], values[k]) for k in range(4)]))
+    m.d.comb += out.eq(one_of([(selects[k], values[k]) for k in range(4)]))
     m.d.sync += Signal().eq(0)
     got = {}
 
