@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,23 +42,15 @@ def pipeline_figures(width: int) -> dict:
     return bench_scenario(Params(width=width), "bench")
 
 
-def _commit() -> str:
-    """The checkout's commit (short), or "unknown" outside a git checkout."""
-    try:
-        run = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return run.stdout.strip() or "unknown"
-
-
 def main(skip_fpga: bool = False) -> int:
     from openslb.sim.fpga import implement
+    from openslb.sim.runner import source_commit
     RESULTS.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     path = RESULTS / "pipeline.json"
     last = json.loads(path.read_text()) if path.exists() else {}
-    result: dict = {"command": "make bench", "commit": _commit(), "machine": platform.machine(),
+    result: dict = {"command": "make bench", "commit": source_commit(),
+                    "machine": platform.machine(),
                     "python": platform.python_version()}
     from openslb.sim.bench_management import management_figures
     management = {"command": "make bench", "commit": result["commit"], **management_figures()}

@@ -33,7 +33,7 @@ def _cycles_64B(width: int) -> int:
 
 def run(name: str) -> dict:
     if name.startswith("ecp5_85k"):
-        from openslb.sim.board_build import source_commit
+        from openslb.sim.runner import source_commit
         from openslb.sim.fpga import implement
         width = int(name.split("_w")[1])
         commit = source_commit()        # (taken before a run of half an hour)

@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 
 from openslb.hw.boards import BOARDS, board_top, platform_for, yosys_overrides
-from openslb.sim.runner import REPO
+from openslb.sim.runner import REPO, source_commit
 
 __all__ = ["build", "flash", "summarise", "over_capacity"]
 
@@ -92,16 +92,6 @@ def _first_error(build_dir: Path) -> str:
                 if line.startswith("ERROR"):
                     return f": {log}: {line.strip()}"
     return ""
-
-
-def source_commit() -> str:
-    """The commit the sources are at (``-dirty`` when they differ from it), for the record."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout
-    head = git("rev-parse", "--short", "HEAD").strip()
-    if not head:
-        return "unknown"
-    return head + ("-dirty" if git("status", "--porcelain", "--", "hw").strip() else "")
 
 
 def build(board: str, baud: int = 115200) -> int:

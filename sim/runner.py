@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 from openslb.hw.spec import Params
 
 __all__ = ["REPO", "simulator", "build_verilog", "build", "run_testbench", "run_all_testbenches",
-           "digest", "cached_build_dir", "hw_sources",
+           "digest", "cached_build_dir", "hw_sources", "source_commit",
            "TESTBENCHES", "entry_params"]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,6 +76,21 @@ def cached_build_dir(root: Path, config: str, sources: str) -> Path:
 def hw_sources() -> list[Path]:
     """The gateware's source files (a change to any of them rebuilds every simulator model)."""
     return sorted(HW_DIR.glob("*.py"))
+
+
+def source_commit() -> str:
+    """The commit the sources are at (short), ``-dirty`` when the gateware differs from it, or
+    "unknown" outside a git checkout: the record of what a figure was measured on."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                                  timeout=30).stdout
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    head = git("rev-parse", "--short", "HEAD").strip()
+    if not head:
+        return "unknown"
+    return head + ("-dirty" if git("status", "--porcelain", "--", "hw").strip() else "")
 
 
 _SOURCES_AT_IMPORT: dict[Path, bytes] = {}
