@@ -222,8 +222,9 @@ class ConnTable(OptionalBlock):
                            & (e.nat == self.cur_nat))
             same_vip = e.digest[0:vb] == digest[0:vb]
             not_after_now = e.stamp <= stamp_now
-            in_window = [Mux(wraps[k], (e.stamp >= since[k]) | not_after_now,
-                             (e.stamp >= since[k]) & not_after_now) for k in range(kinds)]
+            not_before = [e.stamp >= since[k] for k in range(kinds)]
+            in_window = [Mux(wraps[k], not_before[k] | not_after_now,
+                             not_before[k] & not_after_now) for k in range(kinds)]
             young = Mux(kind[1], Mux(kind[0], in_window[3], in_window[2]),
                         Mux(kind[0], in_window[1], in_window[0]))
             return (same_client & (same_vip | self.cur_return),

@@ -409,6 +409,7 @@ class Selector(wiring.Component):
             "backup": free_choice & ~ok1 & ~ok2 & ~spill_now & ok_backup,
         }
         take = {name: Signal(name=f"take_{name}") for name in takes}
+        to_a_real = ~cur_ret & (use_conn | use_bind | ok1 | ok2 | spill_now | ok_backup)
         lc_swap = Signal()      # leastconns may swap the first for the second
         maxcon_drop = Signal()  # no real can take it and a full one turned it away
         forwards = Signal()     # the decision forwards the frame to a real (tables learn)
@@ -417,11 +418,8 @@ class Selector(wiring.Component):
             m.d.sync += [take[name].eq(value) for name, value in takes.items()]
             m.d.sync += [lc_swap.eq(free_choice & ok1 & cur_lc & fresh & ok2),
                          maxcon_drop.eq(full_seen),
-                         forwards.eq(~cur_ret & (use_conn | use_bind | ok1 | ok2 | spill_now
-                                                 | ok_backup)),
-                         dropped.eq(~(takes["ret"] | ~cur_ret & (use_conn | use_bind | ok1
-                                                                 | ok2 | spill_now
-                                                                 | ok_backup)))]
+                         forwards.eq(to_a_real),
+                         dropped.eq(~(takes["ret"] | to_a_real))]
         swap = Signal()
         m.d.comb += swap.eq(lc_swap & lc_second)
         # (a spill is the ``spilling`` register, set in step 7 too; its real's MAC is read
