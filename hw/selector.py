@@ -433,8 +433,10 @@ class Selector(wiring.Component):
             (take["backup"], backup_real, mac_regs[2]),
             (dropped, cur.real, None),
         ]
+        # (the connection's and the dropped frame's MACs are not in ``reals_by``: the
+        # connection's MAC depends on whether the frame is return traffic)
         macs_by = [(take["conn"], mac_regs[3]), (take["ret"] | dropped, cur.real_mac)] + [
-            (sel, mac) for sel, _, mac in reals_by[1:6]]
+            (sel, mac) for sel, _, mac in reals_by if mac is not None]
         chosen = Signal(meta_layout(p))
         m.d.comb += chosen.eq(cur)
         m.d.comb += [chosen.real.eq(one_of([(sel, real) for sel, real, _ in reals_by])),
