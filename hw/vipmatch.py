@@ -77,8 +77,12 @@ class VipMatcher(wiring.Component):
         n = p.n_vips
 
         # ---- stage 1: a private copy of the fields -------------------------------------------
+        # (initialised to ones: the user's own registers of these fields take the same inputs
+        # under the same enable, and synthesis merges flip-flops that match in inputs and
+        # initial value, which would give the compares the user's register and its fan-out
+        # back; what a copy holds before the first frame is never used)
         dst, proto, dport, ports_known, arp_tpa = (
-            Signal.like(sig, name=f"in_{sig.name}")
+            Signal.like(sig, name=f"in_{sig.name}", init=(1 << len(sig)) - 1)
             for sig in (self.dst, self.proto, self.dport, self.ports_known, self.arp_tpa))
         with m.If(self.en):
             m.d.sync += [dst.eq(self.dst), proto.eq(self.proto), dport.eq(self.dport),
