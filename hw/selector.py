@@ -420,15 +420,13 @@ class Selector(wiring.Component):
                          maxcon_drop.eq(full_seen),
                          forwards.eq(to_a_real),
                          dropped.eq(~(takes["ret"] | to_a_real))]
-        swap = Signal()
-        m.d.comb += swap.eq(lc_swap & lc_second)
         # (a spill is the ``spilling`` register, set in step 7 too; its real's MAC is read
         # again in step 10 and the choice made in step 11)
         reals_by = [
             (take["conn"] | take["ret"], conn.real, None),
             (take["bind"], persist.real, mac_regs[4]),
-            (take["first"] & ~swap, real1, mac_regs[0]),
-            (take["second"] | swap, real2, mac_regs[1]),
+            (take["first"], real1, mac_regs[0]),
+            (take["second"], real2, mac_regs[1]),
             (spilling, spill_real, mac_regs[2]),
             (take["backup"], backup_real, mac_regs[2]),
             (dropped, cur.real, None),
@@ -437,10 +435,18 @@ class Selector(wiring.Component):
         # connection's MAC depends on whether the frame is return traffic)
         macs_by = [(take["conn"], mac_regs[3]), (take["ret"] | dropped, cur.real_mac)] + [
             (sel, mac) for sel, _, mac in reals_by if mac is not None]
+        # leastconns' swap of the first candidate for the second is the last multiplexer, one
+        # LUT between the compare and the registers that take the choice (the compare sits
+        # by the multipliers, across the die from the rest of the selector): a swap is only
+        # set when the first candidate is taken, so it replaces exactly that choice
+        swap = Signal()
+        m.d.comb += swap.eq(lc_swap & lc_second)
         chosen = Signal(meta_layout(p))
         m.d.comb += chosen.eq(cur)
-        m.d.comb += [chosen.real.eq(one_of([(sel, real) for sel, real, _ in reals_by])),
-                     chosen.real_mac.eq(one_of(macs_by))]
+        m.d.comb += [
+            chosen.real.eq(Mux(swap, real2, one_of([(sel, real) for sel, real, _ in reals_by]))),
+            chosen.real_mac.eq(Mux(swap, mac_regs[1], one_of(macs_by))),
+        ]
         for table, tracked in ((conn, cur_track), (persist, cur_bind)):
             m.d.comb += [table.forward.eq(forwards),
                          table.new_real.eq(chosen.real),
