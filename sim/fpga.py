@@ -46,7 +46,7 @@ def _tool(name: str) -> str:
 
 #: nextpnr's analytic placer weighs timing against wire length by this (its default is 10).  At
 #: 30 one netlist of the 64-bit core (03cef27) reached 96.33 and 95.36 MHz on the ECP5-45F at
-#: seeds 1 and 2, against 87.92 at 10 (seed 1); docs/pipeline.md, "The third round".
+#: seeds 1 and 2, against 87.92 and 90.24 at 10; docs/pipeline.md, "The third round".
 PLACER_TIMING_WEIGHT = 30
 
 
