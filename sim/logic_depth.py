@@ -8,6 +8,7 @@ block.  It is what picks the next paths to cut; nextpnr (``make bench``) stays t
 Usage::
 
     python -m openslb.sim.logic_depth build/fpga/ecp5_45k-w64/core.json [--over NS] [--top N]
+    python -m openslb.sim.logic_depth build/fpga/ecp5_45k-w64/core.json --fanout N
 
 The delay model (nanoseconds, ECP5 speed grade 6, calibrated loosely on nextpnr's reports):
 clock to out 0.5; per LUT4 or carry-chain entry 0.24 plus a net of 0.45 + 0.12 × log2(fan-out);
@@ -28,7 +29,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Endpoint", "analyse", "main"]
+__all__ = ["Endpoint", "analyse", "main", "register_fanout"]
 
 CLOCK_TO_OUT = 0.5
 LUT = 0.24
@@ -173,6 +174,19 @@ def analyse(netlist: dict, top: str) -> list[Endpoint]:
     return ends
 
 
+def register_fanout(netlist: dict, top: str) -> list[tuple[int, str]]:
+    """Every flip-flop of module ``top`` with the loads on its output, most loaded first.
+
+    The depth report does not show what synthesis merged: registers that agree in inputs,
+    enable and initial value become one (yosys' ``opt_merge``), and a copy meant to keep a
+    compare's inputs local then hangs off the original with all its loads.  A register with
+    far more loads than its design intends is the sign."""
+    net = _Netlist(netlist["modules"][top])
+    loads = [(sum(net.fanout[b] for b in cell["connections"].get("Q", []) if isinstance(b, int)),
+              name) for name, cell in net.cells.items() if cell["type"] == "TRELLIS_FF"]
+    return sorted(loads, key=lambda pair: (-pair[0], pair[1]))
+
+
 def report(ends: list[Endpoint], over: float, top: int, out=sys.stdout) -> None:
     """Blocks by endpoints slower than ``over`` ns, a levels histogram, and the worst path of
     the ``top`` worst blocks."""
@@ -204,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--over", type=float, default=6.4,
                         help="list endpoints slower than this many ns (default 6.4: 156.25 MHz)")
     parser.add_argument("--top", type=int, default=12, help="blocks to list")
+    parser.add_argument("--fanout", type=int, default=0, metavar="N",
+                        help="list the N flip-flops with the most loads instead")
     args = parser.parse_args(argv)
     try:
         netlist = json.loads(args.netlist.read_text())
@@ -213,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.top_module not in netlist.get("modules", {}):
         print(f"error: {args.netlist} has no module {args.top_module!r}", file=sys.stderr)
         return 2
+    if args.fanout:
+        for loads, name in register_fanout(netlist, args.top_module)[:args.fanout]:
+            print(f"{loads:6d}  {name}")
+        return 0
     ends = analyse(netlist, args.top_module)
     if not ends:
         print("no timed endpoints", file=sys.stderr)

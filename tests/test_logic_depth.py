@@ -5,8 +5,9 @@ timed, and a combinational loop does not hang it."""
 from __future__ import annotations
 
 import io
+import json
 
-from openslb.sim.logic_depth import analyse, report
+from openslb.sim.logic_depth import analyse, main, register_fanout, report
 
 
 def _cell(kind: str, **ports) -> dict:
@@ -90,3 +91,18 @@ def test_a_multiplier_without_registers_is_in_the_path():
     registered = dst_delay({"REG_OUTPUT_CLK": "CLK0"})
     assert registered["dst"].delay < 3.9                 # its own register starts the path
     assert "m" in registered                             # and ends the one in front of it
+
+
+def test_register_fanout_lists_the_most_loaded_flip_flops_first():
+    # "wide" drives three LUTs, "narrow" one, "idle" none
+    cells = {"wide": _ff(99, 10), "narrow": _ff(99, 11), "idle": _ff(99, 12),
+             "a": _lut(10, 20), "b": _lut(10, 21), "c": _lut(10, 22, b=11)}
+    assert register_fanout(_netlist(cells), "top") == [(3, "wide"), (1, "narrow"), (0, "idle")]
+
+
+def test_the_fanout_listing_from_the_command_line(tmp_path, capsys):
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps(_netlist({"wide": _ff(99, 10), "a": _lut(10, 20),
+                                         "b": _lut(10, 21)})))
+    assert main([str(path), "--top-module", "top", "--fanout", "5"]) == 0
+    assert capsys.readouterr().out.split() == ["2", "wide"]
