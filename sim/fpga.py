@@ -21,7 +21,8 @@ from pathlib import Path
 
 from openslb.hw.spec import Params
 
-__all__ = ["implement", "best_run", "report_fmax", "DEVICES", "PLACER_TIMING_WEIGHT"]
+__all__ = ["implement", "best_run", "fmax_by_clock", "report_fmax", "DEVICES",
+           "PLACER_TIMING_WEIGHT"]
 
 #: nextpnr device flag and a package that exists for it.
 DEVICES = {"ecp5_45k": ("--45k", "CABGA381"), "ecp5_85k": ("--85k", "CABGA381"),
@@ -86,7 +87,6 @@ def implement(params: Params, device: str = "ecp5_45k", freq_mhz: float = 156.25
         u = util.get(cell, {"used": 0, "available": 0})
         return {"used": u["used"], "available": u["available"]}
 
-    fmax = {clk: round(v["achieved"], 2) for clk, v in reports[best].get("fmax", {}).items()}
     return {
         "device": device,
         "speed_grade": speed or 6,
@@ -96,7 +96,7 @@ def implement(params: Params, device: str = "ecp5_45k", freq_mhz: float = 156.25
         "brams": used("DP16KD"),
         "dsps": used("MULT18X18D"),
         "fmax_mhz": by_seed[best],
-        "fmax_by_clock": fmax,
+        "fmax_by_clock": fmax_by_clock(reports[best]),
         "seed": best,
         "fmax_by_seed": {str(seed): f for seed, f in by_seed.items()},
         "placer_timing_weight": PLACER_TIMING_WEIGHT,
@@ -123,11 +123,15 @@ def _place_and_route(workdir: Path, device: str, freq_mhz: float, seed: int,
     return json.loads((workdir / out / "report.json").read_text())
 
 
+def fmax_by_clock(report: dict) -> dict[str, float]:
+    """The achieved fmax (MHz, to 0.01) of each clock of a nextpnr ``--report`` JSON."""
+    return {clk: round(v["achieved"], 2) for clk, v in report.get("fmax", {}).items()}
+
+
 def report_fmax(report: dict) -> float | None:
     """The lowest achieved fmax (MHz) over the clocks of a nextpnr ``--report`` JSON (None
     when it times none)."""
-    achieved = [round(v["achieved"], 2) for v in report.get("fmax", {}).values()]
-    return min(achieved) if achieved else None
+    return min(fmax_by_clock(report).values(), default=None)
 
 
 def best_run(reports: dict[int, dict]) -> tuple[int, dict[int, float | None]]:
