@@ -269,11 +269,6 @@ class Selector(wiring.Component):
         spill_real = Signal(p.real_bits)
         spill_any = Signal()
         spilling = Signal()     # the lookup's decision is a spill: three more steps (9-11)
-        up1 = Signal()
-        up2 = Signal()
-        up_backup = Signal()
-        up_conn = Signal()
-        up_bind = Signal()
         backup = Signal(32)
         m.d.sync += backup.eq(Array(list(self.group_backup))[cur.group])
         backup_real = backup[0:p.real_bits]
@@ -363,42 +358,33 @@ class Selector(wiring.Component):
         cur_starts = Signal()   # a tracked frame that starts a flow (TCP SYN, UDP)
         cur_rr = Signal()       # ... of a round-robin group: its candidates are pointer slots
         cur_lc = Signal()       # ... of a leastconns group
-        use_conn = Signal()
-        use_bind = Signal()
-        fresh = Signal()        # a new flow: the metric chooses, full reals are skipped
-        full1 = Signal()
-        full2 = Signal()
-        full_backup = Signal()
-        full_bind = Signal()
         lc_second = Signal()    # the second candidate has fewer connections per weight
         m.d.comb += [conn.cur_hash.eq(cur.ckey), conn.cur_udp.eq(cur.proto == PROTO_UDP),
                      conn.cur_flags.eq(cur.tcp_flags), conn.cur_nat.eq(cur.nat | cur_ret),
                      conn.cur_return.eq(cur_ret), persist.cur_hash.eq(cur.pkey),
                      persist.cur_nat.eq(0), persist.cur_return.eq(0),
-                     persist.cur_udp.eq(1), persist.cur_flags.eq(0),
-                     use_conn.eq(cur_track & conn.hit & up_conn),
-                     fresh.eq(cur_starts & ~use_conn),
-                     use_bind.eq(cur_bind & persist.hit & up_bind & ~use_conn
-                                 & ~(fresh & full_bind))]
-        ok1 = Signal()
+                     persist.cur_udp.eq(1), persist.cur_flags.eq(0)]
+        # What each real can do for the frame, registered in step 6 from the health and full
+        # bits (below), so that step 7 chooses from registers only: those bits, the tables'
+        # hits and the frame's marks come from all over the die.  A new flow (the metric
+        # chooses, full reals are skipped) is a tracked frame that starts a flow and that its
+        # connection's entry does not decide; wherever the choice is free, the entry does not
+        # decide, so there a frame that starts a flow is a new flow (``cur_starts``).
+        use_conn = Signal()     # the connection's live entry decides: its real is up
+        use_bind = Signal()     # else the client's live binding does: its real can take it
+        ok1 = Signal()          # slot 1's real can take the frame: up, and not full for a new flow
         ok2 = Signal()
         ok_backup = Signal()
-        full_seen = Signal()
-        m.d.comb += [
-            ok1.eq(up1 & ~(fresh & full1)),
-            ok2.eq(up2 & ~(fresh & full2)),
-            ok_backup.eq(up_backup & ~(fresh & full_backup)),
-            full_seen.eq(fresh & ((up1 & full1) | (up2 & full2) | (up_backup & full_backup)
-                                  | (cur_bind & persist.hit & up_bind & full_bind))),
-        ]
+        ret_hit = Signal()      # return traffic with its NAT entry
+        turned_away = Signal()  # a full real that is up (1, 2, the binding's) turns a new flow away
+        full_seen = Signal()    # ... or the backup does: a drop is a MAXCON one
+        rr_both = Signal()      # a round-robin new flow tries both slots (slot 1's real can't)
         # every input of the choice is in a register by step 7: the choice itself is made
         # there, one-hot in priority order (the connection's entry, the client's binding, the
         # two candidates, a spill, the backup), so that step 8 only ANDs and ORs the registered
         # reals and MACs; leastconns' compare (of registered products) runs beside it and may
         # swap the first candidate for the second, as the last select.
         spill_now = Signal()    # a new flow that a full real turned away, and neither took
-        ret_hit = Signal()      # return traffic with its NAT entry
-        m.d.comb += ret_hit.eq(cur_track & conn.hit)
         free_choice = ~cur_ret & ~use_conn & ~use_bind   # (use_bind excludes use_conn)
         takes = {
             "conn": ~cur_ret & use_conn,
@@ -416,8 +402,8 @@ class Selector(wiring.Component):
         dropped = Signal()      # the decision drops the frame
         with m.If(at(7)):
             m.d.sync += [take[name].eq(value) for name, value in takes.items()]
-            m.d.sync += [lc_swap.eq(free_choice & ok1 & cur_lc & fresh & ok2),
-                         maxcon_drop.eq(full_seen),
+            m.d.sync += [lc_swap.eq(free_choice & ok1 & cur_lc & ok2),
+                         maxcon_drop.eq(cur_starts & full_seen),
                          forwards.eq(to_a_real),
                          dropped.eq(~(takes["ret"] | to_a_real))]
         # (a spill is the ``spilling`` register, set in step 7 too; its real's MAC is read
@@ -510,16 +496,31 @@ class Selector(wiring.Component):
                          for w, r in zip(health_words, reals)]
             m.d.sync += [w.eq(count.full.word_select(r[4:], 16))
                          for w, r in zip(full_words, (real1, real2, backup_real, persist.real))]
+        def bit(word, real):
+            return word.bit_select(real[0:4], 1)
+        up1, up2, up_backup, up_conn, up_bind = (
+            bit(health_words[0], real1), bit(health_words[1], real2),
+            backup[8] & bit(health_words[2], backup_real),
+            bit(health_words[3], conn.real), bit(health_words[4], persist.real))
+        full1, full2, full_backup, full_bind = (
+            bit(word, r) for word, r in zip(full_words, (real1, real2, backup_real, persist.real)))
+        new = cur_starts        # (where the choice is free: see above)
+        conn_ok = cur_track & conn.hit & up_conn
+        bind_full = cur_bind & persist.hit & up_bind & full_bind
         with m.If(at(6)):
-            m.d.sync += [up1.eq(health_words[0].bit_select(real1[0:4], 1)),
-                         up2.eq(health_words[1].bit_select(real2[0:4], 1)),
-                         up_backup.eq(backup[8]
-                                      & health_words[2].bit_select(backup_real[0:4], 1)),
-                         up_conn.eq(health_words[3].bit_select(conn.real[0:4], 1)),
-                         up_bind.eq(health_words[4].bit_select(persist.real[0:4], 1))]
-            m.d.sync += [full.eq(word.bit_select(r[0:4], 1)) for full, word, r in zip(
-                (full1, full2, full_backup, full_bind), full_words,
-                (real1, real2, backup_real, persist.real))]
+            m.d.sync += [
+                use_conn.eq(conn_ok),
+                use_bind.eq(cur_bind & persist.hit & up_bind & ~conn_ok & ~(new & full_bind)),
+                ok1.eq(up1 & ~(new & full1)),
+                ok2.eq(up2 & ~(new & full2)),
+                ok_backup.eq(up_backup & ~(new & full_backup)),
+                ret_hit.eq(cur_track & conn.hit),
+                turned_away.eq((up1 & full1) | (up2 & full2) | bind_full),
+                full_seen.eq((up1 & full1) | (up2 & full2) | (up_backup & full_backup)
+                             | bind_full),
+                # (its own register, not ~ok1: the pointers' RAM is away from the choice)
+                rr_both.eq(~up1 | full1),
+            ]
         # leastconns: connections × the other's weight, cross-multiplied (steps 5-8): both are
         # read in step 5 (into the count engine's read registers), their banks picked into
         # registers in step 6, multiplied in step 7 (a multiplier block between two registers:
@@ -537,8 +538,9 @@ class Selector(wiring.Component):
         m.d.comb += lc_second.eq(loads[1] < loads[0])
         # round robin (step 7): the pointer moves on past the slots the new flow tried, in
         # time for a next frame accepted in step 8
-        m.d.comb += [rr.advance.eq(at(7) & cur_rr & fresh & ~use_bind),
-                     rr.upd_group.eq(cur.group), rr.both.eq(~ok1)]
+        # (``cur_rr`` marks a frame that starts a flow: it is a new flow unless an entry decides)
+        m.d.comb += [rr.advance.eq(at(7) & cur_rr & ~use_conn & ~use_bind),
+                     rr.upd_group.eq(cur.group), rr.both.eq(rr_both)]
 
         # ---- spill-over: a new flow that a full real turned away, and that neither candidate
         # can take, goes to the group's lowest-numbered real that is up and has room -----------
@@ -578,11 +580,8 @@ class Selector(wiring.Component):
                                    for c in range(chunks)])
             m.d.sync += spill_real.eq(first)
         # step 7: the decision to spill (as the choice in step 8 would make it)
-        turned_away = Signal()
-        m.d.comb += turned_away.eq((up1 & full1) | (up2 & full2)
-                                   | (cur_bind & persist.hit & up_bind & full_bind))
-        m.d.comb += spill_now.eq(fresh & ~use_bind & ~ok1 & ~ok2 & ~cur_ret & turned_away
-                                 & spill_any)
+        m.d.comb += spill_now.eq(cur_starts & ~use_conn & ~use_bind & ~ok1 & ~ok2 & ~cur_ret
+                                 & turned_away & spill_any)
         with m.If(at(7)):
             m.d.sync += spilling.eq(spill_now)
         return m
