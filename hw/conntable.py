@@ -217,7 +217,6 @@ class ConnTable(OptionalBlock):
 
         def judge(e) -> tuple:
             """Way ``e``'s match, clash and liveness bits."""
-            kind = Mux(e.udp, int(ConnTimeout.UDP), (e.state - 1)[0:2])
             same_client = ((e.digest[vb:] == digest[vb:]) & (e.udp == self.cur_udp)
                            & (e.nat == self.cur_nat))
             same_vip = e.digest[0:vb] == digest[0:vb]
@@ -225,11 +224,21 @@ class ConnTable(OptionalBlock):
             not_before = [e.stamp >= since[k] for k in range(kinds)]
             in_window = [Mux(wraps[k], not_before[k] | not_after_now,
                              not_before[k] & not_after_now) for k in range(kinds)]
-            young = Mux(kind[1], Mux(kind[0], in_window[3], in_window[2]),
-                        Mux(kind[0], in_window[1], in_window[0]))
+            # Which timeout applies (a UDP flow's, else its TCP state's; a free way has none)
+            # is decoded per kind beside the compares, and "no flush" is in each kind's bit:
+            # each kind's term is then one LUT of four inputs, and liveness an OR of four.  (A
+            # kind number picking among the windows put three multiplexer levels and the state
+            # decode behind the compares, after the block RAM's long wires.)
+            of_kind = {
+                ConnTimeout.SYN: ~e.udp & (e.state == ConnState.SYN),
+                ConnTimeout.OPEN: ~e.udp & (e.state == ConnState.OPEN),
+                ConnTimeout.CLOSING: ~e.udp & (e.state == ConnState.CLOSING),
+                ConnTimeout.UDP: e.udp & (e.state != ConnState.FREE),
+            }
+            terms = [of_kind[k] & ~flush_op[2] & in_window[k] for k in ConnTimeout]
             return (same_client & (same_vip | self.cur_return),
                     same_client & ~same_vip & self.cur_nat,
-                    (e.state != ConnState.FREE) & young & ~flush_op[2])
+                    terms[0] | terms[1] | terms[2] | terms[3])
 
         # (each way is judged twice, as the RAM read it and as the last write left it, and
         # the forwarding select picks among three bits, not in front of the compares)

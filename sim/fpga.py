@@ -4,7 +4,9 @@
 Reports LUTs, flip-flops, block RAMs, DSPs and the achieved fmax from nextpnr's JSON report.
 Placement decides much of the fmax of a core this size (its nets cross the die), and it moves by
 several MHz from one seed to the next: ``implement`` can run several seeds side by side and
-reports the best with every seed's figure beside it.
+reports the best with every seed's figure beside it.  Each report has nextpnr's detailed net
+timings: every timed endpoint's arrival after routing, which
+``python -m openslb.sim.logic_depth core.json --routed report.json`` lists by block.
 """
 
 from __future__ import annotations
@@ -118,8 +120,8 @@ def _place_and_route(workdir: Path, device: str, freq_mhz: float, seed: int,
                     "--out-of-context", "--freq", str(freq_mhz), "--seed", str(seed),
                     "--placer-heap-timingweight", str(PLACER_TIMING_WEIGHT),
                     *(["--speed", str(speed)] if speed else []),
-                    "--report", str(out / "report.json"), "--timing-allow-fail",
-                    "--log", str(out / "nextpnr.log"), "-q"], cwd=workdir, check=True)
+                    "--report", str(out / "report.json"), "--detailed-timing-report",
+                    "--timing-allow-fail", "--log", str(out / "nextpnr.log"), "-q"], cwd=workdir, check=True)
     return json.loads((workdir / out / "report.json").read_text())
 
 

@@ -9,6 +9,14 @@ Usage::
 
     python -m openslb.sim.logic_depth build/fpga/ecp5_45k-w64/core.json [--over NS] [--top N]
     python -m openslb.sim.logic_depth build/fpga/ecp5_45k-w64/core.json --fanout N
+    python -m openslb.sim.logic_depth build/fpga/ecp5_45k-w64/core.json \
+        --routed build/fpga/ecp5_45k-w64/report.json [--over NS] [--top N]
+
+``--routed`` takes nextpnr's report of the routed design (written with
+``--detailed-timing-report``, as :func:`openslb.sim.fpga.implement` does): the arrival time of
+every timed endpoint after routing, which is where the figure comes from.  It counts the
+endpoints later than ``--over`` by block and shows the latest ones, each with the deepest path
+in front of it from the netlist (nextpnr names only the one critical path).
 
 The delay model (nanoseconds, ECP5 speed grade 6, calibrated loosely on nextpnr's reports):
 clock to out 0.5; per LUT4 or carry-chain entry 0.24 plus a net of 0.45 + 0.12 × log2(fan-out);
@@ -29,7 +37,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Endpoint", "analyse", "main", "register_fanout"]
+__all__ = ["Endpoint", "analyse", "main", "register_fanout", "routed_arrivals"]
 
 CLOCK_TO_OUT = 0.5
 LUT = 0.24
@@ -187,6 +195,50 @@ def register_fanout(netlist: dict, top: str) -> list[tuple[int, str]]:
     return sorted(loads, key=lambda pair: (-pair[0], pair[1]))
 
 
+def routed_arrivals(report: dict) -> list[tuple[float, str, str]]:
+    """Every timed endpoint of a routed design, ``(arrival ns, cell, port)``, latest first.
+
+    ``report`` is nextpnr's JSON report with ``detailed_net_timings``: for each net, the
+    arrival time at each of its timed sinks (a list ``[min, max]`` or one number; the latest
+    is taken).  Flip-flop data inputs are named ``DI`` as in the netlist (nextpnr may use the
+    slice's bypass input ``M``)."""
+    if "detailed_net_timings" not in report:
+        raise ValueError("the report has no detailed_net_timings: run nextpnr with "
+                         "--detailed-timing-report")
+    latest: dict[tuple[str, str], float] = {}
+    for net in report["detailed_net_timings"]:
+        for sink in net["endpoints"]:
+            delay = sink["delay"]
+            arrival = max(delay) if isinstance(delay, list) else float(delay)
+            port = "DI" if sink["port"] == "M" else sink["port"]
+            key = (sink["cell"].lstrip("\\"), port)
+            latest[key] = max(arrival, latest.get(key, -math.inf))
+    return sorted(((t, cell, port) for (cell, port), t in latest.items()),
+                  key=lambda end: (-end[0], end[1], end[2]))
+
+
+def routed_report(arrivals: list[tuple[float, str, str]], netlist: dict | None, top_module: str,
+                  over: float, top: int, out=sys.stdout) -> None:
+    """Blocks by routed endpoints later than ``over`` ns, then the ``top`` latest endpoints,
+    each with the deepest path in front of it in ``netlist`` (when given)."""
+    late = [end for end in arrivals if end[0] > over]
+    by_block = collections.Counter(".".join(cell.split(".")[:2]) for _, cell, _ in late)
+    clock = f" (a {1000 / over:.0f} MHz clock)" if over > 0 else ""
+    print(f"{len(arrivals)} routed endpoints; latest {arrivals[0][0]:.2f} ns "
+          f"({1000 / arrivals[0][0]:.2f} MHz); {len(late)} later than {over} ns{clock}", file=out)
+    for block, count in by_block.most_common(top):
+        print(f"  {count:6d}  {block}", file=out)
+    paths = {}
+    if netlist is not None:
+        paths = {(e.cell, e.port): e for e in analyse(netlist, top_module)}
+    for arrival, cell, port in arrivals[:top]:
+        print(f"\n{arrival:.2f} ns -> {cell}.{port}", file=out)
+        estimate = paths.get((cell, port))
+        for step_cell, step_port, fanout in (estimate.path if estimate else []):
+            print(f"    {step_cell[:100]} .{step_port}"
+                  + (f"  (fan-out {fanout})" if fanout else ""), file=out)
+
+
 def report(ends: list[Endpoint], over: float, top: int, out=sys.stdout) -> None:
     """Blocks by endpoints slower than ``over`` ns, a levels histogram, and the worst path of
     the ``top`` worst blocks."""
@@ -220,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=12, help="blocks to list")
     parser.add_argument("--fanout", type=int, default=0, metavar="N",
                         help="list the N flip-flops with the most loads instead")
+    parser.add_argument("--routed", type=Path, metavar="REPORT",
+                        help="nextpnr's report of the routed netlist (--detailed-timing-report): "
+                             "list the routed endpoints instead")
     args = parser.parse_args(argv)
     try:
         netlist = json.loads(args.netlist.read_text())
@@ -229,6 +284,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.top_module not in netlist.get("modules", {}):
         print(f"error: {args.netlist} has no module {args.top_module!r}", file=sys.stderr)
         return 2
+    if args.routed:
+        try:
+            arrivals = routed_arrivals(json.loads(args.routed.read_text()))
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"error: cannot read {args.routed}: {exc}", file=sys.stderr)
+            return 2
+        if not arrivals:
+            print("no timed endpoints", file=sys.stderr)
+            return 1
+        routed_report(arrivals, netlist, args.top_module, args.over, args.top)
+        return 0
     if args.fanout:
         for loads, name in register_fanout(netlist, args.top_module)[:args.fanout]:
             print(f"{loads:6d}  {name}")
