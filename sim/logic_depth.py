@@ -218,9 +218,10 @@ def routed_arrivals(report: dict) -> list[tuple[float, str, str]]:
 
 
 def routed_report(arrivals: list[tuple[float, str, str]], netlist: dict | None, top_module: str,
-                  over: float, top: int, out=sys.stdout) -> None:
+                  over: float, top: int, out=None) -> None:
     """Blocks by routed endpoints later than ``over`` ns, then the ``top`` latest endpoints,
     each with the deepest path in front of it in ``netlist`` (when given)."""
+    out = out or sys.stdout
     late = [end for end in arrivals if end[0] > over]
     by_block = collections.Counter(".".join(cell.split(".")[:2]) for _, cell, _ in late)
     clock = f" (a {1000 / over:.0f} MHz clock)" if over > 0 else ""

@@ -1,13 +1,16 @@
 """The logic-depth report (sim/logic_depth.py) on small hand-made netlists: levels are counted
 through LUTs and carry chains, a carry chain's own wire adds no level, top-level inputs are not
-timed, and a combinational loop does not hang it."""
+timed, and a combinational loop does not hang it; the routed listing reads nextpnr's detailed
+timing report."""
 
 from __future__ import annotations
 
 import io
 import json
 
-from openslb.sim.logic_depth import analyse, main, register_fanout, report
+import pytest
+
+from openslb.sim.logic_depth import analyse, main, register_fanout, report, routed_arrivals
 
 
 def _cell(kind: str, **ports) -> dict:
@@ -106,3 +109,48 @@ def test_the_fanout_listing_from_the_command_line(tmp_path, capsys):
                                          "b": _lut(10, 21)})))
     assert main([str(path), "--top-module", "top", "--fanout", "5"]) == 0
     assert capsys.readouterr().out.split() == ["2", "wide"]
+
+
+def _routed(*sinks: tuple) -> dict:
+    """A nextpnr report whose detailed net timings hold ``(net, cell, port, delay)`` sinks."""
+    nets: dict[str, list] = {}
+    for net, cell, port, delay in sinks:
+        nets.setdefault(net, []).append({"cell": cell, "port": port, "delay": delay,
+                                         "event": "posedge clk"})
+    return {"fmax": {}, "critical_paths": [],
+            "detailed_net_timings": [{"net": net, "driver": "d", "port": "F", "endpoints": ends}
+                                     for net, ends in nets.items()]}
+
+
+def test_routed_arrivals_take_each_endpoint_latest_arrival():
+    report = _routed(("n1", "blk.a_FF", "DI", [1.0, 7.5]), ("n2", "\\blk.b_FF", "M", 9.25),
+                     ("n3", "blk.a_FF", "CE", [0.5, 2.0]), ("n4", "blk.a_FF", "DI", [3.0, 8.0]))
+    assert routed_arrivals(report) == [(9.25, "blk.b_FF", "DI"), (8.0, "blk.a_FF", "DI"),
+                                       (2.0, "blk.a_FF", "CE")]
+
+
+def test_routed_arrivals_need_the_detailed_report():
+    with pytest.raises(ValueError, match="--detailed-timing-report"):
+        routed_arrivals({"fmax": {}, "critical_paths": []})
+
+
+def test_the_routed_listing_counts_late_endpoints_by_block_with_their_paths(tmp_path, capsys):
+    # src -> lut a -> lut b -> slow.dst; src -> fast.dst
+    cells = {"blk.src": _ff(99, 10), "blk.a": _lut(10, 11), "blk.b": _lut(11, 12),
+             "slow.dst": _ff(12, 20), "fast.dst": _ff(10, 21), "blk.back": _ff(20, 99)}
+    net = tmp_path / "net.json"
+    net.write_text(json.dumps(_netlist(cells)))
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps(_routed(("x", "slow.dst", "M", [2.0, 8.5]),
+                                         ("y", "fast.dst", "DI", [1.0, 3.0]),
+                                         ("z", "blk.back", "DI", [1.0, 6.0]))))
+    assert main([str(net), "--top-module", "top", "--routed", str(report), "--over", "5",
+                 "--top", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "3 routed endpoints; latest 8.50 ns (117.65 MHz); 2 later than 5.0 ns" in out
+    assert "8.50 ns -> slow.dst.DI" in out
+    assert "blk.a .Z" in out and "blk.b .Z" in out       # its path, from the netlist
+    assert "fast.dst" not in out                         # not late, not in the top 1
+    bad = tmp_path / "plain.json"
+    bad.write_text(json.dumps({"fmax": {}, "critical_paths": []}))
+    assert main([str(net), "--top-module", "top", "--routed", str(bad)]) == 2
