@@ -301,11 +301,18 @@ class ConnCount(OptionalBlock):
                                                 Mux(s2_forward2, last2_count >= s2_threshold,
                                                     s2_count >= s2_threshold)))
         # the full bits, through a predecoded one-hot select (a decoder per bit compare would
-        # cost several LUTs per real)
+        # cost several LUTs per real); the new bit goes out in one copy per group of reals
+        # that share the select's high half (16 for 256 reals), each ANDed with its group's
+        # decode so that synthesis keeps the copies apart: one net to every full bit, which
+        # sit beside the words the lookups read them in, ran across the die
         op_sel = _one_hot(m, s2_real, p.n_reals, s2, "op")
-        for r in range(p.n_reals):
-            with m.If(op_sel[r]):
-                m.d.sync += self.full[r].eq(op_full)
+        group_bits = (p.n_reals - 1).bit_length() // 2
+        for g in range(-(-p.n_reals // (1 << group_bits))):
+            op_full_g = Signal(name=f"op_full{g}")
+            m.d.comb += op_full_g.eq(op_full & (s2_real[group_bits:] == g))
+            for r in range(g << group_bits, min(p.n_reals, (g + 1) << group_bits)):
+                with m.If(op_sel[r]):
+                    m.d.sync += self.full[r].eq(op_full_g)
 
         # ---- REAL_LIMIT and REAL_CONNS: the real REAL_SEL names --------------------------------
         # (the limit is kept in the counts' width, saturated)
