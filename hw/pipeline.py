@@ -129,8 +129,13 @@ class DispatchCore(wiring.Component):
         # (no record in the capture stage's output register either: a stronger condition than
         # "none enters now", which new records cannot keep false for long, as the capture
         # releases none while a commit is pending, and which reads registers only)
+        # The commit itself is a register, set in the cycle after the pipeline is found empty
+        # (it stays empty: the pending commit still holds new records back), so the load
+        # enable of every committed register comes straight from a flip-flop, with no compare
+        # or handshake in front of its fan-out of thousands.
         commit_now = Signal()
-        m.d.comb += commit_now.eq(commit_pending & (in_flight == 0) & ~capture.o.valid)
+        m.d.sync += commit_now.eq(commit_pending & (in_flight == 0) & ~capture.o.valid
+                                  & ~commit_now)
         with m.If(regs.commit_stb):
             m.d.sync += commit_pending.eq(1)
         with m.Elif(commit_now):

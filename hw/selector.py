@@ -366,19 +366,25 @@ class Selector(wiring.Component):
                      persist.cur_udp.eq(1), persist.cur_flags.eq(0)]
         # What each real can do for the frame, registered in step 6 from the health and full
         # bits (below), so that step 7 chooses from registers only: those bits, the tables'
-        # hits and the frame's marks come from all over the die.  A new flow (the metric
-        # chooses, full reals are skipped) is a tracked frame that starts a flow and that its
-        # connection's entry does not decide; wherever the choice is free, the entry does not
-        # decide, so there a frame that starts a flow is a new flow (``cur_starts``).
+        # hits and the frame's marks come from all over the die.  Each register looks at one
+        # real's bits (two 16-way selects behind registers of their own); step 7 combines
+        # them.  A new flow (the metric chooses, full reals are skipped) is a tracked frame
+        # that starts a flow and that its connection's entry does not decide; wherever the
+        # choice is free, the entry does not decide, so there a frame that starts a flow is a
+        # new flow (``cur_starts``).
         use_conn = Signal()     # the connection's live entry decides: its real is up
-        use_bind = Signal()     # else the client's live binding does: its real can take it
+        bind_ok = Signal()      # the client's live binding can decide: its real can take it
         ok1 = Signal()          # slot 1's real can take the frame: up, and not full for a new flow
         ok2 = Signal()
         ok_backup = Signal()
         ret_hit = Signal()      # return traffic with its NAT entry
-        turned_away = Signal()  # a full real that is up (1, 2, the binding's) turns a new flow away
-        full_seen = Signal()    # ... or the backup does: a drop is a MAXCON one
+        turned12 = Signal()     # slot 1's or 2's real is up and full (turns a new flow away)
+        bind_full = Signal()    # the live binding's real is up and full (turns it away too)
+        backup_full = Signal()  # the backup is up and full
         rr_both = Signal()      # a round-robin new flow tries both slots (slot 1's real can't)
+        use_bind = ~use_conn & bind_ok      # the binding decides (the connection's entry first)
+        turned_away = turned12 | bind_full  # a full real that is up turned a new flow away
+        full_seen = turned_away | backup_full   # ... or the backup: a drop is a MAXCON one
         # every input of the choice is in a register by step 7: the choice itself is made
         # there, one-hot in priority order (the connection's entry, the client's binding, the
         # two candidates, a spill, the backup), so that step 8 only ANDs and ORs the registered
@@ -505,19 +511,18 @@ class Selector(wiring.Component):
         full1, full2, full_backup, full_bind = (
             bit(word, r) for word, r in zip(full_words, (real1, real2, backup_real, persist.real)))
         new = cur_starts        # (where the choice is free: see above)
-        conn_ok = cur_track & conn.hit & up_conn
-        bind_full = cur_bind & persist.hit & up_bind & full_bind
+        bind_live = cur_bind & persist.hit & up_bind
         with m.If(at(6)):
             m.d.sync += [
-                use_conn.eq(conn_ok),
-                use_bind.eq(cur_bind & persist.hit & up_bind & ~conn_ok & ~(new & full_bind)),
+                use_conn.eq(cur_track & conn.hit & up_conn),
+                bind_ok.eq(bind_live & ~(new & full_bind)),
                 ok1.eq(up1 & ~(new & full1)),
                 ok2.eq(up2 & ~(new & full2)),
                 ok_backup.eq(up_backup & ~(new & full_backup)),
                 ret_hit.eq(cur_track & conn.hit),
-                turned_away.eq((up1 & full1) | (up2 & full2) | bind_full),
-                full_seen.eq((up1 & full1) | (up2 & full2) | (up_backup & full_backup)
-                             | bind_full),
+                turned12.eq((up1 & full1) | (up2 & full2)),
+                bind_full.eq(bind_live & full_bind),
+                backup_full.eq(up_backup & full_backup),
                 # (its own register, not ~ok1: the pointers' RAM is away from the choice)
                 rr_both.eq(~up1 | full1),
             ]
