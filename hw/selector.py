@@ -79,9 +79,10 @@ backup real (when enabled and up); otherwise the frame is dropped as NO_REAL.  A
 down therefore stops receiving traffic on the very next frame after the HEALTH write.
 
 Latency: 1 cycle for frames that need no lookup, 9 for VIP frames (accept, RAM read, RAM output
-register, read register, pick, health slice and MAC read, health bit and MAC output register,
-MAC register and the outcomes registered, choose); a VIP frame takes 8 cycles of the selector, so it must be at least 8
-beats long for line rate: a minimum Ethernet frame (60 bytes) is 8 beats at 64 bits.  A new
+register, read register, pick, health and full slices and MAC read, each real's standing (from
+its health and full bits) and MAC output register, MAC register and the choice registered,
+choose); a VIP frame takes 8 cycles of the selector, so it must be at least 8 beats long for
+line rate: a minimum Ethernet frame (60 bytes) is 8 beats at 64 bits.  A new
 flow that spills over (maxcon) takes 3 more (its real's MAC is read after the choice).
 """
 
