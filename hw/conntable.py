@@ -225,10 +225,10 @@ class ConnTable(OptionalBlock):
             in_window = [Mux(wraps[k], not_before[k] | not_after_now,
                              not_before[k] & not_after_now) for k in range(kinds)]
             # Which timeout applies (a UDP flow's, else its TCP state's; a free way has none)
-            # is decoded per kind beside the compares, and "no flush" is in each kind's bit:
-            # each kind's term is then one LUT of four inputs, and liveness an OR of four.  (A
-            # kind number picking among the windows put three multiplexer levels and the state
-            # decode behind the compares, after the block RAM's long wires.)
+            # is decoded per kind beside the compares, and "no flush" is in each kind's bit,
+            # so each kind's term can be one LUT of four inputs and liveness an OR of four.  (A
+            # kind number picked among the windows behind the compares.  Synthesis still maps
+            # this deeper than that: docs/pipeline.md, "The fourth round".)
             of_kind = {
                 ConnTimeout.SYN: ~e.udp & (e.state == ConnState.SYN),
                 ConnTimeout.OPEN: ~e.udp & (e.state == ConnState.OPEN),

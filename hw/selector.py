@@ -503,6 +503,7 @@ class Selector(wiring.Component):
                          for w, r in zip(health_words, reals)]
             m.d.sync += [w.eq(count.full.word_select(r[4:], 16))
                          for w, r in zip(full_words, (real1, real2, backup_real, persist.real))]
+
         def bit(word, real):
             return word.bit_select(real[0:4], 1)
         up1, up2, up_backup, up_conn, up_bind = (

@@ -121,7 +121,8 @@ def _place_and_route(workdir: Path, device: str, freq_mhz: float, seed: int,
                     "--placer-heap-timingweight", str(PLACER_TIMING_WEIGHT),
                     *(["--speed", str(speed)] if speed else []),
                     "--report", str(out / "report.json"), "--detailed-timing-report",
-                    "--timing-allow-fail", "--log", str(out / "nextpnr.log"), "-q"], cwd=workdir, check=True)
+                    "--timing-allow-fail", "--log", str(out / "nextpnr.log"), "-q"],
+                   cwd=workdir, check=True)
     return json.loads((workdir / out / "report.json").read_text())
 
 

@@ -37,7 +37,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Endpoint", "analyse", "main", "register_fanout", "routed_arrivals"]
+__all__ = ["Endpoint", "analyse", "main", "register_fanout", "routed_arrivals", "routed_report"]
 
 CLOCK_TO_OUT = 0.5
 LUT = 0.24
