@@ -37,7 +37,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Endpoint", "analyse", "main", "register_fanout", "routed_arrivals", "routed_report"]
+__all__ = ["Endpoint", "analyse", "block_of", "main", "register_fanout", "routed_arrivals",
+           "routed_report"]
 
 CLOCK_TO_OUT = 0.5
 LUT = 0.24
@@ -54,6 +55,16 @@ SINKS = {"TRELLIS_FF": ("DI", "CE", "LSR"), "TRELLIS_DPR16X4": ("DI", "WAD", "WR
 CARRY_INPUTS = ("A0", "B0", "C0", "D0", "A1", "B1", "C1", "D1")
 
 
+def block_of(cell: str) -> str:
+    """The block a cell is in: the first two levels of its hierarchical name."""
+    return ".".join(cell.split(".")[:2])
+
+
+def _clock_label(over: float) -> str:
+    """`` (a N MHz clock)`` for a period of ``over`` ns."""
+    return f" (a {1000 / over:.0f} MHz clock)" if over > 0 else ""
+
+
 @dataclass
 class Endpoint:
     """One register (or RAM) input and the deepest path in front of it."""
@@ -66,7 +77,7 @@ class Endpoint:
     @property
     def block(self) -> str:
         """The block the endpoint is in: the first two levels of its hierarchical name."""
-        return ".".join(self.cell.split(".")[:2])
+        return block_of(self.cell)
 
 
 def _registered_multiplier(cell: dict) -> bool:
@@ -223,8 +234,8 @@ def routed_report(arrivals: list[tuple[float, str, str]], netlist: dict | None, 
     each with the deepest path in front of it in ``netlist`` (when given)."""
     out = out or sys.stdout
     late = [end for end in arrivals if end[0] > over]
-    by_block = collections.Counter(".".join(cell.split(".")[:2]) for _, cell, _ in late)
-    clock = f" (a {1000 / over:.0f} MHz clock)" if over > 0 else ""
+    by_block = collections.Counter(block_of(cell) for _, cell, _ in late)
+    clock = _clock_label(over)
     print(f"{len(arrivals)} routed endpoints; latest {arrivals[0][0]:.2f} ns "
           f"({1000 / arrivals[0][0]:.2f} MHz); {len(late)} later than {over} ns{clock}", file=out)
     for block, count in by_block.most_common(top):
@@ -246,7 +257,7 @@ def report(ends: list[Endpoint], over: float, top: int, out=sys.stdout) -> None:
     slow = [e for e in ends if e.delay >= over]
     by_block = collections.Counter(e.block for e in slow)
     levels = collections.Counter(e.levels for e in ends)
-    clock = f" (a {1000 / over:.0f} MHz clock)" if over > 0 else ""
+    clock = _clock_label(over)
     print(f"{len(ends)} endpoints; worst {ends[0].delay:.2f} ns; {len(slow)} over {over} ns"
           f"{clock}", file=out)
     print("LUT levels: " + ", ".join(f"{k}: {v}" for k, v in sorted(levels.items())), file=out)
