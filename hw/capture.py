@@ -28,7 +28,8 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from openslb.hw.layouts import beat_layout, capture_layout, stored_beat_layout
+from openslb.hw.layouts import (IHL_WORDS, L3_AT, beat_layout, capture_layout, l4_sel_bit,
+                                stored_beat_layout)
 from openslb.hw import spec
 from openslb.hw.spec import HEADER_WINDOW, LENGTH_SATURATE, Params
 
@@ -102,6 +103,17 @@ class Capture(wiring.Component):
             with m.Else():
                 m.d.comb += next_window[b].eq(window[b])
 
+        # Where the L4 header is, one-hot by the VLAN tag and the IPv4 header length, so that
+        # the parser's picks of the L4 bytes are AND-OR trees of registers (a decode and a
+        # wide net to every pick sat in front of them: its stage 1 set fmax at 6263294).
+        next_vlan = Signal()
+        m.d.comb += next_vlan.eq(Cat(next_window[13], next_window[12]) == spec.ETHERTYPE_VLAN)
+        l4_sel = Signal(2 * len(IHL_WORDS))
+        for vlan, l3_at in enumerate(L3_AT):
+            for words in IHL_WORDS:
+                m.d.comb += l4_sel[l4_sel_bit(vlan, words)].eq(
+                    (next_vlan == vlan) & (next_window[l3_at][0:4] == words))
+
         # The window and the record are loaded whenever a beat is offered (and, for the
         # record, its register is free), not only when it is taken: a beat that waits is
         # offered again unchanged and loads the same values, and the record's valid bit is set
@@ -115,8 +127,8 @@ class Capture(wiring.Component):
                 self.o.payload.length.eq(sat_length),
                 self.o.payload.oversize.eq(cut),
                 self.o.payload.beats_m1.eq(Mux(cut, max_beats - 1, stored_beats)),
-                self.o.payload.vlan.eq(Cat(next_window[13], next_window[12])
-                                       == spec.ETHERTYPE_VLAN),
+                self.o.payload.vlan.eq(next_vlan),
+                self.o.payload.l4_sel.eq(l4_sel),
                 self.o.payload.in_port.eq(self.i_port),
             ]
         with m.If(self.o.ready):

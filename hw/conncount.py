@@ -12,19 +12,25 @@ Ports
 -----
 ``inc``, ``inc_real``, ``dec``, ``dec_real`` : In — a lookup's write-back: one cycle, at most
                  one of each (the connection table's update cycle).
+``inc_next``, ``inc_real_next`` : In — ``inc`` and ``inc_real`` a cycle ahead (the connection
+                 table's register inputs): the banks' read addresses select by registers.
 ``scrub``      : In(ways) — a scrub's write clears these ways (one cycle), whose reals are
                  ``scrub_reals``.
 ``busy``       : Out(1) — scrub decrements are still pending (or just registered on their way
                  in): the scrubber waits.
 ``rd_real``    : In(real_bits) × 2 — reals whose ``count`` and ``weight`` are read (latency 1:
                  distributed RAM read into registers, then a multiplexer level).
-``full``       : Out(n_reals) — bit r: real r has a limit and is at it.
+``full``       : Out(n_reals) — bit r: real r has a limit and is at it (registers, one write
+                 behind: the write ``pend`` lands at the end of this cycle).
+``pend``, ``pend_real``, ``pend_full`` : Out — the full bit being written (registers): real
+                 ``pend_real``'s bit is ``pend_full`` when ``pend``.
+``full_now``   : Out(n_reals) — ``full`` with the pending write applied (combinational).
 ``limit_stb``, ``w_data``, ``real_sel`` : REAL_LIMIT writes ``{weight, maxcon}`` of ``real_sel``.
 ``sel_conns``  : Out(32) — REAL_CONNS: ``{full[31], conns}`` of ``real_sel``, two cycles late.
 
 Timing: one operation a cycle (the lookup's increment, the lookup's decrement, a REAL_LIMIT
 write's refresh, the scrub's decrements, in that order), each a read-modify-write of one real's
-count and full bit in three steps:
+count and full bit in four steps:
 
 0. pick (the increment straight from the connection table's register, else the head of the
    pending operations, itself a register), and read every bank of 64 reals at the real's low
@@ -33,15 +39,17 @@ count and full bit in three steps:
    to be full after the operation, and whether the operation one or two steps ahead names the
    same real;
 2. count one up or down (from the count read, or the result of the operation ahead: forwarded),
-   compare and write the count and the full bit.
+   compare, write the count and register the full bit (``pend``);
+3. write the full bit.
 
 No RAM read and no wide multiplexer feeds logic in its own cycle, and the compare does not wait
 for the sum.  A lookup's increment is in the RAMs and the full bits three cycles after its
 update cycle, its decrement four (the connection table sends both for every update: a refresh
-of an entry counts its real up and down again); the next lookup, which starts in the update's
-cycle and reads counts and full bits in its step 5, sees both.  A REAL_LIMIT write sets the
-limit and the weight at once and the real's full bit four to six cycles later (its refresh);
-REAL_CONNS follows two cycles after REAL_SEL.
+of an entry counts its real up and down again), in ``full_now`` (``full`` and the pending
+write); the next lookup, which starts in the update's cycle and reads counts and full bits in
+its step 5, sees both.  A REAL_LIMIT write sets the limit and the weight at once and the real's
+full bit four to six cycles later (its refresh); REAL_CONNS follows two cycles after REAL_SEL
+(its full bit from ``full``, so it may lag a write in flight by a cycle).
 """
 
 from __future__ import annotations
@@ -101,6 +109,7 @@ class ConnCount(OptionalBlock):
         p = params
         return wiring.Signature({
             "inc": In(1), "inc_real": In(p.real_bits),
+            "inc_next": In(1), "inc_real_next": In(p.real_bits),
             "dec": In(1), "dec_real": In(p.real_bits),
             "scrub": In(p.conn_ways), "scrub_reals": In(p.real_bits).array(p.conn_ways),
             "busy": Out(1),
@@ -108,6 +117,8 @@ class ConnCount(OptionalBlock):
             "count": Out(p.conn_count_bits).array(2),
             "weight": Out(WEIGHT_BITS).array(2),
             "full": Out(p.n_reals),
+            "pend": Out(1), "pend_real": Out(p.real_bits), "pend_full": Out(1),
+            "full_now": Out(p.n_reals),
             "limit_stb": In(1), "w_data": In(32), "real_sel": In(p.real_bits),
             "sel_conns": Out(32),
         })
@@ -251,11 +262,18 @@ class ConnCount(OptionalBlock):
         # so synthesis keeps one per bank, and each can sit by its bank.  One multiplexer
         # drove every bank's LUT RAMs, and placement put it between them all, far from each
         # (9.2 ns of routing on the path that set fmax at f67cc56).
+        # (whether the increment is for the bank is registered, from the increment of the next
+        # cycle: the select of the LUT RAMs' address multiplexers, a net of some 200 loads per
+        # bank, starts at a flip-flop; behind a decode of the increment's real it set fmax at
+        # 6263294, seed 2)
+        inc_banks = Signal(n_banks)
+        m.d.sync += [inc_banks[b].eq(self.inc_next & (self.inc_real_next[low:] == b))
+                     for b in range(n_banks)]
         for b in range(n_banks):
             count_rd = counts[b].read_port(domain="sync")
             max_rd = maxcons[b].read_port(domain="sync")
             bank_addr = Signal(low, name=f"pick_addr{b}")
-            inc_here = self.inc if n_banks == 1 else self.inc & (self.inc_real[low:] == b)
+            inc_here = self.inc if n_banks == 1 else inc_banks[b]
             m.d.comb += [bank_addr.eq(Mux(inc_here, self.inc_real, head_real)[0:low]),
                          count_rd.addr.eq(bank_addr), max_rd.addr.eq(bank_addr),
                          bank_count[b].eq(count_rd.data), bank_limit[b].eq(max_rd.data)]
@@ -300,19 +318,25 @@ class ConnCount(OptionalBlock):
         m.d.comb += op_full.eq(s2_limited & Mux(s2_forward1, last_count >= s2_threshold,
                                                 Mux(s2_forward2, last2_count >= s2_threshold,
                                                     s2_count >= s2_threshold)))
-        # the full bits, through a predecoded one-hot select (a decoder per bit compare would
-        # cost several LUTs per real); the new bit goes out in one copy per group of reals
-        # that share the select's high half (16 for 256 reals), each ANDed with its group's
-        # decode so that synthesis keeps the copies apart: one net to every full bit, which
-        # sit beside the words the lookups read them in, ran across the die
-        op_sel = _one_hot(m, s2_real, p.n_reals, s2, "op")
+        # step 3: the full bit into its register.  The new bit is registered first, in one copy
+        # per group of reals that share the one-hot select's high half (16 for 256 reals), each
+        # ANDed with its group's decode so that synthesis keeps the copies apart; so the wide
+        # nets to the full bits, which sit beside the words the lookups read them in all over
+        # the die, start at flip-flops (behind the compare they set fmax at 6263294).  Until
+        # it lands the write is ``pend``: readers apply it themselves (``full_now`` does).
         group_bits = (p.n_reals - 1).bit_length() // 2
-        for g in range(-(-p.n_reals // (1 << group_bits))):
-            op_full_g = Signal(name=f"op_full{g}")
-            m.d.comb += op_full_g.eq(op_full & (s2_real[group_bits:] == g))
+        n_groups = -(-p.n_reals // (1 << group_bits))
+        pend_full_g = Signal(n_groups)
+        m.d.sync += [self.pend.eq(s2), self.pend_real.eq(s2_real), self.pend_full.eq(op_full)]
+        m.d.sync += [pend_full_g[g].eq(op_full & (s2_real[group_bits:] == g))
+                     for g in range(n_groups)]
+        pend_sel = _one_hot(m, self.pend_real, p.n_reals, self.pend, "pend")
+        for g in range(n_groups):
             for r in range(g << group_bits, min(p.n_reals, (g + 1) << group_bits)):
-                with m.If(op_sel[r]):
-                    m.d.sync += self.full[r].eq(op_full_g)
+                with m.If(pend_sel[r]):
+                    m.d.sync += self.full[r].eq(pend_full_g[g])
+        m.d.comb += self.full_now.eq((self.full & ~pend_sel)
+                                     | (pend_sel & self.pend_full.replicate(p.n_reals)))
 
         # ---- REAL_LIMIT and REAL_CONNS: the real REAL_SEL names --------------------------------
         # (the limit is kept in the counts' width, saturated)

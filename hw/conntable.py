@@ -32,6 +32,8 @@ Ports (the selector drives the lookups; ``A`` is the cycle the selector accepts 
                  effect on the connection counts (:class:`~openslb.hw.conncount.ConnCount`):
                  the real of the entry written (every update, a refresh too), and of the live
                  or dead entry it replaces (the same real, for a refresh).
+``count_inc_next``, ``count_inc_real_next`` : Out — ``count_inc`` and ``count_inc_real`` of
+                 the next cycle (the inputs of their registers).
 ``count_scrub``, ``count_scrub_reals`` : Out — the ways a scrub clears, and their reals.
 ``scrub_hold`` : In(1) — the counts still have a scrub's decrements to apply: no new scrub.
 
@@ -118,6 +120,8 @@ class ConnTable(OptionalBlock):
             "scrub_hold": In(1),
             "count_inc": Out(1),
             "count_inc_real": Out(p.real_bits),
+            "count_inc_next": Out(1),
+            "count_inc_real_next": Out(p.real_bits),
             "count_dec": Out(1),
             "count_dec_real": Out(p.real_bits),
             "count_scrub": Out(p.conn_ways),
@@ -370,7 +374,9 @@ class ConnTable(OptionalBlock):
         u_valid = Signal()
         u_way = Signal(range(ways))
         u_entry = Signal(entry)
-        m.d.sync += [u_valid.eq(self.update & self.forward & (self.hit | self.new)),
+        u_valid_next = Signal()
+        m.d.comb += u_valid_next.eq(self.update & self.forward & (self.hit | self.new))
+        m.d.sync += [u_valid.eq(u_valid_next),
                      u_way.eq(Mux(self.hit, r_hit_way,
                                   Mux(r_has_clash, r_clash_way,
                                       Mux(r_has_free, r_free_way, r_evict_way)))),
@@ -392,6 +398,8 @@ class ConnTable(OptionalBlock):
         old = Signal(entry)
         m.d.comb += old.eq(r_base[u_way])
         m.d.comb += [self.count_inc.eq(u_valid), self.count_inc_real.eq(u_entry.real),
+                     self.count_inc_next.eq(u_valid_next),
+                     self.count_inc_real_next.eq(fresh.real),
                      self.count_dec.eq(u_valid & (old.state != ConnState.FREE)),
                      self.count_dec_real.eq(old.real)]
         return m

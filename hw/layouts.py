@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from amaranth.lib import data
 
-from openslb.hw.spec import DEFAULT_PARAMS, HEADER_WINDOW, REASON_BITS, Params, registers
+from openslb.hw.spec import (DEFAULT_PARAMS, ETH_HEADER, HEADER_WINDOW, REASON_BITS, VLAN_TAG,
+                             Params, registers)
 
 __all__ = ["beat_layout", "stored_beat_layout", "egress_beat_layout", "capture_layout",
-           "tuple_layout", "meta_layout", "register_layout", "register_view", "Action"]
+           "IHL_WORDS", "L3_AT", "l4_sel_bit", "tuple_layout", "meta_layout", "register_layout", "register_view", "Action"]
 
 
 def register_layout(name: str, p: Params = DEFAULT_PARAMS) -> data.FlexibleLayout:
@@ -55,6 +56,19 @@ def egress_beat_layout(p: Params) -> data.StructLayout:
                               "port": 2})
 
 
+#: The IPv4 header lengths (in 32-bit words) behind which the parser reads the L4 header.
+IHL_WORDS = range(5, 16)
+#: Where the L3 header starts: without a VLAN tag, and behind one.
+L3_AT = (ETH_HEADER, ETH_HEADER + VLAN_TAG)
+
+
+def l4_sel_bit(vlan: int, words: int) -> int:
+    """Bit of ``capture_layout().l4_sel`` for a frame with (``vlan`` 1) or without a VLAN tag
+    and an IPv4 header of ``words`` 32-bit words (its L4 header is at L3_AT[vlan] + 4 * words).
+    """
+    return vlan * len(IHL_WORDS) + words - IHL_WORDS.start
+
+
 def capture_layout() -> data.StructLayout:
     """What the capture stage hands the parser at the end of a frame."""
     return data.StructLayout({
@@ -63,6 +77,8 @@ def capture_layout() -> data.StructLayout:
         "oversize": 1,    # longer than max_frame (the stored copy was cut)
         "beats_m1": 16,   # beats stored in the packet buffer, minus one
         "vlan": 1,        # ethertype 0x8100 (so the parser's first stage needs no compare)
+        # one-hot: where the L4 header is (bit l4_sel_bit(vlan, IHL)), none for IHL < 5
+        "l4_sel": 2 * len(IHL_WORDS),
         "in_port": 1,     # IngressPort the frame came from
     })
 

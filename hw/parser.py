@@ -31,6 +31,9 @@ Latency 5 cycles (at most two adder levels per stage), throughput one frame per 
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
+
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -38,7 +41,8 @@ from amaranth.lib.wiring import In, Out
 from openslb.hw import spec
 from openslb.hw.classifier import Classifier
 from openslb.hw.hasher import KEY_BITS, Hasher
-from openslb.hw.layouts import capture_layout, meta_layout, tuple_layout
+from openslb.hw.layouts import (IHL_WORDS, L3_AT, capture_layout, l4_sel_bit, meta_layout,
+                                tuple_layout)
 from openslb.hw.spec import DropReason, Params
 from openslb.hw.vipmatch import VipMatcher
 
@@ -126,25 +130,19 @@ class Parser(wiring.Component):
         ihl = Signal(4)
         m.d.comb += ihl.eq(l3[0][0:4])
 
-        # L4 bytes 0-3 (ports) and 13 (TCP flags) behind 5..15 option words: picked for both
-        # places of the L3 header (behind a VLAN tag or not), each by its own IHL straight from
-        # the window register, then one 2:1 multiplexer by the VLAN flag, so no logic sits in
-        # front of the wide selects.
+        # L4 bytes 0-3 (ports), 6-7 and 16-17 (the UDP and TCP checksums) and 13 (TCP flags)
+        # behind 5..15 header words, behind a VLAN tag or not: each an AND-OR of the window's
+        # bytes with the capture stage's one-hot register of the L4 header's place, so no
+        # decode and no multiplexer select sits in front of the picks.
         def window_byte(j):
             return wb[j] if j < spec.HEADER_WINDOW else Const(0, 8)
+        l4_sel = self.i.payload.l4_sel
         l4 = {k: Signal(8, name=f"l4b{k}") for k in (0, 1, 2, 3, 6, 7, 13, 16, 17)}
         for k, sig in l4.items():
-            picks = []
-            for l3_at in (spec.ETH_HEADER, spec.ETH_HEADER + spec.VLAN_TAG):
-                pick = Signal(8, name=f"l4b{k}_at{l3_at}")
-                with m.Switch(window_byte(l3_at)[0:4]):
-                    for words in range(5, 16):
-                        with m.Case(words):
-                            m.d.comb += pick.eq(window_byte(l3_at + 4 * words + k))
-                    with m.Default():
-                        m.d.comb += pick.eq(0)
-                picks.append(pick)
-            m.d.comb += sig.eq(Mux(vlan, picks[1], picks[0]))
+            terms = [window_byte(l3_at + 4 * words + k)
+                     & l4_sel[l4_sel_bit(vlan, words)].replicate(8)
+                     for vlan, l3_at in enumerate(L3_AT) for words in IHL_WORDS]
+            m.d.comb += sig.eq(reduce(operator.or_, terms))
 
         # One's-complement checksum over the IHL words of the header: pairs of 16-bit words
         # (one 32-bit header word each) here, masked by IHL and summed in four groups in stage 2,

@@ -116,6 +116,10 @@ class Rewriter(wiring.Component):
         # sums and of the VIP entry's pick)
         head = Signal.like(d, name="head_q")
         m.d.sync += head.eq(d)
+        # (a return frame's mark, decoded here: the multiplexers in front of the sums below
+        # select by a flip-flop, not by a decode of the action behind one)
+        reverse = Signal()
+        m.d.sync += reverse.eq(d.action == Action.RNAT)
         # cycle 1 → 2: the VIP entry (a return frame's new source), picked from a copy of the
         # entries' IPs and ports in registers here: the register bank's sit across the die, and
         # picking from them set the core's fmax (89.09 MHz at 76a06ba).  The entries change only
@@ -137,7 +141,6 @@ class Rewriter(wiring.Component):
         l4_half_a = Signal(19)
         l4_half_b = Signal(17)
         l4_sum = Signal(19)
-        reverse = head.action == Action.RNAT
         ip_now = Mux(reverse, vip.ip, rips.r_data)
         port_now = Mux(reverse & ~vip.any_port, vip.port, head.new_port)
         m.d.sync += [new_ip.eq(ip_now), new_port.eq(port_now),

@@ -183,6 +183,8 @@ class Selector(wiring.Component):
         count = _block(m, "count", ConnCount, p)
         m.d.comb += [
             count.inc.eq(conn.count_inc), count.inc_real.eq(conn.count_inc_real),
+            count.inc_next.eq(conn.count_inc_next),
+            count.inc_real_next.eq(conn.count_inc_real_next),
             count.dec.eq(conn.count_dec), count.dec_real.eq(conn.count_dec_real),
             count.scrub.eq(conn.count_scrub), conn.scrub_hold.eq(count.busy),
             count.limit_stb.eq(self.real_limit_stb), count.w_data.eq(self.w_data),
@@ -498,11 +500,19 @@ class Selector(wiring.Component):
         health_words = [Signal(16, name=f"health_word{k}") for k in range(5)]
         full_words = [Signal(16, name=f"full_word{k}") for k in range(4)]
         reals = (real1, real2, backup_real, conn.real, persist.real)
+        # (the count engine's full bits are a write behind: the write in flight is registered
+        # beside the slice, for each real whether it names it, and applied with the bit)
+        full_reals = (real1, real2, backup_real, persist.real)
+        pend_hits = [Signal(name=f"pend_hit{k}") for k in range(4)]
+        pend_full = Signal()
         with m.If(at(5)):
             m.d.sync += [w.eq(self.health.word_select(r[4:], 16))
                          for w, r in zip(health_words, reals)]
             m.d.sync += [w.eq(count.full.word_select(r[4:], 16))
-                         for w, r in zip(full_words, (real1, real2, backup_real, persist.real))]
+                         for w, r in zip(full_words, full_reals)]
+            m.d.sync += [hit.eq(count.pend & (count.pend_real == r))
+                         for hit, r in zip(pend_hits, full_reals)]
+            m.d.sync += pend_full.eq(count.pend_full)
 
         def bit(word, real):
             return word.bit_select(real[0:4], 1)
@@ -511,7 +521,8 @@ class Selector(wiring.Component):
             backup[8] & bit(health_words[2], backup_real),
             bit(health_words[3], conn.real), bit(health_words[4], persist.real))
         full1, full2, full_backup, full_bind = (
-            bit(word, r) for word, r in zip(full_words, (real1, real2, backup_real, persist.real)))
+            Mux(hit, pend_full, bit(word, r))
+            for hit, word, r in zip(pend_hits, full_words, full_reals))
         new = cur_starts        # (where the choice is free: see above)
         bind_live = cur_bind & persist.hit & up_bind
         with m.If(at(6)):
@@ -572,7 +583,7 @@ class Selector(wiring.Component):
         # when its MAC is read)
         avail = Signal(p.n_reals)
         with m.If(at(5)):
-            m.d.sync += avail.eq(member_vec[0:p.n_reals] & self.health & ~count.full)
+            m.d.sync += avail.eq(member_vec[0:p.n_reals] & self.health & ~count.full_now)
         chunks = -(-p.n_reals // 16)
         chunk_any = Signal(chunks)
         chunk_first = [Signal(4, name=f"spill_first{c}") for c in range(chunks)]
