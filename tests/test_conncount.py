@@ -1,11 +1,13 @@
 """The connection count engine, cycle by cycle in Amaranth's simulator against a plain count
 per real: the events arrive as the connection table sends them (a lookup's increment and
-decrement in its update's next cycle, at most one lookup per 8 cycles; scrubs while the engine
+decrement in its update's next cycle, the increment announced a cycle before that on
+``inc_next``, at most one lookup per 8 cycles; scrubs while the engine
 is not busy; REAL_LIMIT writes at least two cycles apart), and
 
-- four cycles after each update (the next lookup's step 5), the count and full bit of both reals
-  it touched are the model's (unless a REAL_LIMIT write or a scrub of that real is still
-  settling);
+- four cycles after each update (the next lookup's step 5), the count and full bit (``full_now``:
+  the bits with the write in flight applied) of both reals it touched are the model's (unless a
+  REAL_LIMIT write or a scrub of that real is still settling: a scrub's decrements go last, so
+  a real stays settling until the engine is no longer busy);
 - a real that no event has named for 14 cycles shows the model's full bit;
 - once the events stop, every real's count, full bit and REAL_CONNS word are the model's.
 """
