@@ -106,13 +106,31 @@ class Capture(wiring.Component):
         # Where the L4 header is, one-hot by the VLAN tag and the IPv4 header length, so that
         # the parser's picks of the L4 bytes are AND-OR trees of registers (a decode and a
         # wide net to every pick sat in front of them: its stage 1 set fmax at 6263294).
+        # Each test of a window byte is made on the lane the byte arrives in and kept in a
+        # register of its own beside the window's, so the record's one-hot is an AND of
+        # two-way selects, not a compare behind the window's multiplexers.
+        def byte_test(b: int, test, of_zero: bool, name: str) -> Signal:
+            """``test`` of window byte ``b`` as it is after this beat (``of_zero``: the test of
+            a cleared byte)."""
+            k, j = divmod(b, lanes)
+            held = Signal(name=f"{name}_held", init=of_zero)   # the test of window[b]
+            now = Signal(name=name)
+            m.d.comb += now.eq(Mux(beat == k, test(lane_bytes[j]), Mux(in_frame, held, of_zero)))
+            with m.If(self.i.valid):
+                m.d.sync += held.eq(now)
+            return now
+
+        vlan_hi = byte_test(12, lambda v: v == spec.ETHERTYPE_VLAN >> 8, False, "vlan_hi")
+        vlan_lo = byte_test(13, lambda v: v == spec.ETHERTYPE_VLAN & 0xFF, True, "vlan_lo")
         next_vlan = Signal()
-        m.d.comb += next_vlan.eq(Cat(next_window[13], next_window[12]) == spec.ETHERTYPE_VLAN)
+        m.d.comb += next_vlan.eq(vlan_hi & vlan_lo)
         l4_sel = Signal(2 * len(IHL_WORDS))
         for vlan, l3_at in enumerate(L3_AT):
             for words in IHL_WORDS:
+                ihl_is = byte_test(l3_at, lambda v, w=words: v[0:4] == w, False,
+                                   f"ihl{words}_at{l3_at}")
                 m.d.comb += l4_sel[l4_sel_bit(vlan, words)].eq(
-                    (next_vlan == vlan) & (next_window[l3_at][0:4] == words))
+                    (next_vlan if vlan else ~next_vlan) & ihl_is)
 
         # The window and the record are loaded whenever a beat is offered (and, for the
         # record, its register is free), not only when it is taken: a beat that waits is
