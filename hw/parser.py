@@ -16,8 +16,9 @@ pairs; stage 2 adds those in four groups and does every length comparison; stage
 four group sums; stage 4 checks the checksum and runs the check chain (docs/pipeline.md, "Drop
 rules"), which is exactly :func:`openslb.model.pipeline.parse`; stage 5, the output register,
 takes the record with the hasher's and the VIP matcher's results as the classifier
-(combinational) completes it.  The hasher and the VIP matcher take their inputs from stage 1 and
-run beside stages 2 to 4 (stages 2 to 5 advance together), so none of the three adds latency.
+(combinational) completes it.  The hasher and the VIP matcher take their inputs from stage 1 (the
+matcher loads its own copy of them with it) and run beside stages 2 to 4 (stages 2 to 5 advance
+together), so none of the three adds latency.
 
 NAT: stage 1 also picks the IPv4 and the L4 checksums and the L4 header's place, and gives the
 hasher the tuple of a server-side frame with its ends swapped (client first, so that its client
@@ -267,6 +268,7 @@ class Parser(wiring.Component):
         # frame's hash and match leave with its record; stages 0 and 1 fill bubbles while the
         # output waits.
         adv = Signal()
+        s1_free = Signal()      # stage 1 takes a frame (or a bubble)
         m.submodules.hasher = hasher = Hasher(p)
         m.d.comb += [
             hasher.en.eq(adv), hasher.key.eq(self.key), hasher.table_size.eq(self.table_size),
@@ -274,10 +276,14 @@ class Parser(wiring.Component):
             hasher.ports.eq(s1.has_ports),
         ]
         m.submodules.vipmatch = vipmatch = VipMatcher(p)
+        # (the matcher's private copy of the fields loads with stage 1: it compares in the
+        # cycle stage 2 takes the frame)
         m.d.comb += [
             vipmatch.en.eq(adv), vipmatch.own_ip.eq(self.own_ip),
-            vipmatch.dst.eq(s1.dst), vipmatch.proto.eq(s1.proto), vipmatch.dport.eq(s1.dport),
-            vipmatch.ports_known.eq(s1.has_ports), vipmatch.arp_tpa.eq(s1.arp_tpa),
+            vipmatch.load.eq(s1_free),
+            vipmatch.dst.eq(next_s1.dst), vipmatch.proto.eq(next_s1.proto),
+            vipmatch.dport.eq(next_s1.dport), vipmatch.ports_known.eq(next_s1.has_ports),
+            vipmatch.arp_tpa.eq(next_s1.arp_tpa),
         ]
         for k in range(p.n_vips):
             m.d.comb += [vipmatch.vip_ip[k].eq(self.vip_ip[k]),
@@ -290,7 +296,6 @@ class Parser(wiring.Component):
         assert VipMatcher.LATENCY == Hasher.LATENCY == 3
         m.d.comb += hasher.pbind_prefix.eq(self.pbind_prefix)
         s5_free = s4_free = s3_free = s2_free = adv
-        s1_free = Signal()
         m.d.comb += [
             adv.eq(~self.o.valid | self.o.ready),
             s1_free.eq(~s1_valid | s2_free),

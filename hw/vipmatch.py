@@ -4,8 +4,10 @@ last stages (like the hasher), so the classifier can decide in the parser's outp
 Ports
 -----
 ``en``       : In(1) — advance: every stage takes its input when high (the parser's enable).
+``load``     : In(1) — the user's register of the fields below loads them (stage 0).
 ``dst``, ``proto``, ``dport``, ``ports_known`` : In — the frame's IPv4 destination, protocol,
-               destination port and whether it carries ports (fragments and ICMP do not).
+               destination port and whether it carries ports (fragments and ICMP do not), as
+               they go into the user's register (taken under ``load``).
 ``arp_tpa``  : In(32) — the target address of an ARP request (whatever the frame is).
 ``vip_ip``, ``vip_service``, ``vip_group``, ``vip_pbind``, ``vip_rport`` : In(32) arrays — the VIP table
                registers.
@@ -18,20 +20,27 @@ Ports
                VIP_RPORT, and whether that is set (not 0).
 ``arp_ours`` : Out(1) — ``arp_tpa`` is the appliance's IP or an enabled VIP.
 
-Stage 1 registers the fields here (the user's registers also feed the hasher, whose Toeplitz
-terms load every bit 32 times: a private copy keeps the compares' inputs local); stage 2
-compares each field against every entry (whose IP and service it keeps in registers of its
-own) and registers which entries match; stage 3 registers what the lowest-numbered match says
-(its index, group, client persistence, NAT mode and VIP_RPORT), found by a tree of pairs, so the
-user (the parser, which completes its record with them in its output stage) starts from
-registers.  The rules are the model's :meth:`~openslb.model.pipeline.Appliance.match_vip`.
+Stage 0 registers the fields here as the user's register takes them (that register also feeds
+the hasher, whose Toeplitz terms load every bit 32 times: a private copy keeps the compares'
+inputs local); stage 1 compares each field against every entry (whose IP and service it keeps
+in registers of its own) and registers which entries match; stage 2 registers the lowest
+match, one-hot; stage 3 registers what it says (its index, group, client persistence, NAT mode
+and VIP_RPORT), an AND-OR of the entries' settings, so the user (the parser, which completes its
+record with them in its output stage) starts from registers.  (A tree of pairs that found the
+lowest match and picked its settings at once, in stage 3, was seven LUTs with three nets of 25
+loads: 9.42 ns at 862b882.)  The rules are the model's
+:meth:`~openslb.model.pipeline.Appliance.match_vip`.
 
-Latency 3 enabled cycles, one frame per cycle.
+Latency 3 enabled cycles behind the user's register (stage 0 is loaded with it), one frame per
+cycle.
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from functools import reduce
+from operator import or_
+
+from amaranth import C, Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -49,6 +58,7 @@ class VipMatcher(wiring.Component):
         n = params.n_vips
         super().__init__({
             "en": In(1),
+            "load": In(1),
             "dst": In(32),
             "proto": In(8),
             "dport": In(16),
@@ -76,19 +86,19 @@ class VipMatcher(wiring.Component):
         p = self.params
         n = p.n_vips
 
-        # ---- stage 1: a private copy of the fields -------------------------------------------
-        # (initialised to ones: the user's own registers of these fields take the same inputs
+        # ---- stage 0: a private copy of the fields, loaded with the user's own register -----
+        # (initialised to ones: the user's register of these fields takes the same inputs
         # under the same enable, and synthesis merges flip-flops that match in inputs and
         # initial value, which would give the compares the user's register and its fan-out
         # back; what a copy holds before the first frame is never used)
         dst, proto, dport, ports_known, arp_tpa = (
             Signal.like(sig, name=f"in_{sig.name}", init=(1 << len(sig)) - 1)
             for sig in (self.dst, self.proto, self.dport, self.ports_known, self.arp_tpa))
-        with m.If(self.en):
+        with m.If(self.load):
             m.d.sync += [dst.eq(self.dst), proto.eq(self.proto), dport.eq(self.dport),
                          ports_known.eq(self.ports_known), arp_tpa.eq(self.arp_tpa)]
 
-        # ---- stage 2: compare the fields against every entry ----------------------------------
+        # ---- stage 1: compare the fields against every entry ----------------------------------
         # (against a copy of each entry's IP and service in registers here: the register bank's
         # sit across the die, and the entries change only at a COMMIT, when no frame is in the
         # pipeline)
@@ -107,14 +117,18 @@ class VipMatcher(wiring.Component):
                 port_ok[k].eq(e.any_port | ~ports_known | (e.port == dport)),
                 arp_vip[k].eq(e.enable & (e.ip == arp_tpa)),
             ]
-        # (the three compares are combined here, not in stage 3: there each match bit selects
-        # in the first level of the lowest-match tree, and one LUT level less behind its
-        # register is what keeps that tree's wide fan-out off the critical path)
-        s2_match, s2_arp_vip = Signal(n), Signal(n)
-        s2_arp_own = Signal()
+        match, match_arp_vip = Signal(n, name="match"), Signal(n, name="match_arp_vip")
+        arp_own = Signal()
         with m.If(self.en):
-            m.d.sync += [s2_match.eq(ip_eq & proto_eq & port_ok),
-                         s2_arp_vip.eq(arp_vip), s2_arp_own.eq(arp_tpa == self.own_ip)]
+            m.d.sync += [match.eq(ip_eq & proto_eq & port_ok),
+                         match_arp_vip.eq(arp_vip), arp_own.eq(arp_tpa == self.own_ip)]
+
+        # ---- stage 2: the lowest-numbered match, one-hot ------------------------------------
+        first = Signal(n, name="first")     # bit k: entry k matches and no lower one does
+        hit2, arp_ours2 = Signal(), Signal()
+        with m.If(self.en):
+            m.d.sync += [first.eq(match & ~_lower_or(match)), hit2.eq(match.any()),
+                         arp_ours2.eq(arp_own | match_arp_vip.any())]
 
         # ---- stage 3: what the lowest-numbered match says, in registers ---------------------
         # Per entry, what the outputs need of its configuration (the entries change only at a
@@ -131,11 +145,11 @@ class VipMatcher(wiring.Component):
                          e.pbind.eq(pbind.enable), e.pbind_port.eq(pbind.per_port),
                          e.nat.eq(mode == Mode.NAT),
                          e.rport.eq(rport), e.has_rport.eq(rport != 0)]
-        hit, first = _lowest(s2_match, entries)
         chosen = Signal(entry)
         with m.If(self.en):
-            m.d.sync += [self.hit.eq(hit), chosen.eq(first),
-                         self.arp_ours.eq(s2_arp_own | s2_arp_vip.any())]
+            m.d.sync += [self.hit.eq(hit2), self.arp_ours.eq(arp_ours2),
+                         chosen.eq(reduce(or_, [Mux(first[k], entries[k].as_value(), 0)
+                                                for k in range(n)]))]
         m.d.comb += [self.vip.eq(chosen.vip), self.group.eq(chosen.group),
                      self.pbind.eq(chosen.pbind), self.pbind_port.eq(chosen.pbind_port),
                      self.nat.eq(chosen.nat), self.rport.eq(chosen.rport),
@@ -143,14 +157,6 @@ class VipMatcher(wiring.Component):
         return m
 
 
-def _lowest(match, values: list) -> tuple:
-    """Whether any bit of ``match`` is set, and the ``values`` entry of the lowest one that is
-    (0 if none), as a tree of pairs (each node: the lower half's value if it has a match, else
-    the upper half's): log2(n) levels that find the lowest match and pick its value at once,
-    where a priority one-hot vector and then an AND-OR over it take about twice as many."""
-    nodes = [(match[k], Mux(match[k], values[k].as_value(), 0)) for k in range(len(values))]
-    while len(nodes) > 1:
-        pairs = [nodes[i:i + 2] for i in range(0, len(nodes), 2)]
-        nodes = [(lo[0] | hi[0], Mux(lo[0], lo[1], hi[1])) if hi is not None else lo
-                 for lo, hi in ((pr[0], pr[1] if len(pr) > 1 else None) for pr in pairs)]
-    return nodes[0]
+def _lower_or(bits) -> Signal:
+    """Bit k: any bit of ``bits`` below k is set (a prefix OR)."""
+    return Cat(C(0, 1), *[bits[0:k].any() for k in range(1, len(bits))])
