@@ -12,7 +12,8 @@ from openslb.hw.spec import (DEFAULT_PARAMS, ETH_HEADER, HEADER_WINDOW, REASON_B
                              Params, registers)
 
 __all__ = ["beat_layout", "stored_beat_layout", "egress_beat_layout", "capture_layout",
-           "IHL_WORDS", "L3_AT", "l4_sel_bit", "tuple_layout", "meta_layout", "register_layout", "register_view", "Action"]
+           "IHL_WORDS", "L3_AT", "l4_sel_bit", "tuple_layout", "meta_layout", "register_layout",
+           "register_view", "Action"]
 
 
 def register_layout(name: str, p: Params = DEFAULT_PARAMS) -> data.FlexibleLayout:

@@ -141,8 +141,8 @@ class Parser(wiring.Component):
         l4 = {k: Signal(8, name=f"l4b{k}") for k in (0, 1, 2, 3, 6, 7, 13, 16, 17)}
         for k, sig in l4.items():
             terms = [window_byte(l3_at + 4 * words + k)
-                     & l4_sel[l4_sel_bit(vlan, words)].replicate(8)
-                     for vlan, l3_at in enumerate(L3_AT) for words in IHL_WORDS]
+                     & l4_sel[l4_sel_bit(tagged, words)].replicate(8)
+                     for tagged, l3_at in enumerate(L3_AT) for words in IHL_WORDS]
             m.d.comb += sig.eq(reduce(operator.or_, terms))
 
         # One's-complement checksum over the IHL words of the header: pairs of 16-bit words

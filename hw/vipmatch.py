@@ -28,7 +28,7 @@ match, one-hot; stage 3 registers what it says (its index, group, client persist
 and VIP_RPORT), an AND-OR of the entries' settings, so the user (the parser, which completes its
 record with them in its output stage) starts from registers.  (A tree of pairs that found the
 lowest match and picked its settings at once, in stage 3, was seven LUTs with three nets of 25
-loads: 9.42 ns at 862b882.)  The rules are the model's
+loads: 9.42 ns at 862b882, seed 1, and 10.20 at seed 2.)  The rules are the model's
 :meth:`~openslb.model.pipeline.Appliance.match_vip`.
 
 Latency 3 enabled cycles behind the user's register (stage 0 is loaded with it), one frame per
@@ -40,7 +40,7 @@ from __future__ import annotations
 from functools import reduce
 from operator import or_
 
-from amaranth import C, Cat, Module, Mux, Signal
+from amaranth import C, Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -157,6 +157,6 @@ class VipMatcher(wiring.Component):
         return m
 
 
-def _lower_or(bits) -> Signal:
+def _lower_or(bits) -> Value:
     """Bit k: any bit of ``bits`` below k is set (a prefix OR)."""
     return Cat(C(0, 1), *[bits[0:k].any() for k in range(1, len(bits))])
