@@ -64,15 +64,13 @@ Throughput: one lookup per selector round (8 cycles), each with its write-back.
 
 from __future__ import annotations
 
-from functools import reduce
-from operator import or_
-
 from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw.bram import BlockRam
 from openslb.hw.optional import OptionalBlock
+from openslb.hw.picks import one_of
 from openslb.hw.spec import (CONN_STAMP_BITS, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, ConnState,
                              ConnTimeout, Params, conn_entry_fields)
 
@@ -289,11 +287,10 @@ class ConnTable(OptionalBlock):
             # as a client's new NAT flow takes over its entry for another VIP.  So the hit way's
             # fields are an AND-OR, with no priority chain behind the compare.
             m.d.sync += [
-                self.real.eq(reduce(or_, [Mux(hits[w], q_word[w].real, 0) for w in range(ways)])),
-                r_state.eq(reduce(or_, [Mux(hits[w], q_word[w].state, 0) for w in range(ways)])),
-                r_hit_way.eq(reduce(or_, [Mux(hits[w], w, 0) for w in range(ways)])),
-                self.vip.eq(reduce(or_, [Mux(hits[w], q_word[w].digest[0:vb], 0)
-                                         for w in range(ways)])),
+                self.real.eq(one_of([(hits[w], q_word[w].real) for w in range(ways)])),
+                r_state.eq(one_of([(hits[w], q_word[w].state) for w in range(ways)])),
+                r_hit_way.eq(one_of([(hits[w], w) for w in range(ways)])),
+                self.vip.eq(one_of([(hits[w], q_word[w].digest[0:vb]) for w in range(ways)])),
             ]
             # the first dead way, half-open way and clashing way (lowest way wins)
             for w in reversed(range(ways)):

@@ -32,9 +32,6 @@ Latency 5 cycles (at most two adder levels per stage), throughput one frame per 
 
 from __future__ import annotations
 
-import operator
-from functools import reduce
-
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -44,6 +41,7 @@ from openslb.hw.classifier import Classifier
 from openslb.hw.hasher import KEY_BITS, Hasher
 from openslb.hw.layouts import (IHL_WORDS, L3_AT, capture_layout, l4_sel_bit, meta_layout,
                                 tuple_layout)
+from openslb.hw.picks import one_of
 from openslb.hw.spec import DropReason, Params
 from openslb.hw.vipmatch import VipMatcher
 
@@ -140,10 +138,10 @@ class Parser(wiring.Component):
         l4_sel = self.i.payload.l4_sel
         l4 = {k: Signal(8, name=f"l4b{k}") for k in (0, 1, 2, 3, 6, 7, 13, 16, 17)}
         for k, sig in l4.items():
-            terms = [window_byte(l3_at + 4 * words + k)
-                     & l4_sel[l4_sel_bit(tagged, words)].replicate(8)
-                     for tagged, l3_at in enumerate(L3_AT) for words in IHL_WORDS]
-            m.d.comb += sig.eq(reduce(operator.or_, terms))
+            m.d.comb += sig.eq(one_of([(l4_sel[l4_sel_bit(tagged, words)],
+                                        window_byte(l3_at + 4 * words + k))
+                                       for tagged, l3_at in enumerate(L3_AT)
+                                       for words in IHL_WORDS]))
 
         # One's-complement checksum over the IHL words of the header: pairs of 16-bit words
         # (one 32-bit header word each) here, masked by IHL and summed in four groups in stage 2,

@@ -37,14 +37,12 @@ cycle.
 
 from __future__ import annotations
 
-from functools import reduce
-from operator import or_
-
-from amaranth import C, Cat, Module, Mux, Signal, Value
+from amaranth import C, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from openslb.hw.layouts import register_view
+from openslb.hw.picks import first_set, one_of
 from openslb.hw.spec import Mode, Params
 
 __all__ = ["VipMatcher"]
@@ -126,8 +124,9 @@ class VipMatcher(wiring.Component):
         # ---- stage 2: the lowest-numbered match, one-hot ------------------------------------
         first = Signal(n, name="first")     # bit k: entry k matches and no lower one does
         hit2, arp_ours2 = Signal(), Signal()
+        any_match, lowest = first_set([(match[k], C(1 << k, n)) for k in range(n)])
         with m.If(self.en):
-            m.d.sync += [first.eq(match & ~_lower_or(match)), hit2.eq(match.any()),
+            m.d.sync += [first.eq(Mux(any_match, lowest, 0)), hit2.eq(any_match),
                          arp_ours2.eq(arp_own | match_arp_vip.any())]
 
         # ---- stage 3: what the lowest-numbered match says, in registers ---------------------
@@ -148,15 +147,11 @@ class VipMatcher(wiring.Component):
         chosen = Signal(entry)
         with m.If(self.en):
             m.d.sync += [self.hit.eq(hit2), self.arp_ours.eq(arp_ours2),
-                         chosen.eq(reduce(or_, [Mux(first[k], entries[k].as_value(), 0)
-                                                for k in range(n)]))]
+                         chosen.eq(one_of([(first[k], entries[k].as_value())
+                                           for k in range(n)]))]
         m.d.comb += [self.vip.eq(chosen.vip), self.group.eq(chosen.group),
                      self.pbind.eq(chosen.pbind), self.pbind_port.eq(chosen.pbind_port),
                      self.nat.eq(chosen.nat), self.rport.eq(chosen.rport),
                      self.has_rport.eq(chosen.has_rport)]
         return m
 
-
-def _lower_or(bits) -> Value:
-    """Bit k: any bit of ``bits`` below k is set (a prefix OR)."""
-    return Cat(C(0, 1), *[bits[0:k].any() for k in range(1, len(bits))])
