@@ -60,6 +60,7 @@ from amaranth.lib.wiring import In, Out
 
 from openslb.hw.layouts import register_view
 from openslb.hw.optional import OptionalBlock
+from openslb.hw.picks import one_of
 from openslb.hw.spec import WEIGHT_BITS, Params
 
 __all__ = ["ConnCount"]
@@ -284,31 +285,42 @@ class ConnCount(OptionalBlock):
         # operation still in flight names the same real: the one a step ahead writes in this
         # cycle, the one two steps ahead wrote in the cycle of the read (neither write is in
         # the words read)
-        s2, s2_real, s2_down, s2_keep = Signal(), Signal(p.real_bits), Signal(), Signal()
+        s2, s2_real = Signal(), Signal(p.real_bits)
         s2_count, s2_limited, s2_threshold = Signal(cbits), Signal(), Signal(cbits)
         s2_forward1, s2_forward2 = Signal(), Signal()
         s3, s3_real = Signal(), Signal(p.real_bits)       # what was in step 2 a cycle ago
         bank = s1_real[low:]
+        forward1 = s2 & (s2_real == s1_real)
+        forward2 = s3 & (s3_real == s1_real)
         m.d.sync += [
-            s2.eq(s1), s2_real.eq(s1_real), s2_down.eq(s1_down), s2_keep.eq(s1_keep),
+            s2.eq(s1), s2_real.eq(s1_real),
             s2_count.eq(bank_count[bank]), s2_limited.eq(bank_limit[bank].limited),
             s2_threshold.eq(Mux(s1_down, bank_limit[bank].above,
                                 Mux(s1_keep, bank_limit[bank].limit, bank_limit[bank].below))),
-            s2_forward1.eq(s2 & (s2_real == s1_real)),
-            s2_forward2.eq(s3 & (s3_real == s1_real)),
+            s2_forward1.eq(forward1),
+            s2_forward2.eq(forward2),
             s3.eq(s2), s3_real.eq(s2_real),
+        ]
+        # the step's change of the count (-1, 0 or +1 in the counts' width) and which count it
+        # changes, one-hot, as registers: step 2 adds the change to each candidate count in
+        # parallel, straight from registers, and picks the sum last (a pick in front of one
+        # adder, then the adder's carry chain, was a late path into the counts' LUT RAMs)
+        s2_delta = Signal(cbits)
+        s2_from = Signal(3)     # the count read, the result a step ahead, two steps ahead
+        m.d.sync += [
+            s2_delta.eq(Mux(s1_down, (1 << cbits) - 1, Mux(s1_keep, 0, 1))),
+            s2_from.eq(Cat(~forward1 & ~forward2, forward1, ~forward1 & forward2)),
         ]
         # step 2, write: the count one up or down, the full bit from the count before (every
         # possible count compared at once, then picked: the forwarding multiplexer stays out
         # of the compares' carry chains)
         last_count = Signal(cbits)      # the result of the operation a step ahead
         last2_count = Signal(cbits)     # ... and two steps ahead
-        base = Signal(cbits)
         new_count = Signal(cbits)
-        m.d.comb += [
-            base.eq(Mux(s2_forward1, last_count, Mux(s2_forward2, last2_count, s2_count))),
-            new_count.eq(Mux(s2_down, base - 1, Mux(s2_keep, base, base + 1))),
-        ]
+        sums = [Signal(cbits, name=f"sum_{name}") for name in ("read", "last", "last2")]
+        m.d.comb += [total.eq(count + s2_delta)
+                     for total, count in zip(sums, (s2_count, last_count, last2_count))]
+        m.d.comb += new_count.eq(one_of(list(zip(s2_from, sums))))
         m.d.sync += [last_count.eq(new_count), last2_count.eq(last_count)]
         for b in range(n_banks):
             count_wr = counts[b].write_port()

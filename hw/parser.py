@@ -22,9 +22,9 @@ together), so none of the three adds latency.
 
 NAT: stage 1 also picks the IPv4 and the L4 checksums and the L4 header's place, and gives the
 hasher the tuple of a server-side frame with its ends swapped (client first, so that its client
-key is the one its connection was learned under); stage 2 forms the parser's halves of the
-checksum updates (:func:`~openslb.hw.spec.nat_checksum_part`) for the destination (client side)
-or the source (server side); stage 5 picks the connection key (the flow hash, or for NAT the
+key is the one its connection was learned under); stages 2 and 3 form the parser's halves of
+the checksum updates (:func:`~openslb.hw.spec.nat_checksum_part`) for the destination (client
+side) or the source (server side), two sums each in stage 2 and their total in stage 3; stage 5 picks the connection key (the flow hash, or for NAT the
 client key with the VIP entry in its digest) and the new port (the service's rport).
 
 Latency 5 cycles (at most two adder levels per stage), throughput one frame per cycle.
@@ -118,7 +118,7 @@ class Parser(wiring.Component):
             # the lengths the checks compare (stage 2 compares them)
             "beats_m1": 16, "total": 16, "hl": 6,
             "l3_hl": 7, "l3_total": 17, "hl_need": 7,   # sums precomputed for the compares
-            "fragment": 1, "has_ports": 1,
+            "fragment": 1, "has_ports": 1, "is_udp": 1,
             # NAT: the port, the checksums and the L4 header's place; the hasher's tuple (a
             # frame from the server side is hashed with its ends swapped: client first)
             "in_port": 1, "ip_csum": 16, "tcp_csum": 16, "udp_csum": 16, "l4_word": 4,
@@ -199,6 +199,7 @@ class Parser(wiring.Component):
             next_s1.l3_total.eq(l3_off + total),
             next_s1.hl_need.eq(hl + l4_need),
             next_s1.fragment.eq(fragment),
+            next_s1.is_udp.eq(l3[9] == spec.PROTO_UDP),
             next_s1.has_ports.eq(has_ports),
             next_s1.in_port.eq(s0.in_port),
             next_s1.ip_csum.eq(_be(l3, 10, 2)),
@@ -227,7 +228,8 @@ class Parser(wiring.Component):
                 "dst", "sport", "dport", "tcp_flags", "eth_src", "arp_ok", "arp_sha",
                 "arp_spa", "arp_tpa", "beats_m1", "fragment", "has_ports", "in_port",
                 "l4_word")},
-            "ip_part": 18, "l4_part": 18, "l4_fix": 1,
+            # (stage 2 holds each NAT checksum half as two sums; stage 3 adds them)
+            "ip_part": 18, "l4_part": 18, "ip_part_b": 16, "l4_part_b": 17, "l4_fix": 1,
             "runt": 1, "short_vlan": 1, "short_arp": 1, "short_ip": 1, "short_header": 1,
             "bad_total": 1, "short_l4": 1,
         }))
@@ -248,11 +250,15 @@ class Parser(wiring.Component):
         # destination (client side) or the source (server side) address and port
         old_ip = Mux(s1.in_port, s1.src, s1.dst)
         old_port = Mux(s1.in_port, s1.sport, s1.dport)
-        is_udp1 = s1.proto == spec.PROTO_UDP
+        # (the protocol compared in stage 1, and the sums split over stages 2 and 3: a compare,
+        # the selects behind it and two adders in a row were a late path into stage 2)
+        is_udp1 = s1.is_udp
         l4_csum = Mux(is_udp1, s1.udp_csum, s1.tcp_csum)
         nat_fields = {
-            "ip_part": (~s1.ip_csum + ~old_ip[16:32]) + ~old_ip[0:16],
-            "l4_part": (~l4_csum + ~old_ip[16:32]) + (~old_ip[0:16] + ~old_port),
+            "ip_part": ~s1.ip_csum + ~old_ip[16:32],
+            "ip_part_b": ~old_ip[0:16],
+            "l4_part": ~l4_csum + ~old_ip[16:32],
+            "l4_part_b": ~old_ip[0:16] + ~old_port,
             # TCP: the checksum inside the segment (20 header bytes); UDP: a checksum at all
             "l4_fix": Mux(is_udp1, s1.udp_csum != 0, ~(s1.total < s1.hl_need + 6)),
         }
@@ -314,7 +320,9 @@ class Parser(wiring.Component):
             m.d.sync += [getattr(s2, name).eq(value) for name, value in nat_fields.items()]
         with m.If(s3_free):
             m.d.sync += [s3_valid.eq(s2_valid), s3.eq(s2),
-                         s3_total.eq((s2_sums[0] + s2_sums[1]) + (s2_sums[2] + s2_sums[3]))]
+                         s3_total.eq((s2_sums[0] + s2_sums[1]) + (s2_sums[2] + s2_sums[3])),
+                         s3.ip_part.eq(s2.ip_part + s2.ip_part_b),
+                         s3.l4_part.eq(s2.l4_part + s2.l4_part_b)]
 
         # ---- stage 4: checksum verdict and the check chain -----------------------------------
         # The end-around-carry sum is 0xFFFF exactly when lo + hi == 0xFFFF (the total of at

@@ -156,7 +156,10 @@ class DispatchCore(wiring.Component):
         # write may be under way and the register lags a cycle), so no handshake path runs
         # between the queue's level and the selector's control.
         decision_room = Signal()
-        m.d.sync += decision_room.eq(decisions.level <= DECISION_QUEUE - 3)
+        decision_room_next = Signal()
+        m.d.comb += [decision_room_next.eq(decisions.level <= DECISION_QUEUE - 3),
+                     selector.o_ready_next.eq(decision_room_next)]
+        m.d.sync += decision_room.eq(decision_room_next)
         # only the fields the rewriter reads are queued (fewer bits: a narrower RAM whose write
         # enable reaches fewer slices)
         queued = Signal(decision)

@@ -25,14 +25,19 @@ refill depends on it.
 The output multiplexer's select is kept in several copies, one per ``READ_SLICE`` bits, so
 that no one register fans out to every bit of a wide record.
 
-``w_rdy`` is the storage's own room (``depth - 2`` words behind the two registers), so it does
-not depend on ``r_en`` either.
+``w_rdy`` is the storage's own room (``depth - 2`` words behind the two registers), kept as a
+register, so it does not depend on ``r_en`` either.  Every accepted word is written into the
+storage, even one that goes straight on to an output register (the read pointer then steps over
+it in the same cycle): the storage's write enable is ``w_en`` and that register, one LUT in
+front of the LUT-RAM slices of a wide record (a wider enable was the ECP5's most common late
+endpoint, 900 LUT-RAM write enables).
 """
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal
-from amaranth.lib import fifo, wiring
+from amaranth import Cat, Module, Mux, Signal, Value
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["RegisteredFifo", "READ_SLICE"]
@@ -56,7 +61,16 @@ class RegisteredFifo(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.storage = storage = fifo.SyncFIFO(width=self.width, depth=self.depth - 2)
+        s_depth = self.depth - 2
+        storage = Memory(shape=self.width, depth=s_depth, init=[])
+        m.submodules.storage = storage
+        w_port = storage.write_port()
+        r_port = storage.read_port(domain="comb")
+        produce = Signal(range(s_depth))     # the storage slot written next
+        consume = Signal(range(s_depth))     # the storage slot moved to a register next
+        s_level = Signal(range(s_depth + 1))
+        s_held = Signal()                    # s_level != 0, as a register
+        room = Signal(init=1)                # s_level != s_depth, as a register
         words = [Signal(self.width, name=f"word{k}") for k in range(2)]
         full = Signal(2)          # which output registers hold a word
         head = Signal()           # the register read next
@@ -66,8 +80,12 @@ class RegisteredFifo(wiring.Component):
         # refilled in the cycle after it empties), and the next word written is the next read.
         tail_free = ~full.bit_select(tail, 1)
         head_full = full.bit_select(head, 1)
-        fill = tail_free & (storage.r_rdy | self.w_en)
-        bypass = tail_free & ~storage.r_rdy
+        # Every accepted word is written into the storage, also one that goes straight on to
+        # an output register (then the storage's read pointer steps over it at once): so the
+        # storage's write enable is the writer's valid and a registered room bit, one LUT in
+        # front of a net that reaches every LUT-RAM slice of a wide record.
+        write = self.w_en & room
+        fill = tail_free & (s_held | write)
         # The read multiplexer's select has copies of its own, one per READ_SLICE bits of the
         # word, each toggled on a read like the head pointer: one register would fan out to
         # every bit of a several-hundred-bit record, several ns of routing in front of the
@@ -82,13 +100,25 @@ class RegisteredFifo(wiring.Component):
                          for k, sel in enumerate(selects)]))]
         pop = self.r_en & self.r_rdy
         m.d.comb += [
-            storage.w_data.eq(self.w_data),
-            storage.w_en.eq(self.w_en & ~bypass),
-            self.w_rdy.eq(storage.w_rdy),
-            storage.r_en.eq(tail_free),
-            self.level.eq(storage.level + full[0] + full[1]),
+            w_port.addr.eq(produce),
+            w_port.data.eq(self.w_data),
+            w_port.en.eq(write),
+            r_port.addr.eq(consume),
+            self.w_rdy.eq(room),
+            self.level.eq(s_level + full[0] + full[1]),
         ]
-        incoming = Mux(storage.r_rdy, storage.r_data, self.w_data)
+        with m.If(write):
+            m.d.sync += produce.eq(_next_slot(produce, s_depth))
+        with m.If(fill):
+            m.d.sync += consume.eq(_next_slot(consume, s_depth))
+        # (the flags' next states from the level's compares and the two strobes, not from the
+        # level's next value: a sum and a compare in a row were seven LUTs)
+        m.d.sync += s_level.eq(s_level + write - fill)
+        with m.If(write & ~fill):
+            m.d.sync += [s_held.eq(1), room.eq(s_level != s_depth - 1)]
+        with m.Elif(fill & ~write):
+            m.d.sync += [s_held.eq(s_level != 1), room.eq(1)]
+        incoming = Mux(s_held, r_port.data, self.w_data)
         for k in range(2):
             with m.If(fill & (tail == k)):
                 m.d.sync += [words[k].eq(incoming), full[k].eq(1)]
@@ -99,3 +129,10 @@ class RegisteredFifo(wiring.Component):
         with m.If(pop):
             m.d.sync += [head.eq(~head)] + [sel.eq(~sel) for sel in selects]
         return m
+
+
+def _next_slot(slot: Value, depth: int) -> Value:
+    """The storage slot after ``slot`` in a ring of ``depth``."""
+    if depth & (depth - 1) == 0:
+        return (slot + 1)[:len(slot)]
+    return Mux(slot == depth - 1, 0, slot + 1)

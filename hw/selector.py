@@ -5,6 +5,9 @@ Ports
 ``i``, ``o``      : In/Out(stream of meta) — hashed frames in; ``real``/``real_mac`` filled in
                     (or ``action`` DROP with reason NO_REAL) out.
 ``health``        : In(n_reals) — bit r = real r is up.
+``o_ready_next``  : In(1) — what ``o.ready`` will be in the next cycle (the consumer's ready is
+                    a register: this is its input), so that whether the output register is
+                    free is a register too, in front of the decision's wide load enables.
 ``group_backup``  : In(32) array — per group ``{enable[8], real[7:0]}``.
 ``commit``        : In(1) strobe — swap active and shadow Maglev banks.
 ``active_bank``   : Out(1).
@@ -116,6 +119,7 @@ class Selector(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(meta_layout(params))),
             "o": Out(stream.Signature(meta_layout(params))),
+            "o_ready_next": In(1),
             "health": In(params.n_reals),
             "group_backup": In(32).array(params.n_groups),
             "commit": In(1),
@@ -295,8 +299,11 @@ class Selector(wiring.Component):
         with m.If(at(10)):
             m.d.sync += mac_regs[2].eq(macs[2].r_data)      # a spill's real (read in step 8)
 
-        out_free = Signal()
-        m.d.comb += out_free.eq(~self.o.valid | self.o.ready)
+        # whether the output register is free (~o.valid | o.ready), kept as a register: it
+        # enables the load of the whole decision and gates the tables' update, and one LUT of
+        # the handshake in front of that fan-out was on the late paths of 7a345f8
+        out_free = Signal(init=1)
+        o_valid_next = Signal()
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         m.d.sync += self.loaded.eq(0)
@@ -467,9 +474,12 @@ class Selector(wiring.Component):
         # the decision otherwise; only its valid bit depends on the handshakes.
         passing = Signal()
         m.d.comb += passing.eq(idle & ~vip_next)
+        loads_decision = out_free & ((passing & self.i.valid) | last)
+        m.d.comb += o_valid_next.eq(loads_decision | (self.o.valid & ~self.o.ready))
+        m.d.sync += out_free.eq(~o_valid_next | self.o_ready_next)
         with m.If(out_free):
             m.d.sync += self.o.payload.eq(Mux(idle, self.i.payload, chosen))
-            with m.If((passing & self.i.valid) | last):
+            with m.If(loads_decision):
                 m.d.sync += [self.o.valid.eq(1), self.loaded.eq(1)]
             with m.If(passing):
                 m.d.comb += self.i.ready.eq(1)

@@ -23,8 +23,8 @@ Ports
 Stage 0 registers the fields here as the user's register takes them (that register also feeds
 the hasher, whose Toeplitz terms load every bit 32 times: a private copy keeps the compares'
 inputs local); stage 1 compares each field against every entry (whose IP and service it keeps
-in registers of its own) and registers which entries match; stage 2 registers the lowest
-match, one-hot; stage 3 registers what it says (its index, group, client persistence, NAT mode
+in registers of its own) and registers the compares in parts (the IP's halves, the protocol,
+the port); stage 2 ANDs the parts and registers the lowest match, one-hot; stage 3 registers what it says (its index, group, client persistence, NAT mode
 and VIP_RPORT), an AND-OR of the entries' settings, so the user (the parser, which completes its
 record with them in its output stage) starts from registers.  (A tree of pairs that found the
 lowest match and picked its settings at once, in stage 3, was seven LUTs with three nets of 25
@@ -106,20 +106,30 @@ class VipMatcher(wiring.Component):
             svc = register_view("VIP_SERVICE", self.vip_service[k])
             m.d.sync += [e.ip.eq(self.vip_ip[k]), e.enable.eq(svc.enable),
                          e.any_port.eq(svc.any_port), e.port.eq(svc.port), e.proto.eq(svc.proto)]
-        ip_eq, proto_eq, port_ok, arp_vip = (Signal(n, name=nm) for nm in
-                                             ("ip_eq", "proto_eq", "port_ok", "arp_vip"))
+        # Each compare is registered in parts of at most 18 bits (the IP's halves, the
+        # protocol, the port test), ANDed in stage 2 in front of the lowest-match pick: one
+        # compare of all 57 bits and its AND were seven LUTs from the copy (9.83 ns at
+        # 7a345f8, seed 1).
+        parts = ("ip_hi", "ip_lo", "proto", "port", "arp_hi", "arp_lo")
+        eq = {name: Signal(n, name=f"{name}_eq") for name in parts}
         for k, e in enumerate(keys):
             m.d.comb += [
-                ip_eq[k].eq(e.enable & (e.ip == dst)),
-                proto_eq[k].eq(e.proto == proto),
-                port_ok[k].eq(e.any_port | ~ports_known | (e.port == dport)),
-                arp_vip[k].eq(e.enable & (e.ip == arp_tpa)),
+                eq["ip_hi"][k].eq(e.enable & (e.ip[16:] == dst[16:])),
+                eq["ip_lo"][k].eq(e.ip[:16] == dst[:16]),
+                eq["proto"][k].eq(e.proto == proto),
+                eq["port"][k].eq(e.any_port | ~ports_known | (e.port == dport)),
+                eq["arp_hi"][k].eq(e.enable & (e.ip[16:] == arp_tpa[16:])),
+                eq["arp_lo"][k].eq(e.ip[:16] == arp_tpa[:16]),
             ]
-        match, match_arp_vip = Signal(n, name="match"), Signal(n, name="match_arp_vip")
+        q = {name: Signal(n, name=f"q_{name}") for name in parts}
         arp_own = Signal()
         with m.If(self.en):
-            m.d.sync += [match.eq(ip_eq & proto_eq & port_ok),
-                         match_arp_vip.eq(arp_vip), arp_own.eq(arp_tpa == self.own_ip)]
+            m.d.sync += [q[name].eq(eq[name]) for name in parts]
+            m.d.sync += arp_own.eq(arp_tpa == self.own_ip)
+        match = Signal(n, name="match")
+        match_arp_vip = Signal(n, name="match_arp_vip")
+        m.d.comb += [match.eq(q["ip_hi"] & q["ip_lo"] & q["proto"] & q["port"]),
+                     match_arp_vip.eq(q["arp_hi"] & q["arp_lo"])]
 
         # ---- stage 2: the lowest-numbered match, one-hot ------------------------------------
         first = Signal(n, name="first")     # bit k: entry k matches and no lower one does
