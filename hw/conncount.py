@@ -307,6 +307,9 @@ class ConnCount(OptionalBlock):
         # adder, then the adder's carry chain, was a late path into the counts' LUT RAMs)
         s2_delta = Signal(cbits)
         s2_from = Signal(3)     # the count read, the result a step ahead, two steps ahead
+        # (and which bank it writes, registered: the enable reaches every LUT RAM of the bank)
+        s2_banks = Signal(n_banks)
+        m.d.sync += [s2_banks[b].eq(s1 & (bank == b)) for b in range(n_banks)]
         m.d.sync += [
             s2_delta.eq(Mux(s1_down, (1 << cbits) - 1, Mux(s1_keep, 0, 1))),
             s2_from.eq(Cat(~forward1 & ~forward2, forward1, ~forward1 & forward2)),
@@ -325,7 +328,7 @@ class ConnCount(OptionalBlock):
         for b in range(n_banks):
             count_wr = counts[b].write_port()
             m.d.comb += [count_wr.addr.eq(s2_real[0:low]), count_wr.data.eq(new_count),
-                         count_wr.en.eq(s2 & (s2_real[low:] == b))]
+                         count_wr.en.eq(s2_banks[b])]
         op_full = Signal()
         m.d.comb += op_full.eq(s2_limited & Mux(s2_forward1, last_count >= s2_threshold,
                                                 Mux(s2_forward2, last2_count >= s2_threshold,

@@ -20,7 +20,7 @@ cycle with no bubble between frames at any size.  First-beat-in to first-beat-ou
 
 from __future__ import annotations
 
-from amaranth import C, Cat, Module, Signal
+from amaranth import C, Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
@@ -164,7 +164,10 @@ class DispatchCore(wiring.Component):
         # enable reaches fewer slices)
         queued = Signal(decision)
         m.d.comb += [getattr(queued, name).eq(getattr(selector.o.payload, name))
-                     for name in DECISION_FIELDS]
+                     for name in DECISION_FIELDS if name != "real_mac"]
+        # (leastconns' swap of the real's MAC is resolved here, off the compare's fan-out)
+        m.d.comb += queued.real_mac.eq(Mux(selector.o_mac_swap, selector.o_mac_alt,
+                                           selector.o.payload.real_mac))
         _through_queue(m, selector.o, decisions, rewriter.dec, decision, room=decision_room,
                        w_data=queued)
 

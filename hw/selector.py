@@ -8,6 +8,11 @@ Ports
 ``o_ready_next``  : In(1) — what ``o.ready`` will be in the next cycle (the consumer's ready is
                     a register: this is its input), so that whether the output register is
                     free is a register too, in front of the decision's wide load enables.
+``o_mac_swap``, ``o_mac_alt`` : Out — beside ``o``: when ``o_mac_swap`` is set, leastconns swapped
+                    the second candidate in for the first, and the real's MAC is ``o_mac_alt``,
+                    not ``o.payload.real_mac`` (the first's); the consumer picks.  (The swap
+                    comes from the compare in the lookup's last step; it then reaches the 8
+                    bits of the real, not 56.)
 ``group_backup``  : In(32) array — per group ``{enable[8], real[7:0]}``.
 ``commit``        : In(1) strobe — swap active and shadow Maglev banks.
 ``active_bank``   : Out(1).
@@ -120,6 +125,8 @@ class Selector(wiring.Component):
             "i": In(stream.Signature(meta_layout(params))),
             "o": Out(stream.Signature(meta_layout(params))),
             "o_ready_next": In(1),
+            "o_mac_swap": Out(1),
+            "o_mac_alt": Out(48),
             "health": In(params.n_reals),
             "group_backup": In(32).array(params.n_groups),
             "commit": In(1),
@@ -447,7 +454,7 @@ class Selector(wiring.Component):
         m.d.comb += chosen.eq(cur)
         m.d.comb += [
             chosen.real.eq(Mux(swap, real2, one_of([(sel, real) for sel, real, _ in reals_by]))),
-            chosen.real_mac.eq(Mux(swap, mac_regs[1], one_of(macs_by))),
+            chosen.real_mac.eq(one_of(macs_by)),
         ]
         for table, tracked in ((conn, cur_track), (persist, cur_bind)):
             m.d.comb += [table.forward.eq(forwards),
@@ -478,7 +485,8 @@ class Selector(wiring.Component):
         m.d.comb += o_valid_next.eq(loads_decision | (self.o.valid & ~self.o.ready))
         m.d.sync += out_free.eq(~o_valid_next | self.o_ready_next)
         with m.If(out_free):
-            m.d.sync += self.o.payload.eq(Mux(idle, self.i.payload, chosen))
+            m.d.sync += [self.o.payload.eq(Mux(idle, self.i.payload, chosen)),
+                         self.o_mac_swap.eq(~idle & swap), self.o_mac_alt.eq(mac_regs[1])]
             with m.If(loads_decision):
                 m.d.sync += [self.o.valid.eq(1), self.loaded.eq(1)]
             with m.If(passing):
