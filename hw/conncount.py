@@ -36,10 +36,11 @@ count and full bit in four steps:
    pending operations, itself a register), and read every bank of 64 reals at the real's low
    bits into registers: the count and the limit;
 1. the real's bank into registers, the limit as the threshold the count must reach for the real
-   to be full after the operation, and whether the operation one or two steps ahead names the
-   same real;
-2. count one up or down (from the count read, or the result of the operation ahead: forwarded),
-   compare, write the count and register the full bit (``pend``);
+   to be full after the operation, whether the operation one or two steps ahead names the
+   same real, the change (+1, 0 or -1) and the bank to write;
+2. count one up or down (the change added to the count read and to the results of the
+   operations ahead, in parallel, and the one that applies picked: forwarded), compare, write
+   the count and register the full bit (``pend``);
 3. write the full bit.
 
 No RAM read and no wide multiplexer feeds logic in its own cycle, and the compare does not wait
