@@ -41,10 +41,11 @@ Timing: a lookup reads the bucket at ``A + 1`` (address register), the RAM's dat
 it at ``A + 3``, where the last write is forwarded if it went to the same bucket (the RAM's read
 and write of one address in the same cycle are undefined on an ECP5; whether it did is
 registered at ``A + 2``); ``A + 4`` holds the per-way digest compares and whether each way is
-live (age within its timeout; registered per timeout kind and ORed here); ``A + 5`` the hit, the real, the victim way and the bucket
-with its dead ways cleared.  The update is registered, merged into the bucket the next cycle and
-written the one after (``U + 2``), before the next lookup's data is used (``U + 3`` at the
-earliest): a flow learned by one frame is seen by the very next one.  The update is merged into
+live (age within its timeout; registered per timeout kind and ORed here); ``A + 5`` the hit,
+the real, the victim way and the bucket with its dead ways cleared.  The update is registered,
+merged into the bucket the next cycle and written the one after (``U + 2``), before the next
+lookup's data is used (``U + 3`` at the earliest): a flow learned by one frame is seen by the
+very next one.  The update is merged into
 the bucket as read, dead ways and all, unless a scrub of the same bucket wrote between the read
 and the update (the scrub of the lookup's first step, or an idle one just before): then into the
 scrub's cleaned bucket, so that the update never brings back what the scrub cleared.  A scrub writes at ``S + 6``.

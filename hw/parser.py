@@ -24,8 +24,9 @@ NAT: stage 1 also picks the IPv4 and the L4 checksums and the L4 header's place,
 hasher the tuple of a server-side frame with its ends swapped (client first, so that its client
 key is the one its connection was learned under); stages 2 and 3 form the parser's halves of
 the checksum updates (:func:`~openslb.hw.spec.nat_checksum_part`) for the destination (client
-side) or the source (server side), two sums each in stage 2 and their total in stage 3; stage 5 picks the connection key (the flow hash, or for NAT the
-client key with the VIP entry in its digest) and the new port (the service's rport).
+side) or the source (server side), two sums each in stage 2 and their total in stage 3; stage 5
+picks the connection key (the flow hash, or for NAT the client key with the VIP entry in its
+digest) and the new port (the service's rport).
 
 Latency 5 cycles (at most two adder levels per stage), throughput one frame per cycle.
 """
