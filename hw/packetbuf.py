@@ -18,7 +18,7 @@ cycle in and out.
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from amaranth import Module, Mux, Signal, Value
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -26,7 +26,7 @@ from openslb.hw.bram import BlockRam
 from openslb.hw.layouts import stored_beat_layout
 from openslb.hw.spec import Params
 
-__all__ = ["PacketBuffer"]
+__all__ = ["PacketBuffer", "ring_next"]
 
 
 class PacketBuffer(wiring.Component):
@@ -60,7 +60,7 @@ class PacketBuffer(wiring.Component):
         m.d.sync += [w_valid.eq(take), w_word.eq(self.i.payload.as_value())]
         m.d.comb += [ram.w_en.eq(w_valid), ram.w_addr.eq(w_ptr), ram.w_data.eq(w_word)]
         with m.If(w_valid):
-            m.d.sync += w_ptr.eq(_next(w_ptr, depth))
+            m.d.sync += w_ptr.eq(ring_next(w_ptr, depth))
         m.d.sync += held.eq(held + take - issue)
 
         # ---- read: issue when a written beat is there and the queue will have room -----------
@@ -76,7 +76,7 @@ class PacketBuffer(wiring.Component):
         ]
         m.d.sync += written.eq(written + w_valid - issue)
         with m.If(issue):
-            m.d.sync += r_ptr.eq(_next(r_ptr, depth))
+            m.d.sync += r_ptr.eq(ring_next(r_ptr, depth))
         m.d.comb += [
             out.w_en.eq(in_flight[-1]),
             out.w_data.eq(ram.r_data),
@@ -87,8 +87,9 @@ class PacketBuffer(wiring.Component):
         return m
 
 
-def _next(ptr: Signal, depth: int):
-    """The pointer after ``ptr`` in a ring of ``depth`` places."""
+def ring_next(ptr: Value, depth: int) -> Value:
+    """The pointer after ``ptr`` in a ring of ``depth`` places (to be assigned to a signal of
+    ``ptr``'s width: a power-of-two ring wraps by truncation)."""
     if depth & (depth - 1) == 0:
         return ptr + 1       # wraps by itself
     return Mux(ptr == depth - 1, 0, ptr + 1)

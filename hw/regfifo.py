@@ -35,10 +35,12 @@ endpoint, 900 LUT-RAM write enables).
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, Value
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
+from openslb.hw.packetbuf import ring_next
 
 __all__ = ["RegisteredFifo", "READ_SLICE"]
 
@@ -113,9 +115,9 @@ class RegisteredFifo(wiring.Component):
             self.level.eq(s_level + full[0] + full[1]),
         ]
         with m.If(write):
-            m.d.sync += produce.eq(_next_slot(produce, s_depth))
+            m.d.sync += produce.eq(ring_next(produce, s_depth))
         with m.If(fill):
-            m.d.sync += consume.eq(_next_slot(consume, s_depth))
+            m.d.sync += consume.eq(ring_next(consume, s_depth))
         # (the flags' next states from the level's compares and the two strobes, not from the
         # level's next value: a sum and a compare in a row were seven LUTs)
         m.d.sync += s_level.eq(s_level + write - fill)
@@ -135,10 +137,3 @@ class RegisteredFifo(wiring.Component):
         with m.If(pop):
             m.d.sync += [head.eq(~head)] + [sel.eq(~sel) for sel in selects]
         return m
-
-
-def _next_slot(slot: Value, depth: int) -> Value:
-    """The storage slot after ``slot`` in a ring of ``depth``."""
-    if depth & (depth - 1) == 0:
-        return (slot + 1)[:len(slot)]
-    return Mux(slot == depth - 1, 0, slot + 1)
