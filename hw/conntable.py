@@ -45,10 +45,10 @@ live (age within its timeout; registered per timeout kind and ORed here); ``A + 
 the real, the victim way and the bucket with its dead ways cleared.  The update is registered,
 merged into the bucket the next cycle and written the one after (``U + 2``), before the next
 lookup's data is used (``U + 3`` at the earliest): a flow learned by one frame is seen by the
-very next one.  The update is merged into
-the bucket as read, dead ways and all, unless a scrub of the same bucket wrote between the read
-and the update (the scrub of the lookup's first step, or an idle one just before): then into the
-scrub's cleaned bucket, so that the update never brings back what the scrub cleared.  A scrub writes at ``S + 6``.
+very next one.  The update is merged into the bucket as read, dead ways and all, unless a scrub
+of the same bucket wrote between the read and the update (the scrub of the lookup's first step,
+or an idle one just before): then into the scrub's cleaned bucket, so that the update never
+brings back what the scrub cleared.  A scrub writes at ``S + 6``.
 Writes are at least 3 cycles apart (a lookup's at ``A + 10``, a scrub's at ``A + 7`` when it
 runs inside the lookup, at ``S + 6`` in idle cycles), which is what makes forwarding the one last
 write enough.

@@ -27,9 +27,9 @@ in registers of its own) and registers the compares in parts (the IP's halves, t
 the port); stage 2 ANDs the parts and registers the lowest match, one-hot; stage 3 registers
 what it says (its index, group, client persistence, NAT mode and VIP_RPORT), an AND-OR of the
 entries' settings, so the user (the parser, which completes its record with them in its output
-stage) starts from registers.  (A tree of pairs that found the
-lowest match and picked its settings at once, in stage 3, was seven LUTs with three nets of 25
-loads: 9.42 ns at 862b882, seed 1, and 10.20 at seed 2.)  The rules are the model's
+stage) starts from registers.  (A tree of pairs that found the lowest match and picked its
+settings at once, in stage 3, was seven LUTs with three nets of 25 loads: 9.42 ns at 862b882,
+seed 1, and 10.20 at seed 2.)  The rules are the model's
 :meth:`~openslb.model.pipeline.Appliance.match_vip`.
 
 Latency 3 enabled cycles behind the user's register (stage 0 is loaded with it), one frame per
